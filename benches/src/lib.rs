@@ -1,0 +1,1 @@
+//! Footfall benchmark support (the criterion suites live in `benches/`).

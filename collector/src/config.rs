@@ -1,0 +1,154 @@
+//! Command-line flags and `FOOTFALL_*` environment variables: every option is both.
+//!
+//! Parsing lives in the library (not the binary) so that tests start collectors with the same
+//! options a user would type.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::hit::client_ip::TrustedProxies;
+
+#[derive(Debug, Parser)]
+#[command(name = "footfall-collector", version, about = "Footfall's collector: answers tracking hits and writes them to ClickHouse")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options for `serve`, the default command.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default). Applies the schema first.
+    Serve(ServeArgs),
+    /// Apply the ClickHouse schema and exit.
+    Migrate(ClickHouseArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClickHouseArgs {
+    /// ClickHouse HTTP interface.
+    #[arg(long, env = "FOOTFALL_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    pub clickhouse_url: String,
+    /// Database that holds Footfall's tables.
+    #[arg(long, env = "FOOTFALL_CLICKHOUSE_DATABASE", default_value = "footfall")]
+    pub clickhouse_database: String,
+    #[arg(long, env = "FOOTFALL_CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+    #[arg(long, env = "FOOTFALL_CLICKHOUSE_PASSWORD", default_value = "", hide_env_values = true)]
+    pub clickhouse_password: String,
+    /// Days raw events, sealed IPs and identities are kept.
+    #[arg(long, env = "FOOTFALL_RETENTION_DAYS", default_value_t = 395, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retention_days: u32,
+}
+
+impl ClickHouseArgs {
+    /// A client for Footfall's database (LZ4-compressed RowBinary over HTTP).
+    pub fn client(&self) -> clickhouse::Client {
+        self.server_client().with_database(&self.clickhouse_database)
+    }
+
+    /// A client not bound to a database, for creating it.
+    pub fn server_client(&self) -> clickhouse::Client {
+        clickhouse::Client::default()
+            .with_url(&self.clickhouse_url)
+            .with_user(&self.clickhouse_user)
+            .with_password(&self.clickhouse_password)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+
+    /// Address to serve on.
+    #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Local state: key material in --dev.
+    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+    pub data_dir: PathBuf,
+    /// For a laptop: create missing keys in the data dir, drop the cookie's Secure attribute.
+    #[arg(long, env = "FOOTFALL_DEV")]
+    pub dev: bool,
+
+    /// Longest time a hit waits before its batch is written, in milliseconds.
+    #[arg(long, env = "FOOTFALL_FLUSH_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub flush_interval_ms: u64,
+    /// Most events in one insert.
+    #[arg(long, env = "FOOTFALL_BATCH_ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_rows: u64,
+    /// Most events held in memory waiting for the writer; past it hits are refused (and counted).
+    #[arg(long, env = "FOOTFALL_QUEUE_CAPACITY", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub queue_capacity: u64,
+    /// On shutdown, how long to keep retrying ClickHouse before giving up on unwritten events, in seconds.
+    #[arg(long, env = "FOOTFALL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
+    /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
+    #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Key for signed email-open tokens and customer links (at least 32 characters).
+    #[arg(long, env = "FOOTFALL_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Public key that seals client IPs: the key text, or a file holding it.
+    #[arg(long, env = "FOOTFALL_IP_PUBLIC_KEY")]
+    pub ip_public_key: Option<String>,
+
+    /// Days the visitor cookie lives.
+    #[arg(long, env = "FOOTFALL_COOKIE_MAX_AGE_DAYS", default_value_t = 395)]
+    pub cookie_max_age_days: u32,
+    /// SameSite attribute of the visitor cookie.
+    #[arg(long, env = "FOOTFALL_COOKIE_SAME_SITE", value_enum, default_value = "lax")]
+    pub cookie_same_site: SameSite,
+    /// Domain attribute of the visitor cookie (none: the collector's host only).
+    #[arg(long, env = "FOOTFALL_COOKIE_DOMAIN")]
+    pub cookie_domain: Option<String>,
+}
+
+impl ServeArgs {
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let cli = Cli::try_parse_from(["footfall-collector"]).unwrap();
+        assert!(cli.command.is_none(), "serve is the default");
+        let s = cli.serve;
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.clickhouse.clickhouse_database, "footfall");
+        assert_eq!(s.flush_interval_ms, 1000);
+        assert_eq!(s.clickhouse.retention_days, 395);
+        assert!(!s.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn flags_parse_for_serve_and_migrate() {
+        let cli = Cli::try_parse_from(["footfall-collector", "serve", "--dev", "--trusted-proxies", "10.0.0.0/8"]).unwrap();
+        let Some(Command::Serve(s)) = cli.command else { panic!("serve") };
+        assert!(s.dev);
+        assert!(s.trusted_proxies.contains("10.9.9.9".parse().unwrap()));
+        let cli = Cli::try_parse_from(["footfall-collector", "migrate", "--clickhouse-database", "x"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Migrate(c)) if c.clickhouse_database == "x"));
+        assert!(Cli::try_parse_from(["footfall-collector", "--trusted-proxies", "bogus"]).is_err());
+    }
+}

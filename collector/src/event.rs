@@ -1,0 +1,95 @@
+//! The event: one row of `footfall.events`, as the writer sends it to ClickHouse.
+//!
+//! Handlers build an [`Event`] from a parsed hit; the sink batches events and inserts them with
+//! RowBinary. Fields match the columns by name (the `clickhouse` crate checks names and types
+//! against the table before the first insert). The client IP appears only sealed
+//! (`ip_key_id` + `ip_sealed`) and as its anonymised network (`ip_prefix`).
+//!
+//! `Event` deliberately has no `Debug`: it holds visitor and customer ids, which must not reach
+//! logs.
+
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+/// What a row records.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Kind {
+    #[default]
+    Pageview,
+    Engagement,
+    EmailOpen,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Pageview, Kind::Engagement, Kind::EmailOpen];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pageview => "pageview",
+            Kind::Engagement => "engagement",
+            Kind::EmailOpen => "email_open",
+        }
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A client IP sealed by [`crate::sealer::Sealer`], stored as a ClickHouse `String`; empty when
+/// the hit must not identify anyone.
+#[derive(Clone, Default)]
+pub struct SealedIp(pub Option<[u8; footfall_seal::SEALED_IP_LEN]>);
+
+impl Serialize for SealedIp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0.as_ref().map_or(&[][..], |b| &b[..]))
+    }
+}
+
+#[derive(Clone, Default, clickhouse::Row, Serialize)]
+pub struct Event {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    /// Milliseconds since the Unix epoch (`DateTime64(3, 'UTC')`).
+    pub ts: i64,
+    pub site: String,
+    pub kind: Kind,
+    pub visitor_id: String,
+    pub pageview_id: String,
+    pub customer_id: String,
+    pub url: String,
+    pub host: String,
+    pub path: String,
+    pub title: String,
+    pub referrer: String,
+    pub referrer_host: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub utm_content: String,
+    pub dwell_ms: u32,
+    pub ip_key_id: u64,
+    pub ip_sealed: SealedIp,
+    pub ip_prefix: String,
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub browser: String,
+    pub os: String,
+    pub device: String,
+    pub is_bot: bool,
+    pub user_agent: String,
+    pub campaign: String,
+    pub recipient: String,
+}
+
+impl Event {
+    /// A new event of `kind` at `ts` (ms) with a fresh id; the caller fills in the rest.
+    pub fn new(kind: Kind, ts: i64) -> Self {
+        Self { event_id: Uuid::new_v4(), ts, kind, ..Self::default() }
+    }
+}

@@ -1,0 +1,9 @@
+//! From an HTTP request to a hit: the pure parsing of everything a tracking request carries.
+//!
+//! Nothing here does I/O or reads the clock; the handlers in [`crate::routes`] call these
+//! functions and turn the result into an [`crate::event::Event`].
+
+pub mod client_ip;
+pub mod page;
+pub mod query;
+pub mod visitor;

@@ -1,0 +1,24 @@
+//! Footfall's collector.
+//!
+//! A tracking hit travels one path, and the modules follow it:
+//!
+//! 1. [`server`] accepts the HTTP request and hands it to [`routes`];
+//! 2. [`routes`] parses it with [`hit`] (query, page URL, client IP, visitor cookie) into an
+//!    [`event::Event`], sealing the client IP with [`sealer`];
+//! 3. the event goes into the [`sink`]'s bounded queue and the client gets its answer at once;
+//! 4. the sink's writer batches events and inserts them into ClickHouse ([`schema`]).
+//!
+//! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing.
+
+pub mod config;
+pub mod event;
+pub mod hit;
+pub mod id;
+pub mod keys;
+pub mod metrics;
+pub mod response;
+pub mod routes;
+pub mod schema;
+pub mod sealer;
+pub mod server;
+pub mod sink;

@@ -1,0 +1,48 @@
+//! The `footfall-collector` binary: parses the command line and runs the command.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use footfall_collector::config::{Cli, Command};
+use footfall_collector::{schema, server};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => {
+            let dev = args.dev;
+            let collector = server::start(args).await?;
+            let addr = collector.local_addr();
+            tracing::info!(%addr, dev, "collector listening");
+            shutdown_signal().await?;
+            tracing::info!("shutting down: finishing requests and writing every accepted hit");
+            let report = collector.shutdown().await;
+            tracing::info!(rows_written = report.rows_written, rows_lost = report.rows_lost, "collector stopped");
+            if report.rows_lost > 0 {
+                anyhow::bail!("{} accepted hits could not be written to ClickHouse", report.rows_lost);
+            }
+        }
+        Command::Migrate(ch) => {
+            let applied = schema::migrate(&ch.server_client(), &ch.clickhouse_database, ch.retention_days)
+                .await
+                .context("applying the schema failed")?;
+            println!("schema of database {} is up to date (applied now: {applied:?})", ch.clickhouse_database);
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
+    }
+    Ok(())
+}

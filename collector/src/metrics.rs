@@ -1,0 +1,158 @@
+//! The collector's Prometheus metrics, served at `/metrics`.
+//!
+//! Each running collector owns its registry (no global state), so tests can run several
+//! collectors in one process. Hot-path counters are resolved once at start and then are plain
+//! atomic increments.
+
+use std::fmt;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::event::Kind;
+
+/// Why a hit was not accepted. Each has a label value on `footfall_hits_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    MissingSite,
+    BadSite,
+    MissingUrl,
+    BadUrl,
+    /// The in-memory queue to the writer was full.
+    Overloaded,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 5] =
+        [Rejection::MissingSite, Rejection::BadSite, Rejection::MissingUrl, Rejection::BadUrl, Rejection::Overloaded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::MissingSite => "missing_site",
+            Rejection::BadSite => "bad_site",
+            Rejection::MissingUrl => "missing_url",
+            Rejection::BadUrl => "bad_url",
+            Rejection::Overloaded => "overloaded",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabel {
+    field: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    accepted: [Counter; Kind::ALL.len()],
+    rejected: [Counter; Rejection::ALL.len()],
+    truncated: Family<FieldLabel, Counter>,
+    pub queue_depth: Gauge,
+    pub batches_written: Counter,
+    pub rows_written: Counter,
+    pub insert_retries: Counter,
+    pub insert_failures: Counter,
+    pub insert_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("footfall");
+        let accepted_family = Family::<KindLabel, Counter>::default();
+        let rejected_family = Family::<ReasonLabel, Counter>::default();
+        let truncated = Family::<FieldLabel, Counter>::default();
+        let queue_depth = Gauge::default();
+        let batches_written = Counter::default();
+        let rows_written = Counter::default();
+        let insert_retries = Counter::default();
+        let insert_failures = Counter::default();
+        let insert_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register("hits_accepted", "Hits accepted and queued for ClickHouse, by kind", accepted_family.clone());
+        registry.register("hits_rejected", "Hits not stored, by reason", rejected_family.clone());
+        registry.register("fields_truncated", "Fields cut to their length bound, by field", truncated.clone());
+        registry.register("queue_depth", "Events waiting in memory for the writer", queue_depth.clone());
+        registry.register("batches_written", "Batches inserted into ClickHouse", batches_written.clone());
+        registry.register("rows_written", "Events inserted into ClickHouse", rows_written.clone());
+        registry.register("insert_retries", "Inserts tried again after a failure", insert_retries.clone());
+        registry.register("insert_failures", "Inserts that failed (each is retried)", insert_failures.clone());
+        registry.register("insert_duration_seconds", "Time to insert one batch", insert_seconds.clone());
+        Self {
+            accepted: Kind::ALL.map(|k| accepted_family.get_or_create(&KindLabel { kind: k.as_str() }).clone()),
+            rejected: Rejection::ALL.map(|r| rejected_family.get_or_create(&ReasonLabel { reason: r.as_str() }).clone()),
+            registry,
+            truncated,
+            queue_depth,
+            batches_written,
+            rows_written,
+            insert_retries,
+            insert_failures,
+            insert_seconds,
+        }
+    }
+
+    pub fn accepted(&self, kind: Kind) {
+        self.accepted[kind as usize].inc();
+    }
+
+    pub fn rejected(&self, reason: Rejection) {
+        self.rejected[reason as usize].inc();
+    }
+
+    pub fn truncated(&self, field: &'static str) {
+        self.truncated.get_or_create(&FieldLabel { field }).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_up_by_label() {
+        let m = Metrics::new();
+        m.accepted(Kind::Pageview);
+        m.accepted(Kind::Pageview);
+        m.rejected(Rejection::BadUrl);
+        m.truncated("url");
+        let text = m.render();
+        assert!(text.contains(r#"footfall_hits_accepted_total{kind="pageview"} 2"#), "{text}");
+        assert!(text.contains(r#"footfall_hits_accepted_total{kind="engagement"} 0"#), "{text}");
+        assert!(text.contains(r#"footfall_hits_rejected_total{reason="bad_url"} 1"#), "{text}");
+        assert!(text.contains(r#"footfall_fields_truncated_total{field="url"} 1"#), "{text}");
+        assert!(text.contains("footfall_insert_duration_seconds_bucket"), "{text}");
+    }
+}

@@ -1,0 +1,35 @@
+//! The ClickHouse I/O of the sink: one batch, one insert (after the keys it needs).
+
+use std::time::Duration;
+
+use clickhouse::Client;
+
+use super::batch::Batch;
+use crate::sealer::KeyRow;
+
+/// Longest a single insert may take before it counts as failed and is retried.
+const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Stores `keys` and then `batch`. Keys go first so that no stored event refers to a key that
+/// is not stored; a key stored twice is harmless (`ip_keys` collapses by `key_id`).
+pub async fn insert_batch(client: &Client, keys: &[KeyRow], batch: &Batch) -> clickhouse::error::Result<()> {
+    if !keys.is_empty() {
+        let mut insert = client
+            .insert::<KeyRow>("ip_keys")
+            .await?
+            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
+        for key in keys {
+            insert.write(key).await?;
+        }
+        insert.end().await?;
+    }
+    let mut insert = client
+        .insert::<crate::event::Event>("events")
+        .await?
+        .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
+        .with_setting("insert_deduplication_token", batch.token.to_string());
+    for event in &batch.events {
+        insert.write(event).await?;
+    }
+    insert.end().await
+}

@@ -1,0 +1,238 @@
+//! Sealing of client IP addresses at rest.
+//!
+//! The collector must store every client IP so that a data subject can get a copy of their data,
+//! yet it must never be able to read an IP back. It therefore holds only a public key. Public-key
+//! operations are far too slow to do per hit, so sealing works in two layers:
+//!
+//! 1. An [`EpochKey`] is a random 256-bit data key made for a short epoch (a minute, say). It is
+//!    sealed once to the X25519 [`PublicKey`] (a libsodium-compatible sealed box) and that sealed
+//!    copy is stored beside the events (the `ip_keys` table), named by a random 64-bit key id.
+//! 2. Each IP is encrypted under the epoch's data key with XChaCha20-Poly1305 and a random nonce.
+//!    When the epoch ends, the collector drops the data key (it is zeroed on drop).
+//!
+//! Only the holder of the [`SecretKey`] (the aggregator's `subject` commands) can open a sealed
+//! data key ([`SecretKey::open_epoch_key`]) and with it the IPs ([`OpenedEpochKey::open_ip`]).
+//! Deleting an epoch's sealed key makes every IP sealed under it unreadable (crypto-shredding).
+//!
+//! Every IP is encrypted as 16 bytes (IPv4 as an IPv4-mapped IPv6 address) so that the
+//! ciphertext's length does not tell IPv4 from IPv6.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::Zeroizing;
+
+/// Length of a sealed IP: nonce, 16 bytes of address, authentication tag.
+pub const SEALED_IP_LEN: usize = NONCE_LEN + 16 + TAG_LEN;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+const KEY_LEN: usize = 32;
+
+/// What can go wrong when reading keys or opening sealed data.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("not a key: expected 32 bytes in base64 (as written by `footfall-aggregator keygen`)")]
+    BadKeyText,
+    #[error("the sealed data key could not be opened: wrong private key, or the data is damaged")]
+    BadSealedKey,
+    #[error("the sealed IP could not be opened: wrong epoch key, or the data is damaged")]
+    BadSealedIp,
+}
+
+/// The X25519 public key the collector seals epoch keys to.
+#[derive(Clone)]
+pub struct PublicKey(crypto_box::PublicKey);
+
+/// The X25519 private key that opens sealed epoch keys. Zeroed on drop.
+pub struct SecretKey(crypto_box::SecretKey);
+
+impl PublicKey {
+    /// Parses the base64 text form (surrounding whitespace is ignored).
+    pub fn from_text(text: &str) -> Result<Self, SealError> {
+        Ok(Self(crypto_box::PublicKey::from(*decode_key(text)?)))
+    }
+
+    /// The base64 text form.
+    pub fn to_text(&self) -> String {
+        BASE64.encode(self.0.as_bytes())
+    }
+}
+
+impl SecretKey {
+    /// Makes a new random key pair.
+    pub fn generate() -> Self {
+        Self(crypto_box::SecretKey::generate(&mut OsRng))
+    }
+
+    /// Parses the base64 text form (surrounding whitespace is ignored).
+    pub fn from_text(text: &str) -> Result<Self, SealError> {
+        Ok(Self(crypto_box::SecretKey::from(*decode_key(text)?)))
+    }
+
+    /// The base64 text form. Handle with care: this is the key that unseals every IP.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(BASE64.encode(self.0.to_bytes()))
+    }
+
+    /// The public half, for the collector.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.public_key())
+    }
+
+    /// Opens an epoch's sealed data key, as stored in the `ip_keys` table.
+    pub fn open_epoch_key(&self, sealed_key: &[u8]) -> Result<OpenedEpochKey, SealError> {
+        let key = Zeroizing::new(self.0.unseal(sealed_key).map_err(|_| SealError::BadSealedKey)?);
+        if key.len() != KEY_LEN {
+            return Err(SealError::BadSealedKey);
+        }
+        let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|_| SealError::BadSealedKey)?;
+        Ok(OpenedEpochKey { cipher })
+    }
+}
+
+/// A data key for one epoch, able to seal IPs. Holds the cipher, the key's id and its sealed copy.
+pub struct EpochKey {
+    id: u64,
+    cipher: XChaCha20Poly1305,
+    sealed_key: Vec<u8>,
+}
+
+impl EpochKey {
+    /// Makes a new random data key and seals it to `public_key`. Costs one X25519 operation.
+    pub fn generate(public_key: &PublicKey) -> Self {
+        let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+        let sealed_key = public_key
+            .0
+            .seal(&mut OsRng, key.as_slice())
+            .expect("sealing 32 bytes to a valid public key cannot fail");
+        Self {
+            id: rand::random::<u64>(),
+            cipher: XChaCha20Poly1305::new(&key),
+            sealed_key,
+        }
+    }
+
+    /// The random id that names this key in the `ip_keys` table and on every event it sealed.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The data key sealed to the public key: safe to store, useless without the private key.
+    pub fn sealed_key(&self) -> &[u8] {
+        &self.sealed_key
+    }
+
+    /// Encrypts one IP: [`SEALED_IP_LEN`] bytes of nonce, ciphertext and tag.
+    pub fn seal_ip(&self, ip: IpAddr) -> [u8; SEALED_IP_LEN] {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let plain = ip_bytes(ip);
+        let ciphertext = self
+            .cipher
+            .encrypt(&nonce, plain.as_slice())
+            .expect("XChaCha20-Poly1305 encryption of 16 bytes cannot fail");
+        let mut out = [0u8; SEALED_IP_LEN];
+        out[..NONCE_LEN].copy_from_slice(&nonce);
+        out[NONCE_LEN..].copy_from_slice(&ciphertext);
+        out
+    }
+}
+
+/// An epoch's data key opened with the private key: it can read IPs sealed under that epoch.
+pub struct OpenedEpochKey {
+    cipher: XChaCha20Poly1305,
+}
+
+impl OpenedEpochKey {
+    /// Decrypts a sealed IP made by [`EpochKey::seal_ip`].
+    pub fn open_ip(&self, sealed: &[u8]) -> Result<IpAddr, SealError> {
+        if sealed.len() != SEALED_IP_LEN {
+            return Err(SealError::BadSealedIp);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), ciphertext)
+            .map_err(|_| SealError::BadSealedIp)?;
+        let octets: [u8; 16] = plain.try_into().map_err(|_| SealError::BadSealedIp)?;
+        Ok(Ipv6Addr::from(octets).to_canonical())
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+fn decode_key(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, SealError> {
+    let bytes = Zeroizing::new(BASE64.decode(text.trim()).map_err(|_| SealError::BadKeyText)?);
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    if bytes.len() != KEY_LEN {
+        return Err(SealError::BadKeyText);
+    }
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_round_trips_through_seal_and_open() {
+        let secret = SecretKey::generate();
+        let epoch = EpochKey::generate(&secret.public_key());
+        let opened = secret.open_epoch_key(epoch.sealed_key()).unwrap();
+        for ip in ["203.0.113.7", "2001:db8::42", "::1", "0.0.0.0"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let sealed = epoch.seal_ip(ip);
+            assert_eq!(opened.open_ip(&sealed).unwrap(), ip);
+        }
+    }
+
+    #[test]
+    fn sealed_ip_hides_the_address_and_never_repeats() {
+        let epoch = EpochKey::generate(&SecretKey::generate().public_key());
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let (a, b) = (epoch.seal_ip(ip), epoch.seal_ip(ip));
+        assert_ne!(a, b, "a random nonce makes equal IPs look different");
+        let needle = [203u8, 0, 113, 7];
+        assert!(!a.windows(4).any(|w| w == needle));
+    }
+
+    #[test]
+    fn another_private_key_cannot_open_the_epoch_key() {
+        let epoch = EpochKey::generate(&SecretKey::generate().public_key());
+        let stranger = SecretKey::generate();
+        assert!(matches!(
+            stranger.open_epoch_key(epoch.sealed_key()),
+            Err(SealError::BadSealedKey)
+        ));
+    }
+
+    #[test]
+    fn tampered_sealed_ip_is_rejected() {
+        let secret = SecretKey::generate();
+        let epoch = EpochKey::generate(&secret.public_key());
+        let opened = secret.open_epoch_key(epoch.sealed_key()).unwrap();
+        let mut sealed = epoch.seal_ip("192.0.2.1".parse().unwrap());
+        sealed[SEALED_IP_LEN - 1] ^= 1;
+        assert!(matches!(opened.open_ip(&sealed), Err(SealError::BadSealedIp)));
+        assert!(matches!(opened.open_ip(&sealed[1..]), Err(SealError::BadSealedIp)));
+    }
+
+    #[test]
+    fn keys_round_trip_through_text() {
+        let secret = SecretKey::generate();
+        let again = SecretKey::from_text(&secret.to_text()).unwrap();
+        assert_eq!(again.public_key().to_text(), secret.public_key().to_text());
+        let public = PublicKey::from_text(&format!("  {}\n", secret.public_key().to_text())).unwrap();
+        assert_eq!(public.to_text(), secret.public_key().to_text());
+        assert!(matches!(PublicKey::from_text("c2hvcnQ="), Err(SealError::BadKeyText)));
+        assert!(matches!(PublicKey::from_text("not base64!"), Err(SealError::BadKeyText)));
+    }
+}
