@@ -12,7 +12,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::hit::client_ip::TrustedProxies;
 
 #[derive(Debug, Parser)]
-#[command(name = "footfall-collector", version, about = "Footfall's collector: answers tracking hits and writes them to ClickHouse")]
+#[command(
+    name = "footfall-collector",
+    version,
+    about = "Footfall's collector: answers tracking hits and writes them to ClickHouse"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,14 +37,23 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ClickHouseArgs {
     /// ClickHouse HTTP interface.
-    #[arg(long, env = "FOOTFALL_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    #[arg(
+        long,
+        env = "FOOTFALL_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:8123"
+    )]
     pub clickhouse_url: String,
     /// Database that holds Footfall's tables.
     #[arg(long, env = "FOOTFALL_CLICKHOUSE_DATABASE", default_value = "footfall")]
     pub clickhouse_database: String,
     #[arg(long, env = "FOOTFALL_CLICKHOUSE_USER", default_value = "default")]
     pub clickhouse_user: String,
-    #[arg(long, env = "FOOTFALL_CLICKHOUSE_PASSWORD", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FOOTFALL_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub clickhouse_password: String,
     /// Days raw events, sealed IPs and identities are kept.
     #[arg(long, env = "FOOTFALL_RETENTION_DAYS", default_value_t = 395, value_parser = clap::value_parser!(u32).range(1..=36500))]
@@ -50,7 +63,8 @@ pub struct ClickHouseArgs {
 impl ClickHouseArgs {
     /// A client for Footfall's database (LZ4-compressed RowBinary over HTTP).
     pub fn client(&self) -> clickhouse::Client {
-        self.server_client().with_database(&self.clickhouse_database)
+        self.server_client()
+            .with_database(&self.clickhouse_database)
     }
 
     /// A client not bound to a database, for creating it.
@@ -112,7 +126,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FOOTFALL_COOKIE_MAX_AGE_DAYS", default_value_t = 395)]
     pub cookie_max_age_days: u32,
     /// SameSite attribute of the visitor cookie.
-    #[arg(long, env = "FOOTFALL_COOKIE_SAME_SITE", value_enum, default_value = "lax")]
+    #[arg(
+        long,
+        env = "FOOTFALL_COOKIE_SAME_SITE",
+        value_enum,
+        default_value = "lax"
+    )]
     pub cookie_same_site: SameSite,
     /// Domain attribute of the visitor cookie (none: the collector's host only).
     #[arg(long, env = "FOOTFALL_COOKIE_DOMAIN")]
@@ -143,11 +162,26 @@ mod tests {
 
     #[test]
     fn flags_parse_for_serve_and_migrate() {
-        let cli = Cli::try_parse_from(["footfall-collector", "serve", "--dev", "--trusted-proxies", "10.0.0.0/8"]).unwrap();
-        let Some(Command::Serve(s)) = cli.command else { panic!("serve") };
+        let cli = Cli::try_parse_from([
+            "footfall-collector",
+            "serve",
+            "--dev",
+            "--trusted-proxies",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        let Some(Command::Serve(s)) = cli.command else {
+            panic!("serve")
+        };
         assert!(s.dev);
         assert!(s.trusted_proxies.contains("10.9.9.9".parse().unwrap()));
-        let cli = Cli::try_parse_from(["footfall-collector", "migrate", "--clickhouse-database", "x"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "footfall-collector",
+            "migrate",
+            "--clickhouse-database",
+            "x",
+        ])
+        .unwrap();
         assert!(matches!(cli.command, Some(Command::Migrate(c)) if c.clickhouse_database == "x"));
         assert!(Cli::try_parse_from(["footfall-collector", "--trusted-proxies", "bogus"]).is_err());
     }

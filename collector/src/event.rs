@@ -90,6 +90,11 @@ pub struct Event {
 impl Event {
     /// A new event of `kind` at `ts` (ms) with a fresh id; the caller fills in the rest.
     pub fn new(kind: Kind, ts: i64) -> Self {
-        Self { event_id: Uuid::new_v4(), ts, kind, ..Self::default() }
+        Self {
+            event_id: Uuid::new_v4(),
+            ts,
+            kind,
+            ..Self::default()
+        }
     }
 }

@@ -26,11 +26,20 @@ impl Id {
 
     /// The id of a UUID, for ids derived from another (a pixel hit's page view from its event id).
     pub fn from_uuid(uuid: Uuid) -> Self {
-        let mut n = uuid.as_u128();
+        // 128-bit division is a slow library call: split the number into base-62^10 chunks with
+        // two of them, then write each chunk's digits with cheap 64-bit arithmetic.
+        const CHUNK: u128 = 62u128.pow(10);
+        let n = uuid.as_u128();
+        let (high, low) = (n / CHUNK, (n % CHUNK) as u64);
+        let (top, middle) = ((high / CHUNK) as u64, (high % CHUNK) as u64);
         let mut out = [b'0'; ID_LEN];
-        for slot in out.iter_mut().rev() {
-            *slot = ALPHABET[(n % 62) as usize];
-            n /= 62;
+        let (head, tail) = out.split_at_mut(2);
+        let (mid, low_digits) = tail.split_at_mut(10);
+        for (mut rest, digits) in [(top, head), (middle, mid), (low, low_digits)] {
+            for slot in digits.iter_mut().rev() {
+                *slot = ALPHABET[(rest % 62) as usize];
+                rest /= 62;
+            }
         }
         Self(out)
     }
@@ -92,10 +101,22 @@ mod tests {
 
     #[test]
     fn encoding_is_fixed_width_base62() {
-        assert_eq!(Id::from_uuid(Uuid::from_u128(0)).as_str(), "0000000000000000000000");
-        assert_eq!(Id::from_uuid(Uuid::from_u128(61)).as_str(), "000000000000000000000z");
-        assert_eq!(Id::from_uuid(Uuid::from_u128(62)).as_str(), "0000000000000000000010");
-        assert_eq!(Id::from_uuid(Uuid::from_u128(u128::MAX)).as_str(), "7n42DGM5Tflk9n8mt7Fhc7");
+        assert_eq!(
+            Id::from_uuid(Uuid::from_u128(0)).as_str(),
+            "0000000000000000000000"
+        );
+        assert_eq!(
+            Id::from_uuid(Uuid::from_u128(61)).as_str(),
+            "000000000000000000000z"
+        );
+        assert_eq!(
+            Id::from_uuid(Uuid::from_u128(62)).as_str(),
+            "0000000000000000000010"
+        );
+        assert_eq!(
+            Id::from_uuid(Uuid::from_u128(u128::MAX)).as_str(),
+            "7n42DGM5Tflk9n8mt7Fhc7"
+        );
     }
 
     #[test]
@@ -103,9 +124,18 @@ mod tests {
         let good = Id::random().to_string();
         assert!(Id::parse(&good[1..]).is_none(), "too short");
         assert!(Id::parse(&format!("{good}0")).is_none(), "too long");
-        assert!(Id::parse(&good.replace(&good[..1], "-")).is_none(), "not base62");
-        assert!(Id::parse("zzzzzzzzzzzzzzzzzzzzzz").is_none(), "overflows 128 bits");
-        assert!(Id::parse("0000000000000000000000").is_none(), "not a v4 uuid");
+        assert!(
+            Id::parse(&good.replace(&good[..1], "-")).is_none(),
+            "not base62"
+        );
+        assert!(
+            Id::parse("zzzzzzzzzzzzzzzzzzzzzz").is_none(),
+            "overflows 128 bits"
+        );
+        assert!(
+            Id::parse("0000000000000000000000").is_none(),
+            "not a v4 uuid"
+        );
         assert!(Id::parse(&Id::from_uuid(Uuid::from_u128(u128::MAX)).to_string()).is_none());
         assert!(Id::parse("").is_none());
         assert!(Id::parse("ÄÄÄÄÄÄÄÄÄÄÄ").is_none(), "22 bytes but not ASCII");

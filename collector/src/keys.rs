@@ -28,9 +28,18 @@ pub enum KeyError {
     #[error(
         "no {what}: pass --{flag} (or FOOTFALL_{env}), put one in {path}, or run with --dev on a laptop to create one"
     )]
-    Missing { what: &'static str, flag: &'static str, env: &'static str, path: PathBuf },
+    Missing {
+        what: &'static str,
+        flag: &'static str,
+        env: &'static str,
+        path: PathBuf,
+    },
     #[error("{what} in {source_name} is not usable: {reason}")]
-    Bad { what: &'static str, source_name: String, reason: String },
+    Bad {
+        what: &'static str,
+        source_name: String,
+        reason: String,
+    },
     #[error("could not {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -47,8 +56,16 @@ pub struct Keys {
 }
 
 /// Resolves the collector's keys: option, else data dir, else (with `dev`) a new one there.
-pub fn load(data_dir: &Path, secret: Option<&str>, ip_public_key: Option<&str>, dev: bool) -> Result<Keys, KeyError> {
-    Ok(Keys { secret: load_secret(data_dir, secret, dev)?, ip_public_key: load_ip_public_key(data_dir, ip_public_key, dev)? })
+pub fn load(
+    data_dir: &Path,
+    secret: Option<&str>,
+    ip_public_key: Option<&str>,
+    dev: bool,
+) -> Result<Keys, KeyError> {
+    Ok(Keys {
+        secret: load_secret(data_dir, secret, dev)?,
+        ip_public_key: load_ip_public_key(data_dir, ip_public_key, dev)?,
+    })
 }
 
 pub fn load_secret(data_dir: &Path, given: Option<&str>, dev: bool) -> Result<Vec<u8>, KeyError> {
@@ -64,7 +81,12 @@ pub fn load_secret(data_dir: &Path, given: Option<&str>, dev: bool) -> Result<Ve
             (text, path.display().to_string())
         }
         None => {
-            return Err(KeyError::Missing { what: "secret", flag: "secret", env: "SECRET", path });
+            return Err(KeyError::Missing {
+                what: "secret",
+                flag: "secret",
+                env: "SECRET",
+                path,
+            });
         }
     };
     let text = text.trim();
@@ -78,10 +100,18 @@ pub fn load_secret(data_dir: &Path, given: Option<&str>, dev: bool) -> Result<Ve
     Ok(text.as_bytes().to_vec())
 }
 
-pub fn load_ip_public_key(data_dir: &Path, given: Option<&str>, dev: bool) -> Result<PublicKey, KeyError> {
+pub fn load_ip_public_key(
+    data_dir: &Path,
+    given: Option<&str>,
+    dev: bool,
+) -> Result<PublicKey, KeyError> {
     let path = data_dir.join(IP_PUBLIC_FILE);
     let bad = |source_name: String| {
-        move |e: footfall_seal::SealError| KeyError::Bad { what: "the IP public key", source_name, reason: e.to_string() }
+        move |e: footfall_seal::SealError| KeyError::Bad {
+            what: "the IP public key",
+            source_name,
+            reason: e.to_string(),
+        }
     };
     match given {
         Some(text) => match PublicKey::from_text(text) {
@@ -91,9 +121,16 @@ pub fn load_ip_public_key(data_dir: &Path, given: Option<&str>, dev: bool) -> Re
             }
             Err(e) => Err(bad("FOOTFALL_IP_PUBLIC_KEY".to_owned())(e)),
         },
-        None if path.exists() => PublicKey::from_text(&read(&path)?).map_err(bad(path.display().to_string())),
+        None if path.exists() => {
+            PublicKey::from_text(&read(&path)?).map_err(bad(path.display().to_string()))
+        }
         None if dev => Ok(write_key_pair(data_dir)?.public_key()),
-        None => Err(KeyError::Missing { what: "IP public key", flag: "ip-public-key", env: "IP_PUBLIC_KEY", path }),
+        None => Err(KeyError::Missing {
+            what: "IP public key",
+            flag: "ip-public-key",
+            env: "IP_PUBLIC_KEY",
+            path,
+        }),
     }
 }
 
@@ -101,12 +138,20 @@ pub fn load_ip_public_key(data_dir: &Path, given: Option<&str>, dev: bool) -> Re
 pub fn write_key_pair(dir: &Path) -> Result<SecretKey, KeyError> {
     let secret = SecretKey::generate();
     write_private(&dir.join(IP_PRIVATE_FILE), &secret.to_text())?;
-    write_file(&dir.join(IP_PUBLIC_FILE), &secret.public_key().to_text(), 0o644)?;
+    write_file(
+        &dir.join(IP_PUBLIC_FILE),
+        &secret.public_key().to_text(),
+        0o644,
+    )?;
     Ok(secret)
 }
 
 fn read(path: &Path) -> Result<String, KeyError> {
-    fs::read_to_string(path).map_err(|source| KeyError::Io { action: "read", path: path.to_owned(), source })
+    fs::read_to_string(path).map_err(|source| KeyError::Io {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), KeyError> {
@@ -114,7 +159,13 @@ fn write_private(path: &Path, text: &str) -> Result<(), KeyError> {
 }
 
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), KeyError> {
-    let io = |action| move |source| KeyError::Io { action, path: path.to_owned(), source };
+    let io = |action| {
+        move |source| KeyError::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    };
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io("create the folder of"))?;
     }
@@ -143,12 +194,19 @@ mod tests {
         let again = load(&dir, None, None, false).unwrap();
         assert_eq!(first.secret, again.secret);
         assert_eq!(first.ip_public_key.to_text(), again.ip_public_key.to_text());
-        let private = SecretKey::from_text(&fs::read_to_string(dir.join(IP_PRIVATE_FILE)).unwrap()).unwrap();
-        assert_eq!(private.public_key().to_text(), first.ip_public_key.to_text());
+        let private =
+            SecretKey::from_text(&fs::read_to_string(dir.join(IP_PRIVATE_FILE)).unwrap()).unwrap();
+        assert_eq!(
+            private.public_key().to_text(),
+            first.ip_public_key.to_text()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.join(IP_PRIVATE_FILE)).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.join(IP_PRIVATE_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         fs::remove_dir_all(dir).unwrap();
@@ -159,7 +217,10 @@ mod tests {
         let dir = temp_dir();
         let err = load(&dir, None, None, false).err().unwrap().to_string();
         assert!(err.contains("--secret") && err.contains("--dev"), "{err}");
-        let err = load(&dir, Some(&"s".repeat(40)), None, false).err().unwrap().to_string();
+        let err = load(&dir, Some(&"s".repeat(40)), None, false)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("--ip-public-key"), "{err}");
         assert!(load_secret(&dir, Some("short"), false).is_err());
         fs::remove_dir_all(dir).unwrap();
@@ -171,9 +232,19 @@ mod tests {
         let pair = write_key_pair(&dir).unwrap();
         let text = pair.public_key().to_text();
         let other = temp_dir();
-        assert_eq!(load_ip_public_key(&other, Some(&text), false).unwrap().to_text(), text);
+        assert_eq!(
+            load_ip_public_key(&other, Some(&text), false)
+                .unwrap()
+                .to_text(),
+            text
+        );
         let file = dir.join(IP_PUBLIC_FILE).display().to_string();
-        assert_eq!(load_ip_public_key(&other, Some(&file), false).unwrap().to_text(), text);
+        assert_eq!(
+            load_ip_public_key(&other, Some(&file), false)
+                .unwrap()
+                .to_text(),
+            text
+        );
         assert!(load_ip_public_key(&other, Some("garbage"), false).is_err());
         fs::remove_dir_all(dir).unwrap();
         fs::remove_dir_all(other).unwrap();

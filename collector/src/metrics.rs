@@ -27,8 +27,13 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] =
-        [Rejection::MissingSite, Rejection::BadSite, Rejection::MissingUrl, Rejection::BadUrl, Rejection::Overloaded];
+    pub const ALL: [Rejection; 5] = [
+        Rejection::MissingSite,
+        Rejection::BadSite,
+        Rejection::MissingUrl,
+        Rejection::BadUrl,
+        Rejection::Overloaded,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,18 +98,62 @@ impl Metrics {
         let insert_retries = Counter::default();
         let insert_failures = Counter::default();
         let insert_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        registry.register("hits_accepted", "Hits accepted and queued for ClickHouse, by kind", accepted_family.clone());
-        registry.register("hits_rejected", "Hits not stored, by reason", rejected_family.clone());
-        registry.register("fields_truncated", "Fields cut to their length bound, by field", truncated.clone());
-        registry.register("queue_depth", "Events waiting in memory for the writer", queue_depth.clone());
-        registry.register("batches_written", "Batches inserted into ClickHouse", batches_written.clone());
-        registry.register("rows_written", "Events inserted into ClickHouse", rows_written.clone());
-        registry.register("insert_retries", "Inserts tried again after a failure", insert_retries.clone());
-        registry.register("insert_failures", "Inserts that failed (each is retried)", insert_failures.clone());
-        registry.register("insert_duration_seconds", "Time to insert one batch", insert_seconds.clone());
+        registry.register(
+            "hits_accepted",
+            "Hits accepted and queued for ClickHouse, by kind",
+            accepted_family.clone(),
+        );
+        registry.register(
+            "hits_rejected",
+            "Hits not stored, by reason",
+            rejected_family.clone(),
+        );
+        registry.register(
+            "fields_truncated",
+            "Fields cut to their length bound, by field",
+            truncated.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events waiting in memory for the writer",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "batches_written",
+            "Batches inserted into ClickHouse",
+            batches_written.clone(),
+        );
+        registry.register(
+            "rows_written",
+            "Events inserted into ClickHouse",
+            rows_written.clone(),
+        );
+        registry.register(
+            "insert_retries",
+            "Inserts tried again after a failure",
+            insert_retries.clone(),
+        );
+        registry.register(
+            "insert_failures",
+            "Inserts that failed (each is retried)",
+            insert_failures.clone(),
+        );
+        registry.register(
+            "insert_duration_seconds",
+            "Time to insert one batch",
+            insert_seconds.clone(),
+        );
         Self {
-            accepted: Kind::ALL.map(|k| accepted_family.get_or_create(&KindLabel { kind: k.as_str() }).clone()),
-            rejected: Rejection::ALL.map(|r| rejected_family.get_or_create(&ReasonLabel { reason: r.as_str() }).clone()),
+            accepted: Kind::ALL.map(|k| {
+                accepted_family
+                    .get_or_create(&KindLabel { kind: k.as_str() })
+                    .clone()
+            }),
+            rejected: Rejection::ALL.map(|r| {
+                rejected_family
+                    .get_or_create(&ReasonLabel { reason: r.as_str() })
+                    .clone()
+            }),
             registry,
             truncated,
             queue_depth,
@@ -149,10 +198,25 @@ mod tests {
         m.rejected(Rejection::BadUrl);
         m.truncated("url");
         let text = m.render();
-        assert!(text.contains(r#"footfall_hits_accepted_total{kind="pageview"} 2"#), "{text}");
-        assert!(text.contains(r#"footfall_hits_accepted_total{kind="engagement"} 0"#), "{text}");
-        assert!(text.contains(r#"footfall_hits_rejected_total{reason="bad_url"} 1"#), "{text}");
-        assert!(text.contains(r#"footfall_fields_truncated_total{field="url"} 1"#), "{text}");
-        assert!(text.contains("footfall_insert_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains(r#"footfall_hits_accepted_total{kind="pageview"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"footfall_hits_accepted_total{kind="engagement"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"footfall_hits_rejected_total{reason="bad_url"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"footfall_fields_truncated_total{field="url"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("footfall_insert_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -37,7 +37,9 @@ pub struct App {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl App {
@@ -50,7 +52,8 @@ impl App {
         };
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = response::json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            r.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allowed));
             return r;
         }
         match path {
@@ -73,7 +76,9 @@ impl App {
             Ok(event) => {
                 if self.queue.push(event).is_ok() {
                     self.metrics.accepted(Kind::Pageview);
-                    answer.headers_mut().insert(SET_COOKIE, self.cookie.header(&visitor.id));
+                    answer
+                        .headers_mut()
+                        .insert(SET_COOKIE, self.cookie.header(&visitor.id));
                 } else {
                     self.metrics.rejected(Rejection::Overloaded);
                 }
@@ -86,14 +91,28 @@ impl App {
         answer
     }
 
-    fn pageview<B>(&self, req: &Request<B>, peer: SocketAddr, visitor: &Visitor) -> Result<Event, Rejection> {
+    fn pageview<B>(
+        &self,
+        req: &Request<B>,
+        peer: SocketAddr,
+        visitor: &Visitor,
+    ) -> Result<Event, Rejection> {
         let query = PixelQuery::parse(req.uri().query().unwrap_or_default());
         let site = query.site.as_deref().ok_or(Rejection::MissingSite)?;
         if !valid_site(site) {
             return Err(Rejection::BadSite);
         }
-        let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-        let raw_url = query.url.as_deref().filter(|u| !u.is_empty()).or_else(|| header(REFERER)).unwrap_or_default();
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let raw_url = query
+            .url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .or_else(|| header(REFERER))
+            .unwrap_or_default();
         let page = Page::parse(raw_url).map_err(|e| match e {
             PageError::Missing => Rejection::MissingUrl,
             PageError::NotHttp => Rejection::BadUrl,
@@ -104,8 +123,15 @@ impl App {
         event.pageview_id = Id::from_uuid(event.event_id).to_string();
         self.stamp(&mut event, req, peer, visitor, now);
         let mut truncated = page.truncated;
-        let referrer = Referrer::parse(query.referrer.as_deref().unwrap_or_default(), &mut truncated);
-        event.title = bounded(query.title.as_deref().unwrap_or_default(), TITLE_MAX, &mut truncated);
+        let referrer = Referrer::parse(
+            query.referrer.as_deref().unwrap_or_default(),
+            &mut truncated,
+        );
+        event.title = bounded(
+            query.title.as_deref().unwrap_or_default(),
+            TITLE_MAX,
+            &mut truncated,
+        );
         if truncated {
             self.metrics.truncated("page");
         }
@@ -124,16 +150,30 @@ impl App {
     }
 
     /// Fills in who sent a hit: visitor id, sealed IP and its network, user agent.
-    fn stamp<B>(&self, event: &mut Event, req: &Request<B>, peer: SocketAddr, visitor: &Visitor, now: i64) {
+    fn stamp<B>(
+        &self,
+        event: &mut Event,
+        req: &Request<B>,
+        peer: SocketAddr,
+        visitor: &Visitor,
+        now: i64,
+    ) {
         let ip = self.trusted_proxies.client_ip(peer.ip(), req.headers());
         let (key_id, sealed) = self.sealer.seal(ip, now);
         event.visitor_id = visitor.id.to_string();
         event.ip_key_id = key_id;
         event.ip_sealed.0 = Some(sealed);
         event.ip_prefix = network_prefix(ip);
-        let ua = req.headers().get(USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let ua = req
+            .headers()
+            .get(USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
         let mut truncated = false;
-        event.user_agent = bounded(ua.as_deref().unwrap_or_default(), USER_AGENT_MAX, &mut truncated);
+        event.user_agent = bounded(
+            ua.as_deref().unwrap_or_default(),
+            USER_AGENT_MAX,
+            &mut truncated,
+        );
         if truncated {
             self.metrics.truncated("user_agent");
         }
@@ -142,16 +182,28 @@ impl App {
     /// `GET /readyz`: 200 while hits are being stored, 503 with the reason otherwise.
     fn readiness(&self) -> Response<Body> {
         if !self.health.is_healthy() {
-            return response::text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "clickhouse: last insert failed\n");
+            return response::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "clickhouse: last insert failed\n",
+            );
         }
         if self.queue.depth() >= self.queue.capacity() {
-            return response::text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "queue full\n");
+            return response::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "queue full\n",
+            );
         }
         response::text(StatusCode::OK, "text/plain", "ready\n")
     }
 
     fn metrics_text(&self) -> Response<Body> {
         self.metrics.queue_depth.set(self.queue.depth() as i64);
-        response::text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
+        response::text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            self.metrics.render(),
+        )
     }
 }

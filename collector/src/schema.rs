@@ -79,7 +79,8 @@ ORDER BY key_id",
 
 /// Tables whose TTL follows the retention period: (table, time column, extra days). An epoch key
 /// outlives the events sealed under it by a day, so no stored event ever lacks its key.
-const RETENTION: &[(&str, &str, u32)] = &[("events", "toDateTime(ts)", 0), ("ip_keys", "created", 1)];
+const RETENTION: &[(&str, &str, u32)] =
+    &[("events", "toDateTime(ts)", 0), ("ip_keys", "created", 1)];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -100,8 +101,16 @@ fn ch(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> Schem
 
 /// Creates the database and applies every migration not yet recorded, then the retention TTLs.
 /// Returns the versions it applied.
-pub async fn migrate(client: &Client, database: &str, retention_days: u32) -> Result<Vec<u32>, SchemaError> {
-    if database.is_empty() || !database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+pub async fn migrate(
+    client: &Client,
+    database: &str,
+    retention_days: u32,
+) -> Result<Vec<u32>, SchemaError> {
+    if database.is_empty()
+        || !database
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err(SchemaError::BadDatabaseName(database.to_owned()));
     }
     let render = |sql: &str| sql.replace("{db}", database);
@@ -120,7 +129,9 @@ pub async fn migrate(client: &Client, database: &str, retention_days: u32) -> Re
         .await
         .map_err(ch("create schema_migrations"))?;
     let applied: Vec<u32> = client
-        .query(&render("SELECT version FROM {db}.schema_migrations FINAL WHERE component = ?"))
+        .query(&render(
+            "SELECT version FROM {db}.schema_migrations FINAL WHERE component = ?",
+        ))
         .bind(COMPONENT)
         .fetch_all()
         .await
@@ -132,10 +143,15 @@ pub async fn migrate(client: &Client, database: &str, retention_days: u32) -> Re
                 .query(&render(statement))
                 .execute()
                 .await
-                .map_err(ch(format!("apply migration {} ({})", migration.version, migration.name)))?;
+                .map_err(ch(format!(
+                    "apply migration {} ({})",
+                    migration.version, migration.name
+                )))?;
         }
         client
-            .query(&render("INSERT INTO {db}.schema_migrations (component, version, name) VALUES (?, ?, ?)"))
+            .query(&render(
+                "INSERT INTO {db}.schema_migrations (component, version, name) VALUES (?, ?, ?)",
+            ))
             .bind(COMPONENT)
             .bind(migration.version)
             .bind(migration.name)
@@ -151,7 +167,11 @@ pub async fn migrate(client: &Client, database: &str, retention_days: u32) -> Re
 /// Sets each table's TTL to the configured retention where it differs. Changing a TTL does not
 /// rewrite existing parts at once (`materialize_ttl_after_modify = 0`): expired rows go as
 /// parts merge, and `footfall-aggregator retention` enforces it immediately.
-async fn apply_retention(client: &Client, database: &str, retention_days: u32) -> Result<(), SchemaError> {
+async fn apply_retention(
+    client: &Client,
+    database: &str,
+    retention_days: u32,
+) -> Result<(), SchemaError> {
     for (table, column, extra_days) in RETENTION {
         let days = retention_days + extra_days;
         let create: String = client

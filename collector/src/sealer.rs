@@ -79,14 +79,25 @@ impl Sealer {
         unsaved.extend(newer);
     }
 
-    fn make_epoch(public_key: &PublicKey, epoch_ms: i64, now_ms: i64, unsaved: &Mutex<Vec<KeyRow>>) -> Epoch {
+    fn make_epoch(
+        public_key: &PublicKey,
+        epoch_ms: i64,
+        now_ms: i64,
+        unsaved: &Mutex<Vec<KeyRow>>,
+    ) -> Epoch {
         let key = EpochKey::generate(public_key);
-        unsaved.lock().unwrap_or_else(|e| e.into_inner()).push(KeyRow {
-            key_id: key.id(),
-            created: u32::try_from(now_ms.div_euclid(1000)).unwrap_or(u32::MAX),
-            sealed_key: key.sealed_key().to_vec(),
-        });
-        Epoch { key, ends_at_ms: (now_ms.div_euclid(epoch_ms) + 1) * epoch_ms }
+        unsaved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(KeyRow {
+                key_id: key.id(),
+                created: u32::try_from(now_ms.div_euclid(1000)).unwrap_or(u32::MAX),
+                sealed_key: key.sealed_key().to_vec(),
+            });
+        Epoch {
+            key,
+            ends_at_ms: (now_ms.div_euclid(epoch_ms) + 1) * epoch_ms,
+        }
     }
 }
 
@@ -106,7 +117,10 @@ mod tests {
         assert_eq!(a, b, "same epoch, same key");
         assert_ne!(b, c, "a new minute, a new key");
         let rows = sealer.take_unsaved();
-        assert_eq!(rows.iter().map(|r| r.key_id).collect::<Vec<_>>(), vec![a, c]);
+        assert_eq!(
+            rows.iter().map(|r| r.key_id).collect::<Vec<_>>(),
+            vec![a, c]
+        );
         assert_eq!(rows[1].created, 180);
         assert!(sealer.take_unsaved().is_empty());
         let opened = secret.open_epoch_key(&rows[1].sealed_key).unwrap();

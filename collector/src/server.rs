@@ -39,7 +39,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error(transparent)]
     Keys(#[from] KeyError),
-    #[error("{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)")]
+    #[error(
+        "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
+    )]
     Schema(#[from] SchemaError),
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -76,17 +78,35 @@ impl Collector {
 
 /// Starts a collector as configured by `args`.
 pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
-    let keys = keys::load(&args.data_dir, args.secret.as_deref(), args.ip_public_key.as_deref(), args.dev)?;
+    let keys = keys::load(
+        &args.data_dir,
+        args.secret.as_deref(),
+        args.ip_public_key.as_deref(),
+        args.dev,
+    )?;
     let ch = &args.clickhouse;
-    schema::migrate(&ch.server_client(), &ch.clickhouse_database, ch.retention_days).await?;
-    let listener = TcpListener::bind(args.listen).await.map_err(|source| StartError::Bind { addr: args.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen, source })?;
+    schema::migrate(
+        &ch.server_client(),
+        &ch.clickhouse_database,
+        ch.retention_days,
+    )
+    .await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: args.listen,
+        source,
+    })?;
 
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(WriterHealth::default());
     health.set(true);
     let sealer = Arc::new(Sealer::new(keys.ip_public_key, KEY_EPOCH_MS, now_ms()));
-    let (queue, rx) = Queue::bounded(args.queue_capacity as usize);
+    let queue = Queue::bounded(args.queue_capacity as usize);
     let (writer_stop, writer_stop_rx) = watch::channel(false);
     let writer = Writer {
         client: ch.client(),
@@ -99,7 +119,7 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         },
     };
-    let writer = tokio::spawn(writer.run(rx, writer_stop_rx));
+    let writer = tokio::spawn(writer.run(queue.clone(), writer_stop_rx));
 
     let app = Arc::new(App {
         cookie: CookieWriter::new(&CookiePolicy {
@@ -124,13 +144,20 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         let _ = writer_stop.send(true);
         writer.await.expect("the writer task does not panic")
     });
-    Ok(Collector { addr, stop, task, metrics })
+    Ok(Collector {
+        addr,
+        stop,
+        task,
+        metrics,
+    })
 }
 
 /// Accepts connections until `stop`, then waits for in-flight requests.
 async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {

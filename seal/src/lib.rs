@@ -84,11 +84,16 @@ impl SecretKey {
 
     /// Opens an epoch's sealed data key, as stored in the `ip_keys` table.
     pub fn open_epoch_key(&self, sealed_key: &[u8]) -> Result<OpenedEpochKey, SealError> {
-        let key = Zeroizing::new(self.0.unseal(sealed_key).map_err(|_| SealError::BadSealedKey)?);
+        let key = Zeroizing::new(
+            self.0
+                .unseal(sealed_key)
+                .map_err(|_| SealError::BadSealedKey)?,
+        );
         if key.len() != KEY_LEN {
             return Err(SealError::BadSealedKey);
         }
-        let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|_| SealError::BadSealedKey)?;
+        let cipher =
+            XChaCha20Poly1305::new_from_slice(&key).map_err(|_| SealError::BadSealedKey)?;
         Ok(OpenedEpochKey { cipher })
     }
 }
@@ -125,9 +130,11 @@ impl EpochKey {
         &self.sealed_key
     }
 
-    /// Encrypts one IP: [`SEALED_IP_LEN`] bytes of nonce, ciphertext and tag.
+    /// Encrypts one IP: [`SEALED_IP_LEN`] bytes of nonce, ciphertext and tag. The 192-bit nonce
+    /// is random, from the thread-local CSPRNG (ChaCha, seeded from the OS): a system call per
+    /// hit would cost more than the encryption.
     pub fn seal_ip(&self, ip: IpAddr) -> [u8; SEALED_IP_LEN] {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut rand::thread_rng());
         let plain = ip_bytes(ip);
         let ciphertext = self
             .cipher
@@ -169,7 +176,11 @@ fn ip_bytes(ip: IpAddr) -> [u8; 16] {
 }
 
 fn decode_key(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, SealError> {
-    let bytes = Zeroizing::new(BASE64.decode(text.trim()).map_err(|_| SealError::BadKeyText)?);
+    let bytes = Zeroizing::new(
+        BASE64
+            .decode(text.trim())
+            .map_err(|_| SealError::BadKeyText)?,
+    );
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     if bytes.len() != KEY_LEN {
         return Err(SealError::BadKeyText);
@@ -221,8 +232,14 @@ mod tests {
         let opened = secret.open_epoch_key(epoch.sealed_key()).unwrap();
         let mut sealed = epoch.seal_ip("192.0.2.1".parse().unwrap());
         sealed[SEALED_IP_LEN - 1] ^= 1;
-        assert!(matches!(opened.open_ip(&sealed), Err(SealError::BadSealedIp)));
-        assert!(matches!(opened.open_ip(&sealed[1..]), Err(SealError::BadSealedIp)));
+        assert!(matches!(
+            opened.open_ip(&sealed),
+            Err(SealError::BadSealedIp)
+        ));
+        assert!(matches!(
+            opened.open_ip(&sealed[1..]),
+            Err(SealError::BadSealedIp)
+        ));
     }
 
     #[test]
@@ -230,9 +247,16 @@ mod tests {
         let secret = SecretKey::generate();
         let again = SecretKey::from_text(&secret.to_text()).unwrap();
         assert_eq!(again.public_key().to_text(), secret.public_key().to_text());
-        let public = PublicKey::from_text(&format!("  {}\n", secret.public_key().to_text())).unwrap();
+        let public =
+            PublicKey::from_text(&format!("  {}\n", secret.public_key().to_text())).unwrap();
         assert_eq!(public.to_text(), secret.public_key().to_text());
-        assert!(matches!(PublicKey::from_text("c2hvcnQ="), Err(SealError::BadKeyText)));
-        assert!(matches!(PublicKey::from_text("not base64!"), Err(SealError::BadKeyText)));
+        assert!(matches!(
+            PublicKey::from_text("c2hvcnQ="),
+            Err(SealError::BadKeyText)
+        ));
+        assert!(matches!(
+            PublicKey::from_text("not base64!"),
+            Err(SealError::BadKeyText)
+        ));
     }
 }

@@ -56,7 +56,10 @@ impl TrustedProxies {
             .filter_map(|v| v.to_str().ok())
             .collect();
         if !forwarded.is_empty() {
-            let hops = forwarded.iter().flat_map(|v| v.split(',')).map(forwarded_for);
+            let hops = forwarded
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(forwarded_for);
             return self.rightmost_untrusted(peer, hops);
         }
         let hops = headers
@@ -102,7 +105,10 @@ pub fn network_prefix(ip: IpAddr) -> String {
 fn forwarded_for(element: &str) -> Option<IpAddr> {
     element.split(';').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
-        key.trim().eq_ignore_ascii_case("for").then(|| parse_node(value)).flatten()
+        key.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| parse_node(value))
+            .flatten()
     })
 }
 
@@ -143,8 +149,14 @@ mod tests {
     #[test]
     fn untrusted_peer_is_the_client_whatever_it_claims() {
         let spoof = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
-        assert_eq!(TrustedProxies::default().client_ip(ip("198.51.100.9"), &spoof), ip("198.51.100.9"));
-        assert_eq!(trusted("10.0.0.0/8").client_ip(ip("198.51.100.9"), &spoof), ip("198.51.100.9"));
+        assert_eq!(
+            TrustedProxies::default().client_ip(ip("198.51.100.9"), &spoof),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            trusted("10.0.0.0/8").client_ip(ip("198.51.100.9"), &spoof),
+            ip("198.51.100.9")
+        );
     }
 
     #[test]
@@ -159,7 +171,10 @@ mod tests {
         let t = trusted("10.0.0.0/8, 192.168.0.0/16");
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 192.168.1.1")]);
         assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("203.0.113.7"));
-        let split = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "203.0.113.7, 10.9.9.9")]);
+        let split = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.7, 10.9.9.9"),
+        ]);
         assert_eq!(t.client_ip(ip("10.0.0.1"), &split), ip("203.0.113.7"));
     }
 
@@ -167,7 +182,10 @@ mod tests {
     fn forwarded_header_is_preferred_and_parsed_per_rfc_7239() {
         let t = trusted("10.0.0.0/8");
         let h = headers(&[
-            ("forwarded", r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2"#),
+            (
+                "forwarded",
+                r#"for=6.6.6.6, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.2"#,
+            ),
             ("x-forwarded-for", "9.9.9.9"),
         ]);
         assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("2001:db8:cafe::17"));
@@ -204,14 +222,20 @@ mod tests {
     fn prefixes_keep_only_the_network() {
         assert_eq!(network_prefix(ip("203.0.113.77")), "203.0.113.0/24");
         assert_eq!(network_prefix(ip("2001:db8:1:2:3::9")), "2001:db8:1::/48");
-        assert_eq!(network_prefix(ip("::ffff:198.51.100.200")), "198.51.100.0/24");
+        assert_eq!(
+            network_prefix(ip("::ffff:198.51.100.200")),
+            "198.51.100.0/24"
+        );
     }
 
     #[test]
     fn proxy_lists_parse_and_reject_garbage() {
         assert!(trusted("").0.is_empty());
         assert_eq!(trusted("10.0.0.0/8,127.0.0.1 ::1").0.len(), 3);
-        assert!(trusted("10.1.2.3/8").contains(ip("10.200.0.1")), "host bits are dropped");
+        assert!(
+            trusted("10.1.2.3/8").contains(ip("10.200.0.1")),
+            "host bits are dropped"
+        );
         let err = "10.0.0.0/8,nope".parse::<TrustedProxies>().unwrap_err();
         assert!(err.to_string().contains("'nope'"));
     }

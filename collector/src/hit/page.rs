@@ -126,7 +126,10 @@ mod tests {
         .unwrap();
         assert_eq!(page.host, "shop.example.com");
         assert_eq!(page.path, "/a/b");
-        assert_eq!(page.url, "https://shop.example.com/a/b?utm_source=news&utm_medium=email&utm_campaign=spring%20sale&x=1");
+        assert_eq!(
+            page.url,
+            "https://shop.example.com/a/b?utm_source=news&utm_medium=email&utm_campaign=spring%20sale&x=1"
+        );
         assert_eq!(page.utm.source, "news");
         assert_eq!(page.utm.medium, "email");
         assert_eq!(page.utm.campaign, "spring sale");
@@ -165,7 +168,10 @@ mod tests {
         let r = Referrer::parse("https://www.google.com/search?q=x#top", &mut cut);
         assert_eq!(r.host, "www.google.com");
         assert_eq!(r.url, "https://www.google.com/search?q=x");
-        assert_eq!(Referrer::parse("android-app://com.example", &mut cut), Referrer::default());
+        assert_eq!(
+            Referrer::parse("android-app://com.example", &mut cut),
+            Referrer::default()
+        );
         assert_eq!(Referrer::parse("", &mut cut), Referrer::default());
         assert!(!cut);
     }

@@ -36,7 +36,9 @@ impl<'a> PixelQuery<'a> {
 /// usually domain names; the bound keeps junk out of the `site` column that every report reads.
 pub fn valid_site(site: &str) -> bool {
     (1..=128).contains(&site.len())
-        && site.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
 }
 
 #[cfg(test)]
@@ -45,7 +47,9 @@ mod tests {
 
     #[test]
     fn parses_and_decodes_known_parameters() {
-        let q = PixelQuery::parse("site=example.com&url=https%3A%2F%2Fexample.com%2Fa%3Fb%3D1&ref=https://r.example/&title=Hello+World&x=y");
+        let q = PixelQuery::parse(
+            "site=example.com&url=https%3A%2F%2Fexample.com%2Fa%3Fb%3D1&ref=https://r.example/&title=Hello+World&x=y",
+        );
         assert_eq!(q.site.as_deref(), Some("example.com"));
         assert_eq!(q.url.as_deref(), Some("https://example.com/a?b=1"));
         assert_eq!(q.referrer.as_deref(), Some("https://r.example/"));

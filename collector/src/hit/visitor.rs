@@ -23,8 +23,14 @@ impl Visitor {
     /// The id the browser sent in `ff_id`, if well formed; otherwise a new one.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         match returning_id(headers) {
-            Some(id) => Self { id, returning: true },
-            None => Self { id: Id::random(), returning: false },
+            Some(id) => Self {
+                id,
+                returning: true,
+            },
+            None => Self {
+                id: Id::random(),
+                returning: false,
+            },
         }
     }
 }
@@ -72,7 +78,10 @@ impl CookieWriter {
         }
         let template = cookie.to_string().into_bytes();
         let value_at = COOKIE_NAME.len() + 1;
-        debug_assert_eq!(&template[value_at..value_at + ID_LEN], placeholder.as_bytes());
+        debug_assert_eq!(
+            &template[value_at..value_at + ID_LEN],
+            placeholder.as_bytes()
+        );
         Self { template, value_at }
     }
 
@@ -97,7 +106,12 @@ mod tests {
     }
 
     fn policy() -> CookiePolicy {
-        CookiePolicy { max_age_days: 395, same_site: SameSite::Lax, domain: None, secure: true }
+        CookiePolicy {
+            max_age_days: 395,
+            same_site: SameSite::Lax,
+            domain: None,
+            secure: true,
+        }
     }
 
     #[test]
@@ -112,7 +126,14 @@ mod tests {
 
     #[test]
     fn forged_or_missing_ids_are_replaced() {
-        for cookie in ["", "ff_id=", "ff_id=admin", "ff_id=0000000000000000000000", "other=x", "ff_id"] {
+        for cookie in [
+            "",
+            "ff_id=",
+            "ff_id=admin",
+            "ff_id=0000000000000000000000",
+            "other=x",
+            "ff_id",
+        ] {
             let v = Visitor::from_headers(&headers(&[cookie]));
             assert!(!v.returning, "{cookie:?} must not be believed");
             assert_ne!(v.id.as_str(), "0000000000000000000000");

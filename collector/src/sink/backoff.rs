@@ -10,13 +10,20 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
-        Self { base, max, attempt: 0 }
+        Self {
+            base,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The next delay: uniformly random up to `base · 2^attempt`, never above `max`. Jitter
     /// keeps several collectors from hammering a recovering ClickHouse in step.
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.max);
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         ceiling.mul_f64(rand::random::<f64>().max(0.1))
     }
@@ -32,6 +39,9 @@ mod tests {
         let delays: Vec<_> = (0..30).map(|_| b.next_delay()).collect();
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(5)));
         assert!(delays[0] <= Duration::from_millis(100));
-        assert!(delays[20..].iter().any(|d| *d > Duration::from_millis(800)), "{delays:?}");
+        assert!(
+            delays[20..].iter().any(|d| *d > Duration::from_millis(800)),
+            "{delays:?}"
+        );
     }
 }

@@ -20,13 +20,18 @@ pub struct Batcher {
 impl Batcher {
     pub fn new(max_rows: usize) -> Self {
         let max_rows = max_rows.max(1);
-        Self { max_rows, events: Vec::with_capacity(max_rows) }
+        Self {
+            max_rows,
+            events: Vec::with_capacity(max_rows),
+        }
     }
 
     /// Adds `event`; returns the batch when this filled it.
     pub fn push(&mut self, event: Event) -> Option<Batch> {
         self.events.push(event);
-        (self.events.len() >= self.max_rows).then(|| self.take()).flatten()
+        (self.events.len() >= self.max_rows)
+            .then(|| self.take())
+            .flatten()
     }
 
     /// Whatever has been collected, if anything.
@@ -35,7 +40,10 @@ impl Batcher {
             return None;
         }
         let events = std::mem::replace(&mut self.events, Vec::with_capacity(self.max_rows));
-        Some(Batch { token: Uuid::new_v4(), events })
+        Some(Batch {
+            token: Uuid::new_v4(),
+            events,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -57,8 +65,13 @@ mod tests {
         let mut b = Batcher::new(3);
         assert!(b.push(Event::new(Kind::Pageview, 1)).is_none());
         assert!(b.push(Event::new(Kind::Pageview, 2)).is_none());
-        let first = b.push(Event::new(Kind::Pageview, 3)).expect("third event fills the batch");
-        assert_eq!(first.events.iter().map(|e| e.ts).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let first = b
+            .push(Event::new(Kind::Pageview, 3))
+            .expect("third event fills the batch");
+        assert_eq!(
+            first.events.iter().map(|e| e.ts).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert!(b.is_empty());
         b.push(Event::new(Kind::Pageview, 4));
         let rest = b.take().unwrap();

@@ -12,7 +12,11 @@ const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Stores `keys` and then `batch`. Keys go first so that no stored event refers to a key that
 /// is not stored; a key stored twice is harmless (`ip_keys` collapses by `key_id`).
-pub async fn insert_batch(client: &Client, keys: &[KeyRow], batch: &Batch) -> clickhouse::error::Result<()> {
+pub async fn insert_batch(
+    client: &Client,
+    keys: &[KeyRow],
+    batch: &Batch,
+) -> clickhouse::error::Result<()> {
     if !keys.is_empty() {
         let mut insert = client
             .insert::<KeyRow>("ip_keys")

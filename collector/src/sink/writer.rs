@@ -1,8 +1,8 @@
 //! The writer task: drains the queue into batches and stores each one in ClickHouse.
 //!
-//! A batch is written when it reaches `batch_rows` or when the flush interval ticks, so no hit
-//! waits longer than about one interval. A failed insert is retried with backoff; meanwhile new
-//! hits wait in the bounded queue. On shutdown the writer closes the queue, drains it, writes
+//! A batch is written when it reaches `batch_rows` or when its first event has waited one flush
+//! interval. A failed insert is retried with backoff; meanwhile new
+//! hits wait in the bounded queue. On shutdown the writer drains the queue, writes
 //! what is left and returns; if ClickHouse stays unreachable past the shutdown grace period, it
 //! reports how many events it could not store.
 
@@ -11,14 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clickhouse::Client;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::Queue;
 use super::backoff::Backoff;
 use super::batch::{Batch, Batcher};
 use super::insert::insert_batch;
-use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::sealer::Sealer;
+
+/// How often the writer looks for new events when the queue is quiet.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 pub struct WriterConfig {
     pub batch_rows: usize,
@@ -57,40 +60,44 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Runs until `shutdown` turns true and the queue is drained.
-    pub async fn run(self, mut rx: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) -> WriterReport {
+    /// Runs until `shutdown` turns true, then drains the queue and returns. The server stops
+    /// pushing before it signals shutdown, so nothing is pushed after the final drain.
+    pub async fn run(self, queue: Queue, mut shutdown: watch::Receiver<bool>) -> WriterReport {
         let mut batcher = Batcher::new(self.config.batch_rows);
-        let mut ticker = tokio::time::interval(self.config.flush_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report = WriterReport::default();
         let mut closing_since: Option<Instant> = None;
+        let mut flush_at = Instant::now();
         loop {
-            tokio::select! {
-                received = rx.recv() => match received {
-                    Some(event) => {
-                        if let Some(batch) = batcher.push(event) {
-                            self.write(batch, &mut report, &mut closing_since, &mut shutdown).await;
-                        }
-                    }
-                    None => break,
-                },
-                _ = ticker.tick() => {
-                    if let Some(batch) = batcher.take() {
-                        self.write(batch, &mut report, &mut closing_since, &mut shutdown).await;
-                    }
+            while let Some(event) = queue.pop() {
+                if batcher.is_empty() {
+                    flush_at = Instant::now() + self.config.flush_interval;
                 }
+                if let Some(batch) = batcher.push(*event) {
+                    self.write(batch, &mut report, &mut closing_since, &mut shutdown)
+                        .await;
+                }
+            }
+            if closing_since.is_some() {
+                break;
+            }
+            if !batcher.is_empty() && Instant::now() >= flush_at {
+                let batch = batcher.take().expect("not empty");
+                self.write(batch, &mut report, &mut closing_since, &mut shutdown)
+                    .await;
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = queue.filling() => {}
                 // Only ever changes to `true`; a dropped sender means the same.
                 _ = shutdown.changed(), if closing_since.is_none() => {
                     closing_since = Some(Instant::now());
                 }
             }
-            if closing_since.is_some() {
-                rx.close();
-            }
         }
         if let Some(batch) = batcher.take() {
-            closing_since.get_or_insert_with(Instant::now);
-            self.write(batch, &mut report, &mut closing_since, &mut shutdown).await;
+            self.write(batch, &mut report, &mut closing_since, &mut shutdown)
+                .await;
         }
         report
     }
@@ -110,7 +117,9 @@ impl Writer {
             let started = Instant::now();
             match insert_batch(&self.client, &keys, &batch).await {
                 Ok(()) => {
-                    self.metrics.insert_seconds.observe(started.elapsed().as_secs_f64());
+                    self.metrics
+                        .insert_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     self.metrics.batches_written.inc();
                     self.metrics.rows_written.inc_by(rows);
                     self.health.set(true);

@@ -16,7 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 pub fn clickhouse_url() -> String {
-    std::env::var("FOOTFALL_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:18123".into())
+    std::env::var("FOOTFALL_TEST_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:18123".into())
 }
 
 /// A database of its own for one test, dropped at the end.
@@ -27,8 +28,14 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new() -> Self {
-        let name = format!("footfall_test_{}", footfall_collector::id::Id::random().as_str().to_lowercase());
-        Self { name, data_dir: tempfile::tempdir().unwrap() }
+        let name = format!(
+            "footfall_test_{}",
+            footfall_collector::id::Id::random().as_str().to_lowercase()
+        );
+        Self {
+            name,
+            data_dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// The options of `footfall-collector serve --dev` for this database, plus `extra`.
@@ -58,7 +65,9 @@ impl TestDb {
     }
 
     pub async fn start(&self, extra: &[&str]) -> Collector {
-        server::start(self.serve_args(extra)).await.expect("collector starts")
+        server::start(self.serve_args(extra))
+            .await
+            .expect("collector starts")
     }
 
     pub fn client(&self) -> clickhouse::Client {
@@ -70,7 +79,14 @@ impl TestDb {
 
     /// Rows of `sql` as JSON objects.
     pub async fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
-        let bytes = self.client().query(sql).fetch_bytes("JSONEachRow").unwrap().collect().await.unwrap();
+        let bytes = self
+            .client()
+            .query(sql)
+            .fetch_bytes("JSONEachRow")
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         bytes
             .split(|b| *b == b'\n')
             .filter(|line| !line.is_empty())
@@ -80,7 +96,14 @@ impl TestDb {
 
     pub async fn count(&self, sql: &str) -> u64 {
         let rows = self.rows(sql).await;
-        rows[0].as_object().unwrap().values().next().unwrap().as_u64().unwrap()
+        rows[0]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_u64()
+            .unwrap()
     }
 
     /// Polls until `sql` counts at least `n`, for rows the writer flushes in the background.
@@ -102,8 +125,17 @@ impl Drop for TestDb {
         let url = clickhouse_url();
         // Best effort, on a thread of its own: Drop may run inside a runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async { clickhouse::Client::default().with_url(url).query(&sql).execute().await })
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                clickhouse::Client::default()
+                    .with_url(url)
+                    .query(&sql)
+                    .execute()
+                    .await
+            })
         })
         .join();
     }
@@ -128,17 +160,34 @@ impl Answer {
 }
 
 /// One request on a new connection.
-pub async fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
     let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let mut req = Request::builder().method(method).uri(target).header("host", "collector.test");
+    let mut req = Request::builder()
+        .method(method)
+        .uri(target)
+        .header("host", "collector.test");
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
-    let response = sender.send_request(req.body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    let response = sender
+        .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
     let (parts, body) = response.into_parts();
-    Answer { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
 }
 
 pub async fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Answer {

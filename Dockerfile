@@ -1,0 +1,20 @@
+# Builds Footfall's binaries into a small runtime image. Used by docker-compose.yml.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bins \
+ && mkdir /out \
+ && find target/release -maxdepth 1 -type f -name 'footfall-*' -perm -u+x -exec cp {} /out/ \;
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/footfall --create-home footfall
+COPY --from=build /out/ /usr/local/bin/
+USER footfall
+WORKDIR /var/lib/footfall
+ENV FOOTFALL_DATA_DIR=/var/lib/footfall
+EXPOSE 8080
+ENTRYPOINT ["footfall-collector"]
+CMD ["serve"]
