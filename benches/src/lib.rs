@@ -1,1 +1,16 @@
-//! Footfall benchmark support (the criterion suites live in `benches/`).
+//! Footfall's benchmark harness.
+//!
+//! - `benches/`: criterion suites for the collector's hot paths (they share [`fixtures`]);
+//! - `footfall-loadgen` (`src/bin/`): drives a running collector over loopback HTTP/1.1 with
+//!   realistic traffic ([`traffic`]), closed or open loop ([`drive`]), then checks in ClickHouse
+//!   that every acknowledged hit was stored ([`verify`]) and reports ([`report`]). Its options
+//!   are in [`args`]; [`http`] is its lean client.
+//! - `compare.sh`: the collector and nginx side by side on one core each.
+
+pub mod args;
+pub mod drive;
+pub mod fixtures;
+pub mod http;
+pub mod report;
+pub mod traffic;
+pub mod verify;

@@ -1,0 +1,131 @@
+//! Writing a batch to ClickHouse, as the sink's writer does: RowBinary encoding, LZ4, HTTP and
+//! the server's insert.
+//!
+//! The `clickhouse` crate's RowBinary serializer is not public, so encoding cannot be timed on
+//! its own. Instead this suite calls the writer's own `insert_batch` against a real ClickHouse
+//! (FOOTFALL_BENCH_CLICKHOUSE_URL, e.g. one started by `scripts/clickhouse start`; the suite is
+//! skipped without it) and reports two clocks per batch:
+//!
+//! - `wall`: the whole insert, ClickHouse's work included: the ingest rate one writer sustains;
+//! - `client_cpu`: CPU time this process spent (the collector's side of the insert: encoding,
+//!   schema validation, compression, HTTP), measured with CLOCK_PROCESS_CPUTIME_ID while
+//!   ClickHouse runs in its own process. `client_cpu_unvalidated` is the same with the crate's
+//!   schema validation turned off, to show what validation costs.
+//!
+//! Events are made by the real pixel handler (sealed IPs, fresh ids, a few hundred distinct
+//! pages), so the compression ratio is a fair one. Each insert carries a fresh deduplication
+//! token: a repeated token would make ClickHouse skip the insert.
+//!
+//! `FOOTFALL_BENCH_CLICKHOUSE_URL=http://127.0.0.1:8123 cargo bench -p footfall-benches --bench insert`
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clickhouse::Client;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use footfall_benches::fixtures::{app, pixel_request};
+use footfall_collector::event::Event;
+use footfall_collector::id::Id;
+use footfall_collector::schema;
+use footfall_collector::sink::Queue;
+use footfall_collector::sink::batch::Batch;
+use footfall_collector::sink::insert::insert_batch;
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH_ROWS: [usize; 2] = [1_000, 10_000];
+
+/// `rows` events as the pixel handler makes them.
+fn events(rows: usize) -> Vec<Event> {
+    let queue = Queue::bounded(rows);
+    let app = app(queue.clone());
+    let peer: SocketAddr = "10.0.0.1:40000".parse().expect("an address");
+    for i in 0..rows {
+        let cookie = format!("ff_id={}", Id::random());
+        let req = pixel_request(
+            &format!("/section-{}/page-{}", i % 7, i % 300),
+            Some(&cookie),
+        );
+        app.handle(&req, peer);
+    }
+    std::iter::from_fn(|| queue.pop().map(|event| *event)).collect()
+}
+
+/// CPU time used so far by every thread of this process.
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant Linux knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "CLOCK_PROCESS_CPUTIME_ID is available on Linux");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Inserts `batch` `iters` times under fresh tokens; returns the time `clock` says it took.
+fn timed_inserts(
+    rt: &Runtime,
+    client: &Client,
+    batch: &mut Batch,
+    iters: u64,
+    cpu: bool,
+) -> Duration {
+    let (wall, cpu_start) = (Instant::now(), process_cpu_time());
+    for _ in 0..iters {
+        batch.token = Uuid::new_v4();
+        rt.block_on(insert_batch(client, &[], batch))
+            .expect("insert into the bench database");
+    }
+    if cpu {
+        process_cpu_time() - cpu_start
+    } else {
+        wall.elapsed()
+    }
+}
+
+fn insert(c: &mut Criterion) {
+    let Ok(url) = std::env::var("FOOTFALL_BENCH_CLICKHOUSE_URL") else {
+        eprintln!("insert: skipped, set FOOTFALL_BENCH_CLICKHOUSE_URL to a ClickHouse to measure");
+        return;
+    };
+    let rt = Runtime::new().expect("a tokio runtime");
+    let database = format!("footfall_bench_{}", Id::random().as_str().to_lowercase());
+    let server = Client::default().with_url(&url);
+    rt.block_on(schema::migrate(&server, &database, 395))
+        .expect("the schema applies");
+    let validated = server.clone().with_database(&database);
+    let unvalidated = validated.clone().with_validation(false);
+
+    let mut group = c.benchmark_group("insert");
+    group.sample_size(10);
+    for rows in BATCH_ROWS {
+        let mut batch = Batch {
+            token: Uuid::new_v4(),
+            events: events(rows),
+        };
+        group.throughput(Throughput::Elements(rows as u64));
+        for (name, client, cpu) in [
+            ("wall", &validated, false),
+            ("client_cpu", &validated, true),
+            ("client_cpu_unvalidated", &unvalidated, true),
+        ] {
+            group.bench_function(BenchmarkId::new(name, rows), |b| {
+                b.iter_custom(|iters| timed_inserts(&rt, client, &mut batch, iters, cpu))
+            });
+        }
+    }
+    group.finish();
+    rt.block_on(
+        server
+            .query(&format!("DROP DATABASE IF EXISTS {database}"))
+            .execute(),
+    )
+    .expect("the bench database is dropped");
+}
+
+criterion_group!(benches, insert);
+criterion_main!(benches);
