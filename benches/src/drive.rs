@@ -5,8 +5,11 @@
 //! - **Open loop** offers a fixed rate, each connection on its own schedule. Latency runs from
 //!   the request's *intended* send time whenever the previous answer came too late to send on
 //!   time, so a stalled server is charged for every request it held up (no coordinated
-//!   omission). When a request goes out late only because of the load generator's own timer, it
-//!   is timed from its actual send: the server could not have seen it earlier.
+//!   omission). When a request goes out late only because of the load generator's own timer
+//!   (tokio's timers tick in milliseconds), it is timed from its actual send: the server could
+//!   not have seen it earlier. The same tick makes requests due within one millisecond go out
+//!   together, a burst of at most rate/1000; spinning to the exact microsecond instead would
+//!   take a core from the server on a shared machine and skew more than it fixes.
 //!
 //! Both stop at the deadline or when the request budget is spent, whichever is first.
 
@@ -29,8 +32,6 @@ use crate::traffic::{Catalog, HitKind, Visitors};
 const RECONNECT_DELAY: Duration = Duration::from_millis(20);
 /// How long past the deadline an open loop that fell behind may go on sending what was due.
 const OPEN_LOOP_GRACE: Duration = Duration::from_secs(5);
-/// Tokio's timers tick in milliseconds: sleep to within this of a send time, then yield until it.
-const TIMER_SLACK: Duration = Duration::from_millis(2);
 
 /// How a run sends.
 #[derive(Debug, Clone)]
@@ -144,7 +145,7 @@ impl Worker {
             }
             let from = match intended {
                 Some(at) if Instant::now() < at => {
-                    pace_until(at).await;
+                    tokio::time::sleep_until(at).await;
                     Instant::now()
                 }
                 // Behind schedule: the last answer held this request up; charge it from its time.
@@ -218,19 +219,6 @@ impl Worker {
                 false
             }
         }
-    }
-}
-
-/// Waits until `at`: a timer sleep for the bulk, then yielding to the other connections until
-/// the moment, since a timer alone would fire up to a millisecond late and bunch sends up.
-async fn pace_until(at: Instant) {
-    if let Some(early) = at.checked_sub(TIMER_SLACK)
-        && Instant::now() < early
-    {
-        tokio::time::sleep_until(early).await;
-    }
-    while Instant::now() < at {
-        tokio::task::yield_now().await;
     }
 }
 
