@@ -94,11 +94,17 @@ impl TrustedProxies {
 /// The anonymised network of an address, as reports may see it: IPv4 /24, IPv6 /48
 /// (`203.0.113.0/24`, `2001:db8:1::/48`).
 pub fn network_prefix(ip: IpAddr) -> String {
-    let net = match ip.to_canonical() {
-        IpAddr::V4(v4) => IpNet::V4(ipnet::Ipv4Net::new(v4, 24).expect("24 is a valid prefix")),
-        IpAddr::V6(v6) => IpNet::V6(ipnet::Ipv6Net::new(v6, 48).expect("48 is a valid prefix")),
-    };
-    net.trunc().to_string()
+    match ip.to_canonical() {
+        // Written directly: formatting through `IpNet` took three times as long.
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 48)
+            .expect("48 is a valid prefix")
+            .trunc()
+            .to_string(),
+    }
 }
 
 /// The `for=` node of one `Forwarded` element, e.g. `for=192.0.2.60;proto=http`.

@@ -35,15 +35,20 @@ impl Visitor {
     }
 }
 
+/// The first `ff_id` pair of the `Cookie` headers, if it holds a well-formed id. A plain scan of
+/// `name=value` pairs: the cookie crate builds a full cookie for every pair (attributes, percent
+/// decoding), which cost more than all the rest of the visitor lookup.
 fn returning_id(headers: &HeaderMap) -> Option<Id> {
-    headers
+    let value = headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == COOKIE_NAME)
-        .and_then(|c| Id::parse(c.value()))
+        .flat_map(|header| header.as_bytes().split(|&b| b == b';'))
+        .find_map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (name, value) = (&pair[..eq], &pair[eq + 1..]);
+            (name.trim_ascii() == COOKIE_NAME.as_bytes()).then(|| value.trim_ascii())
+        })?;
+    Id::parse(std::str::from_utf8(value).ok()?)
 }
 
 /// How the cookie is written, fixed at start.
