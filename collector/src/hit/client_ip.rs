@@ -95,16 +95,32 @@ impl TrustedProxies {
 /// (`203.0.113.0/24`, `2001:db8:1::/48`).
 pub fn network_prefix(ip: IpAddr) -> String {
     match ip.to_canonical() {
-        // Written directly: formatting through `IpNet` took three times as long.
+        // Written digit by digit: formatting through `IpNet` (or `format!`) cost more than the
+        // rest of the client-IP handling together.
         IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
+            let mut out = String::with_capacity(18);
+            for octet in &v4.octets()[..3] {
+                push_decimal(&mut out, *octet);
+                out.push('.');
+            }
+            out.push_str("0/24");
+            out
         }
         IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 48)
             .expect("48 is a valid prefix")
             .trunc()
             .to_string(),
     }
+}
+
+fn push_decimal(out: &mut String, n: u8) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + n / 10 % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// The `for=` node of one `Forwarded` element, e.g. `for=192.0.2.60;proto=http`.
@@ -227,6 +243,8 @@ mod tests {
     #[test]
     fn prefixes_keep_only_the_network() {
         assert_eq!(network_prefix(ip("203.0.113.77")), "203.0.113.0/24");
+        assert_eq!(network_prefix(ip("1.20.100.255")), "1.20.100.0/24");
+        assert_eq!(network_prefix(ip("0.0.0.0")), "0.0.0.0/24");
         assert_eq!(network_prefix(ip("2001:db8:1:2:3::9")), "2001:db8:1::/48");
         assert_eq!(
             network_prefix(ip("::ffff:198.51.100.200")),

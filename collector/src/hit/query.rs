@@ -42,28 +42,36 @@ impl<'a> PixelQuery<'a> {
 
 /// Form-decodes `text`, borrowing it when there is nothing to decode.
 fn decode(text: &str) -> Cow<'_, str> {
-    if !text.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(text);
-    }
     let bytes = text.as_bytes();
+    let special = |b: &u8| *b == b'%' || *b == b'+';
+    let Some(first) = bytes.iter().position(special) else {
+        return Cow::Borrowed(text);
+    };
     let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
+    out.extend_from_slice(&bytes[..first]);
+    let mut i = first;
     while i < bytes.len() {
-        let byte = match bytes[i] {
-            b'+' => b' ',
-            b'%' => match (
+        // Plain runs are copied whole; only `+` and `%XX` are looked at byte by byte.
+        let run = bytes[i..]
+            .iter()
+            .position(special)
+            .unwrap_or(bytes.len() - i);
+        out.extend_from_slice(&bytes[i..i + run]);
+        i += run;
+        match bytes.get(i) {
+            Some(b'+') => out.push(b' '),
+            Some(_) => match (
                 bytes.get(i + 1).and_then(hex),
                 bytes.get(i + 2).and_then(hex),
             ) {
                 (Some(high), Some(low)) => {
+                    out.push((high << 4) | low);
                     i += 2;
-                    (high << 4) | low
                 }
-                _ => b'%',
+                _ => out.push(b'%'),
             },
-            b => b,
-        };
-        out.push(byte);
+            None => break,
+        }
         i += 1;
     }
     Cow::Owned(match String::from_utf8(out) {
@@ -73,7 +81,12 @@ fn decode(text: &str) -> Cow<'_, str> {
 }
 
 fn hex(digit: &u8) -> Option<u8> {
-    (*digit as char).to_digit(16).map(|d| d as u8)
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// A site name: 1 to 128 characters of letters, digits and `.`, `-`, `_`, `:`. Sites are
