@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use footfall_benches::cpu_time::ThreadCpuTime;
 use footfall_collector::hit::client_ip::{TrustedProxies, network_prefix};
 use footfall_collector::hit::page::{Page, Referrer};
 use footfall_collector::hit::query::PixelQuery;
@@ -32,7 +33,7 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     map
 }
 
-fn cookie(c: &mut Criterion) {
+fn cookie(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("cookie");
     group.throughput(Throughput::Elements(1));
     group.bench_function("mint", |b| b.iter(Id::random));
@@ -62,7 +63,7 @@ fn cookie(c: &mut Criterion) {
     group.finish();
 }
 
-fn parsing(c: &mut Criterion) {
+fn parsing(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("parse");
     group.throughput(Throughput::Elements(1));
     group.bench_function("pixel_query", |b| {
@@ -75,7 +76,7 @@ fn parsing(c: &mut Criterion) {
     group.finish();
 }
 
-fn client_ip(c: &mut Criterion) {
+fn client_ip(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("client_ip");
     group.throughput(Throughput::Elements(1));
     let trusted: TrustedProxies = "10.0.0.0/8, 192.168.0.0/16".parse().unwrap();
@@ -103,7 +104,7 @@ fn client_ip(c: &mut Criterion) {
     group.finish();
 }
 
-fn sealing(c: &mut Criterion) {
+fn sealing(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("seal");
     group.throughput(Throughput::Elements(1));
     let public = SecretKey::generate().public_key();
@@ -122,5 +123,9 @@ fn sealing(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cookie, parsing, client_ip, sealing);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = cookie, parsing, client_ip, sealing
+}
 criterion_main!(benches);

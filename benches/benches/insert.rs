@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use clickhouse::Client;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use footfall_benches::cpu_time::process_cpu_time;
 use footfall_benches::fixtures::{app, pixel_request};
 use footfall_collector::event::Event;
 use footfall_collector::id::Id;
@@ -54,19 +55,8 @@ fn events(rows: usize) -> Vec<Event> {
     std::iter::from_fn(|| queue.pop().map(|event| *event)).collect()
 }
 
-/// CPU time used so far by every thread of this process.
-fn process_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant Linux knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_PROCESS_CPUTIME_ID is available on Linux");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Inserts `batch` `iters` times under fresh tokens; returns the time `clock` says it took.
+/// Inserts `batch` `iters` times under fresh tokens; returns the CPU time this process spent
+/// if `cpu`, else the wall time.
 fn timed_inserts(
     rt: &Runtime,
     client: &Client,

@@ -7,6 +7,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use footfall_benches::cpu_time::ThreadCpuTime;
 use footfall_benches::fixtures::{app, pixel_request};
 use footfall_collector::id::Id;
 use footfall_collector::sink::Queue;
@@ -14,7 +15,7 @@ use footfall_collector::sink::Queue;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn pixel(c: &mut Criterion) {
+fn pixel(c: &mut Criterion<ThreadCpuTime>) {
     let queue = Queue::bounded(1 << 16);
     let drain = queue.clone();
     // Runs for the life of the bench process, as the writer does in the server.
@@ -42,5 +43,9 @@ fn pixel(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pixel);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = pixel
+}
 criterion_main!(benches);

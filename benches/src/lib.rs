@@ -1,6 +1,7 @@
 //! Footfall's benchmark harness.
 //!
-//! - `benches/`: criterion suites for the collector's hot paths (they share [`fixtures`]);
+//! - `benches/`: criterion suites for the collector's hot paths (they share [`fixtures`] and
+//!   measure CPU time with [`cpu_time`]);
 //! - `footfall-loadgen` (`src/bin/`): drives a running collector over loopback HTTP/1.1 with
 //!   realistic traffic ([`traffic`]), closed or open loop ([`drive`]), then checks in ClickHouse
 //!   that every acknowledged hit was stored ([`verify`]) and reports ([`report`]). Its options
@@ -8,6 +9,7 @@
 //! - `compare.sh`: the collector and nginx side by side on one core each.
 
 pub mod args;
+pub mod cpu_time;
 pub mod drive;
 pub mod fixtures;
 pub mod http;
