@@ -13,8 +13,7 @@ use footfall_collector::id::Id;
 use footfall_collector::metrics::Metrics;
 use footfall_collector::routes::{App, now_ms};
 use footfall_collector::sealer::Sealer;
-use footfall_collector::sink::Queue;
-use footfall_collector::sink::writer::WriterHealth;
+use footfall_collector::sink::{Queue, SinkStatus};
 use footfall_seal::SecretKey;
 use http::Request;
 
@@ -45,7 +44,7 @@ fn app() -> App {
         )),
         queue,
         metrics: Arc::new(Metrics::new()),
-        health: Arc::new(WriterHealth::default()),
+        status: Arc::new(SinkStatus::default()),
     }
 }
 

@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default). Applies the schema first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the ClickHouse schema and exit.
     Migrate(ClickHouseArgs),
 }
@@ -91,7 +91,7 @@ pub struct ServeArgs {
     /// Address to serve on.
     #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Local state: key material in --dev.
+    /// Local state: the spool, and key material in --dev.
     #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
     pub data_dir: PathBuf,
     /// For a laptop: create missing keys in the data dir, drop the cookie's Secure attribute.
@@ -104,12 +104,18 @@ pub struct ServeArgs {
     /// Most events in one insert.
     #[arg(long, env = "FOOTFALL_BATCH_ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_rows: u64,
-    /// Most events held in memory waiting for the writer; past it hits are refused (and counted).
+    /// Most events held in memory waiting for the spool; past it hits are refused (and counted).
     #[arg(long, env = "FOOTFALL_QUEUE_CAPACITY", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub queue_capacity: u64,
-    /// On shutdown, how long to keep retrying ClickHouse before giving up on unwritten events, in seconds.
-    #[arg(long, env = "FOOTFALL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    /// On shutdown, how long to keep retrying ClickHouse before leaving batches in the spool, in seconds.
+    #[arg(long, env = "FOOTFALL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// How often the spool is made durable, in milliseconds: the most a crash can cost.
+    #[arg(long, env = "FOOTFALL_SPOOL_FSYNC_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub spool_fsync_ms: u64,
+    /// Most bytes the spool may hold while ClickHouse is unreachable; past it hits are refused.
+    #[arg(long, env = "FOOTFALL_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
+    pub spool_max_bytes: u64,
 
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]

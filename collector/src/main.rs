@@ -19,26 +19,22 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+    match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
         Command::Serve(args) => {
             let dev = args.dev;
-            let collector = server::start(args).await?;
+            let collector = server::start(*args).await?;
             let addr = collector.local_addr();
             tracing::info!(%addr, dev, "collector listening");
             shutdown_signal().await?;
-            tracing::info!("shutting down: finishing requests and writing every accepted hit");
+            tracing::info!("shutting down: finishing requests, spooling and storing every hit");
             let report = collector.shutdown().await;
-            tracing::info!(
-                rows_written = report.rows_written,
-                rows_lost = report.rows_lost,
-                "collector stopped"
-            );
-            if report.rows_lost > 0 {
-                anyhow::bail!(
-                    "{} accepted hits could not be written to ClickHouse",
-                    report.rows_lost
+            if report.bytes_left > 0 {
+                tracing::warn!(
+                    bytes = report.bytes_left,
+                    "ClickHouse unreachable: hits stay in the spool for the next start"
                 );
             }
+            tracing::info!(rows_written = report.rows_written, "collector stopped");
         }
         Command::Migrate(ch) => {
             let applied = schema::migrate(

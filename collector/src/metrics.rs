@@ -22,17 +22,21 @@ pub enum Rejection {
     BadSite,
     MissingUrl,
     BadUrl,
-    /// The in-memory queue to the writer was full.
+    /// The in-memory queue to the spool was full.
     Overloaded,
+    /// The spool on disk was at its bound (ClickHouse down for long) or the disk failed.
+    SpoolFull,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] = [
+    /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
+    pub const ALL: [Rejection; 6] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
         Rejection::BadUrl,
         Rejection::Overloaded,
+        Rejection::SpoolFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +46,7 @@ impl Rejection {
             Rejection::MissingUrl => "missing_url",
             Rejection::BadUrl => "bad_url",
             Rejection::Overloaded => "overloaded",
+            Rejection::SpoolFull => "spool_full",
         }
     }
 }
@@ -78,6 +83,10 @@ pub struct Metrics {
     pub insert_retries: Counter,
     pub insert_failures: Counter,
     pub insert_seconds: Histogram,
+    pub spool_bytes: Gauge,
+    pub spool_torn_bytes: Counter,
+    pub spool_corrupt_records: Counter,
+    pub spool_lost_events: Counter,
 }
 
 impl Default for Metrics {
@@ -98,6 +107,10 @@ impl Metrics {
         let insert_retries = Counter::default();
         let insert_failures = Counter::default();
         let insert_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let spool_bytes = Gauge::default();
+        let spool_torn_bytes = Counter::default();
+        let spool_corrupt_records = Counter::default();
+        let spool_lost_events = Counter::default();
         registry.register(
             "hits_accepted",
             "Hits accepted and queued for ClickHouse, by kind",
@@ -143,6 +156,26 @@ impl Metrics {
             "Time to insert one batch",
             insert_seconds.clone(),
         );
+        registry.register(
+            "spool_bytes",
+            "Bytes in the spool not yet stored in ClickHouse",
+            spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_torn_bytes",
+            "Bytes of torn records cut off the spool at start",
+            spool_torn_bytes.clone(),
+        );
+        registry.register(
+            "spool_corrupt_records",
+            "Damaged spool records skipped",
+            spool_corrupt_records.clone(),
+        );
+        registry.register(
+            "spool_lost_events",
+            "Accepted events lost because the spool could not be written",
+            spool_lost_events.clone(),
+        );
         Self {
             accepted: Kind::ALL.map(|k| {
                 accepted_family
@@ -162,6 +195,10 @@ impl Metrics {
             insert_retries,
             insert_failures,
             insert_seconds,
+            spool_bytes,
+            spool_torn_bytes,
+            spool_corrupt_records,
+            spool_lost_events,
         }
     }
 
@@ -189,6 +226,26 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rejection_has_its_own_counter() {
+        let m = Metrics::new();
+        for (i, reason) in Rejection::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "ALL is in declaration order");
+            for _ in 0..=i {
+                m.rejected(reason);
+            }
+        }
+        let text = m.render();
+        for (i, reason) in Rejection::ALL.into_iter().enumerate() {
+            let line = format!(
+                "footfall_hits_rejected_total{{reason=\"{reason}\"}} {}",
+                i + 1
+            );
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
+        assert!(text.contains("footfall_spool_bytes 0"), "{text}");
+    }
 
     #[test]
     fn counters_show_up_by_label() {

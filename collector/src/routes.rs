@@ -20,8 +20,7 @@ use crate::id::Id;
 use crate::metrics::{Metrics, Rejection};
 use crate::response::{self, Body};
 use crate::sealer::Sealer;
-use crate::sink::Queue;
-use crate::sink::writer::WriterHealth;
+use crate::sink::{Queue, SinkStatus};
 
 /// Longest user agent kept, in bytes.
 const USER_AGENT_MAX: usize = 512;
@@ -32,7 +31,7 @@ pub struct App {
     pub sealer: Arc<Sealer>,
     pub queue: Queue,
     pub metrics: Arc<Metrics>,
-    pub health: Arc<WriterHealth>,
+    pub status: Arc<SinkStatus>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -73,16 +72,13 @@ impl App {
         let visitor = Visitor::from_headers(req.headers());
         let mut answer = response::gif();
         match self.pageview(req, peer, &visitor) {
-            Ok(event) => {
-                if self.queue.push(event).is_ok() {
-                    self.metrics.accepted(Kind::Pageview);
-                    answer
-                        .headers_mut()
-                        .insert(SET_COOKIE, self.cookie.header(&visitor.id));
-                } else {
-                    self.metrics.rejected(Rejection::Overloaded);
+            Ok(event) => match self.accept(event) {
+                Ok(()) => {
+                    let cookie = self.cookie.header(&visitor.id);
+                    answer.headers_mut().insert(SET_COOKIE, cookie);
                 }
-            }
+                Err(reason) => self.metrics.rejected(reason),
+            },
             Err(reason) => {
                 self.metrics.rejected(reason);
                 tracing::debug!(%reason, "pixel hit not stored");
@@ -149,6 +145,17 @@ impl App {
         Ok(event)
     }
 
+    /// Hands a well-formed event to the sink, unless the sink cannot keep it.
+    fn accept(&self, event: Event) -> Result<(), Rejection> {
+        if !self.status.accepting() {
+            return Err(Rejection::SpoolFull);
+        }
+        let kind = event.kind;
+        self.queue.push(event).map_err(|_| Rejection::Overloaded)?;
+        self.metrics.accepted(kind);
+        Ok(())
+    }
+
     /// Fills in who sent a hit: visitor id, sealed IP and its network, user agent.
     fn stamp<B>(
         &self,
@@ -179,13 +186,14 @@ impl App {
         }
     }
 
-    /// `GET /readyz`: 200 while hits are being stored, 503 with the reason otherwise.
+    /// `GET /readyz`: 200 while hits are accepted and kept, 503 with the reason otherwise. An
+    /// unreachable ClickHouse alone does not fail it: the spool keeps the hits meanwhile.
     fn readiness(&self) -> Response<Body> {
-        if !self.health.is_healthy() {
+        if !self.status.accepting() {
             return response::text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
-                "clickhouse: last insert failed\n",
+                "spool full: ClickHouse unreachable for long\n",
             );
         }
         if self.queue.depth() >= self.queue.capacity() {

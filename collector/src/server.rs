@@ -2,8 +2,9 @@
 //!
 //! [`start`] applies the schema, binds the listener, spawns the writer and the accept loop, and
 //! returns a [`Collector`] handle. [`Collector::shutdown`] (the binary calls it on SIGTERM or
-//! SIGINT) stops accepting, lets every in-flight request finish, and only then tells the writer
-//! to drain the queue, so every hit that was answered is written before the process exits.
+//! SIGINT) stops accepting, lets every in-flight request finish, and only then shuts the sink
+//! down, so every hit that was answered is spooled and, ClickHouse willing, inserted before the
+//! process exits.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,8 +26,8 @@ use crate::metrics::Metrics;
 use crate::routes::{App, now_ms};
 use crate::schema::{self, SchemaError};
 use crate::sealer::Sealer;
-use crate::sink::Queue;
-use crate::sink::writer::{Writer, WriterConfig, WriterHealth, WriterReport};
+use crate::sink::inserter::InserterReport;
+use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
@@ -43,6 +44,12 @@ pub enum StartError {
         "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
     )]
     Schema(#[from] SchemaError),
+    #[error("could not open the spool in {dir}: {source}")]
+    Spool {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,7 +62,7 @@ pub enum StartError {
 pub struct Collector {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    task: JoinHandle<WriterReport>,
+    task: JoinHandle<InserterReport>,
     metrics: Arc<Metrics>,
 }
 
@@ -69,8 +76,9 @@ impl Collector {
         &self.metrics
     }
 
-    /// Stops accepting, answers what is in flight, writes every accepted hit, and reports.
-    pub async fn shutdown(self) -> WriterReport {
+    /// Stops accepting, answers what is in flight, spools and inserts every accepted hit, and
+    /// reports.
+    pub async fn shutdown(self) -> InserterReport {
         let _ = self.stop.send(true);
         self.task.await.expect("the server task does not panic")
     }
@@ -103,23 +111,29 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     })?;
 
     let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(WriterHealth::default());
-    health.set(true);
+    let status = Arc::new(SinkStatus::default());
     let sealer = Arc::new(Sealer::new(keys.ip_public_key, KEY_EPOCH_MS, now_ms()));
     let queue = Queue::bounded(args.queue_capacity as usize);
-    let (writer_stop, writer_stop_rx) = watch::channel(false);
-    let writer = Writer {
-        client: ch.client(),
-        sealer: sealer.clone(),
-        metrics: metrics.clone(),
-        health: health.clone(),
-        config: WriterConfig {
+    let spool_dir = args.data_dir.join("spool");
+    let sink = Sink::start(
+        SinkConfig {
+            dir: spool_dir.clone(),
             batch_rows: args.batch_rows as usize,
             flush_interval: args.flush_interval(),
+            fsync_interval: Duration::from_millis(args.spool_fsync_ms),
+            max_bytes: args.spool_max_bytes,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         },
-    };
-    let writer = tokio::spawn(writer.run(queue.clone(), writer_stop_rx));
+        queue.clone(),
+        ch.client(),
+        sealer.clone(),
+        metrics.clone(),
+        status.clone(),
+    )
+    .map_err(|source| StartError::Spool {
+        dir: spool_dir,
+        source,
+    })?;
 
     let app = Arc::new(App {
         cookie: CookieWriter::new(&CookiePolicy {
@@ -136,13 +150,12 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         sealer,
         queue,
         metrics: metrics.clone(),
-        health,
+        status,
     });
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         serve(listener, app, stop_rx).await;
-        let _ = writer_stop.send(true);
-        writer.await.expect("the writer task does not panic")
+        sink.shutdown().await
     });
     Ok(Collector {
         addr,
