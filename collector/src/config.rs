@@ -117,6 +117,17 @@ pub struct ServeArgs {
     #[arg(long, env = "FOOTFALL_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
     pub spool_max_bytes: u64,
 
+    /// Longest a client may take to send a request's head, and longest a keep-alive connection
+    /// may sit idle, in milliseconds: slow or idle clients cannot hold connections forever.
+    #[arg(long, env = "FOOTFALL_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line and headers) in bytes; larger ones get 431.
+    #[arg(long, env = "FOOTFALL_MAX_HEADER_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
+    pub max_header_bytes: u64,
+    /// Most connections served at once; past it new connections wait in the listen backlog.
+    #[arg(long, env = "FOOTFALL_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,

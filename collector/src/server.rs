@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{SameSite, ServeArgs};
@@ -31,8 +31,6 @@ use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
-/// Longest a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest shutdown waits for in-flight requests before closing their connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -152,9 +150,14 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         metrics: metrics.clone(),
         status,
     });
+    let limits = Limits {
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        max_header_bytes: args.max_header_bytes as usize,
+        max_connections: args.max_connections as usize,
+    };
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(async move {
-        serve(listener, app, stop_rx).await;
+        serve(listener, app, limits, stop_rx).await;
         sink.shutdown().await
     });
     Ok(Collector {
@@ -165,14 +168,36 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     })
 }
 
-/// Accepts connections until `stop`, then waits for in-flight requests.
-async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<bool>) {
+/// The connection-level limits against slow, idle, oversized and too many clients.
+struct Limits {
+    header_read_timeout: Duration,
+    max_header_bytes: usize,
+    max_connections: usize,
+}
+
+/// Accepts connections until `stop`, then waits for in-flight requests. hyper itself answers
+/// `431` to a head over `max_header_bytes` or with over 100 headers, `400` to one it cannot
+/// parse, and closes a connection whose head (or next request, when idle) takes longer than
+/// `header_read_timeout`.
+async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
+        // At the connection limit, stop accepting: new clients wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stop.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -195,6 +220,7 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<b
                     if let Err(error) = connection.await {
                         tracing::debug!(%error, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             _ = stop.changed() => break,
