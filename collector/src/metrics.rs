@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::event::Kind;
+use crate::hit::privacy::Withheld;
 
 /// Why a hit was not accepted. Each has a label value on `footfall_hits_rejected_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,13 +23,21 @@ pub enum Rejection {
     BadSite,
     MissingUrl,
     BadUrl,
+    /// An email-open marker whose token this collector did not sign (forged or damaged).
+    BadEmailToken,
     /// The in-memory queue to the writer was full.
     Overloaded,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] =
-        [Rejection::MissingSite, Rejection::BadSite, Rejection::MissingUrl, Rejection::BadUrl, Rejection::Overloaded];
+    pub const ALL: [Rejection; 6] = [
+        Rejection::MissingSite,
+        Rejection::BadSite,
+        Rejection::MissingUrl,
+        Rejection::BadUrl,
+        Rejection::BadEmailToken,
+        Rejection::Overloaded,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,6 +45,7 @@ impl Rejection {
             Rejection::BadSite => "bad_site",
             Rejection::MissingUrl => "missing_url",
             Rejection::BadUrl => "bad_url",
+            Rejection::BadEmailToken => "bad_email_token",
             Rejection::Overloaded => "overloaded",
         }
     }
@@ -66,6 +76,8 @@ pub struct Metrics {
     registry: Registry,
     accepted: [Counter; Kind::ALL.len()],
     rejected: [Counter; Rejection::ALL.len()],
+    withheld: [Counter; Withheld::ALL.len()],
+    customer_links_rejected: Counter,
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
     pub batches_written: Counter,
@@ -86,6 +98,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("footfall");
         let accepted_family = Family::<KindLabel, Counter>::default();
         let rejected_family = Family::<ReasonLabel, Counter>::default();
+        let withheld_family = Family::<ReasonLabel, Counter>::default();
+        let customer_links_rejected = Counter::default();
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
         let batches_written = Counter::default();
@@ -95,6 +109,16 @@ impl Metrics {
         let insert_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         registry.register("hits_accepted", "Hits accepted and queued for ClickHouse, by kind", accepted_family.clone());
         registry.register("hits_rejected", "Hits not stored, by reason", rejected_family.clone());
+        registry.register(
+            "hits_withheld",
+            "Hits answered but not recorded because of the visitor's privacy choice, by reason",
+            withheld_family.clone(),
+        );
+        registry.register(
+            "customer_links_rejected",
+            "Customer links with an invalid signature (the hit was recorded without the link)",
+            customer_links_rejected.clone(),
+        );
         registry.register("fields_truncated", "Fields cut to their length bound, by field", truncated.clone());
         registry.register("queue_depth", "Events waiting in memory for the writer", queue_depth.clone());
         registry.register("batches_written", "Batches inserted into ClickHouse", batches_written.clone());
@@ -104,7 +128,10 @@ impl Metrics {
         registry.register("insert_duration_seconds", "Time to insert one batch", insert_seconds.clone());
         Self {
             accepted: Kind::ALL.map(|k| accepted_family.get_or_create(&KindLabel { kind: k.as_str() }).clone()),
-            rejected: Rejection::ALL.map(|r| rejected_family.get_or_create(&ReasonLabel { reason: r.as_str() }).clone()),
+            rejected: Rejection::ALL
+                .map(|r| rejected_family.get_or_create(&ReasonLabel { reason: r.as_str() }).clone()),
+            withheld: Withheld::ALL.map(|w| withheld_family.get_or_create(&ReasonLabel { reason: w.as_str() }).clone()),
+            customer_links_rejected,
             registry,
             truncated,
             queue_depth,
@@ -124,6 +151,14 @@ impl Metrics {
         self.rejected[reason as usize].inc();
     }
 
+    pub fn withheld(&self, reason: Withheld) {
+        self.withheld[reason as usize].inc();
+    }
+
+    pub fn customer_link_rejected(&self) {
+        self.customer_links_rejected.inc();
+    }
+
     pub fn truncated(&self, field: &'static str) {
         self.truncated.get_or_create(&FieldLabel { field }).inc();
     }
@@ -131,8 +166,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 }
@@ -148,11 +182,16 @@ mod tests {
         m.accepted(Kind::Pageview);
         m.rejected(Rejection::BadUrl);
         m.truncated("url");
+        m.withheld(Withheld::DoNotTrack);
+        m.customer_link_rejected();
         let text = m.render();
         assert!(text.contains(r#"footfall_hits_accepted_total{kind="pageview"} 2"#), "{text}");
         assert!(text.contains(r#"footfall_hits_accepted_total{kind="engagement"} 0"#), "{text}");
         assert!(text.contains(r#"footfall_hits_rejected_total{reason="bad_url"} 1"#), "{text}");
         assert!(text.contains(r#"footfall_fields_truncated_total{field="url"} 1"#), "{text}");
+        assert!(text.contains(r#"footfall_hits_withheld_total{reason="dnt"} 1"#), "{text}");
+        assert!(text.contains(r#"footfall_hits_withheld_total{reason="opted_out"} 0"#), "{text}");
+        assert!(text.contains("footfall_customer_links_rejected_total 1"), "{text}");
         assert!(text.contains("footfall_insert_duration_seconds_bucket"), "{text}");
     }
 }

@@ -18,13 +18,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{SameSite, ServeArgs};
+use crate::config::{ConsentMode, SameSite, ServeArgs};
+use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::visitor::{CookiePolicy, CookieWriter};
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
 use crate::routes::{App, now_ms};
 use crate::schema::{self, SchemaError};
 use crate::sealer::Sealer;
+use crate::signing::Signer;
 use crate::sink::Queue;
 use crate::sink::writer::{Writer, WriterConfig, WriterHealth, WriterReport};
 
@@ -39,7 +41,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error(transparent)]
     Keys(#[from] KeyError),
-    #[error("{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)")]
+    #[error(
+        "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
+    )]
     Schema(#[from] SchemaError),
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -79,7 +83,8 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     let keys = keys::load(&args.data_dir, args.secret.as_deref(), args.ip_public_key.as_deref(), args.dev)?;
     let ch = &args.clickhouse;
     schema::migrate(&ch.server_client(), &ch.clickhouse_database, ch.retention_days).await?;
-    let listener = TcpListener::bind(args.listen).await.map_err(|source| StartError::Bind { addr: args.listen, source })?;
+    let listener =
+        TcpListener::bind(args.listen).await.map_err(|source| StartError::Bind { addr: args.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen, source })?;
 
     let metrics = Arc::new(Metrics::new());
@@ -101,17 +106,25 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     };
     let writer = tokio::spawn(writer.run(rx, writer_stop_rx));
 
+    let cookie_policy = CookiePolicy {
+        max_age_days: args.cookie_max_age_days,
+        same_site: match args.cookie_same_site {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        },
+        domain: args.cookie_domain.clone(),
+        secure: !args.dev,
+    };
     let app = Arc::new(App {
-        cookie: CookieWriter::new(&CookiePolicy {
-            max_age_days: args.cookie_max_age_days,
-            same_site: match args.cookie_same_site {
-                SameSite::Lax => cookie::SameSite::Lax,
-                SameSite::Strict => cookie::SameSite::Strict,
-                SameSite::None => cookie::SameSite::None,
-            },
-            domain: args.cookie_domain.clone(),
-            secure: !args.dev,
-        }),
+        cookie: CookieWriter::new(&cookie_policy),
+        opt_out_cookies: OptOutCookies::new(&cookie_policy),
+        privacy: PrivacyPolicy {
+            honor_dnt: args.honor_dnt,
+            honor_gpc: args.honor_gpc,
+            consent_required: args.consent == ConsentMode::Required,
+        },
+        signer: Signer::new(&keys.secret),
         trusted_proxies: args.trusted_proxies.clone(),
         sealer,
         queue,
