@@ -149,3 +149,8 @@ pub async fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> An
 pub fn enc(url: &str) -> String {
     form_urlencoded::byte_serialize(url.as_bytes()).collect()
 }
+
+/// Bytes of a hex string, as ClickHouse's `hex()` writes them.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
