@@ -28,7 +28,9 @@ async fn opted_out_dnt_gpc_and_unconsented_hits_get_the_gif_and_leave_nothing() 
     let collector = db.start(&["--consent", "required"]).await;
     let addr = collector.local_addr();
     let returning = format!("ff_id={}", footfall_collector::id::Id::random());
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+    // (extra query, request headers, reason counted)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         ("&consent=1", &[("cookie", "ff_optout=1")], "opted_out"),
         ("&consent=1", &[("dnt", "1")], "dnt"),
         ("&consent=1", &[("sec-gpc", "1")], "gpc"),
