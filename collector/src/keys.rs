@@ -114,7 +114,8 @@ pub fn load_ip_public_key(data_dir: &Path, given: Option<&str>, dev: bool) -> Re
 /// `given` (FOOTFALL_IP_PRIVATE_KEY), else `ip-seal.key` in the data dir. Never created here.
 pub fn load_ip_private_key(data_dir: &Path, given: Option<&Path>) -> Result<SecretKey, KeyError> {
     let path = given.map_or_else(|| data_dir.join(IP_PRIVATE_FILE), Path::to_owned);
-    if !path.exists() {
+    // A file named by option must be there (reading it says why not); the default may be absent.
+    if given.is_none() && !path.exists() {
         return Err(KeyError::Missing {
             what: "IP private key",
             flag: "ip-private-key",
