@@ -3,8 +3,10 @@
 //!
 //! A person is named by a visitor id (the `ff_id` cookie) or a customer id. A customer's records
 //! are everything linked to them: every visitor id they were seen with (the `identities` table
-//! and `customer_id` on events), every event of those visitors, every event carrying their
-//! customer id, and every email open addressed to them (`recipient` = the customer id).
+//! and `customer_id` on events), the events of those visitors (except those linked to another
+//! customer: a shared computer must not hand one person's records to another), every event
+//! carrying their customer id, and every email open addressed to them (`recipient` = the
+//! customer id).
 //!
 //! Export unseals IPs with the private key via each event's epoch key in `ip_keys`. Erasure
 //! deletes with `ALTER TABLE ... DELETE ... SETTINGS mutations_sync = 2`, which returns only once
@@ -65,21 +67,29 @@ struct Scope {
     customer_id: String,
 }
 
-/// Rows of `events` that belong to a scope (binds: visitor ids, then the customer id three times).
-const EVENTS_MATCH: &str =
-    "has(?, visitor_id) OR (? != '' AND (customer_id = ? OR (kind = 'email_open' AND recipient = ?)))";
-/// Rows of `identities` that belong to a scope (binds: visitor ids, customer id).
-const IDENTITIES_MATCH: &str = "has(?, visitor_id) OR customer_id = ?";
+/// Rows of `events` that belong to a scope: the visitors' events (for a customer, not those
+/// linked to a different customer, as on a shared computer), the customer's own events, and the
+/// email opens addressed to them. Binds: visitor ids, then the customer id five times.
+const EVENTS_MATCH: &str = "(has(?, visitor_id) AND (? = '' OR customer_id IN ('', ?)))
+    OR (? != '' AND (customer_id = ? OR (kind = 'email_open' AND recipient = ?)))";
+/// Rows of `identities` that belong to a scope: a visitor's links, or a customer's.
+/// Binds: customer id, visitor ids, customer id.
+const IDENTITIES_MATCH: &str = "(? = '' AND has(?, visitor_id)) OR customer_id = ?";
 
 impl Scope {
     fn bind_events(&self, query: Query) -> Query {
-        query.bind(&self.visitor_ids).bind(&self.customer_id).bind(&self.customer_id).bind(&self.customer_id)
+        let c = &self.customer_id;
+        query.bind(&self.visitor_ids).bind(c).bind(c).bind(c).bind(c).bind(c)
     }
 
     fn bind_identities(&self, query: Query) -> Query {
-        query.bind(&self.visitor_ids).bind(&self.customer_id)
+        query.bind(&self.customer_id).bind(&self.visitor_ids).bind(&self.customer_id)
     }
 }
+
+/// The tables a subject's rows live in: name, condition, and how to bind it.
+const TABLES: [(&str, &str, fn(&Scope, Query) -> Query); 2] =
+    [("events", EVENTS_MATCH, Scope::bind_events), ("identities", IDENTITIES_MATCH, Scope::bind_identities)];
 
 async fn scope(client: &Client, subject: &Subject) -> Result<Scope, ClickHouseError> {
     Ok(match subject {
@@ -187,23 +197,24 @@ pub struct Erased {
 /// Deletes every record of `subject` and returns once ClickHouse confirms none is left.
 pub async fn erase(client: &Client, subject: &Subject) -> Result<Erased, SubjectError> {
     let scope = scope(client, subject).await?;
-    let tables = [("events", EVENTS_MATCH), ("identities", IDENTITIES_MATCH)];
-    let mut deleted = [0u64; 2];
-    for ((table, condition), deleted) in tables.iter().zip(&mut deleted) {
-        let bind = |q| if *table == "events" { scope.bind_events(q) } else { scope.bind_identities(q) };
-        *deleted = count(bind(client.query(&format!("SELECT count() FROM {table} WHERE {condition}"))), table).await?;
+    let mut deleted = [0u64; TABLES.len()];
+    for ((table, condition, bind), deleted) in TABLES.iter().zip(&mut deleted) {
+        *deleted =
+            count(bind(&scope, client.query(&format!("SELECT count() FROM {table} WHERE {condition}"))), table).await?;
         if *deleted > 0 {
-            bind(client.query(&format!("ALTER TABLE {table} DELETE WHERE {condition} SETTINGS mutations_sync = 2")))
-                .execute()
-                .await
-                .map_err(ch(format!("delete from {table}")))?;
+            bind(
+                &scope,
+                client.query(&format!("ALTER TABLE {table} DELETE WHERE {condition} SETTINGS mutations_sync = 2")),
+            )
+            .execute()
+            .await
+            .map_err(ch(format!("delete from {table}")))?;
         }
     }
     let mut left = 0;
-    for (table, condition) in tables {
-        let query = client.query(&format!("SELECT count() FROM {table} WHERE {condition}"));
-        left += count(if table == "events" { scope.bind_events(query) } else { scope.bind_identities(query) }, table)
-            .await?;
+    for (table, condition, bind) in TABLES {
+        left +=
+            count(bind(&scope, client.query(&format!("SELECT count() FROM {table} WHERE {condition}"))), table).await?;
     }
     if left > 0 {
         return Err(SubjectError::NotErased(left));

@@ -141,6 +141,32 @@ async fn erasing_a_visitor_removes_only_that_browser() {
 }
 
 #[tokio::test]
+async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let signer = signer(&db);
+    let url = enc("https://shop.example.com/account");
+    let as_customer = |id: &str| format!("/p.gif?site=s&url={url}&{}", customer::sign(id, &signer).unwrap());
+    let shared = get(addr, &as_customer("alice"), &[]).await.visitor_cookie().unwrap();
+    let cookie = format!("ff_id={shared}");
+    get(addr, &as_customer("bob"), &[("cookie", &cookie)]).await;
+    get(addr, &format!("/p.gif?site=s&url={url}"), &[("cookie", &cookie)]).await;
+    collector.shutdown().await;
+
+    let alice = export(&db, "--customer", "alice");
+    assert_eq!(alice["events"].as_array().unwrap().len(), 2, "her own and the browser's unlinked one: {alice}");
+    assert_eq!(strings(&alice["events"], "customer_id"), ["", "alice"]);
+    assert_eq!(strings(&alice["identities"], "customer_id"), ["alice"]);
+    assert_eq!(export(&db, "--visitor", &shared)["events"].as_array().unwrap().len(), 3, "the browser's records");
+
+    ok(aggregator(&db, &["subject", "erase", "--customer", "alice"]));
+    let bob = export(&db, "--customer", "bob");
+    assert_eq!(strings(&bob["events"], "customer_id"), ["bob"], "bob's records stay: {bob}");
+    assert_eq!(strings(&bob["identities"], "visitor_id"), [shared.as_str()]);
+}
+
+#[tokio::test]
 async fn subject_commands_say_what_is_wrong() {
     let db = TestDb::new();
     let bad = aggregator(&db, &["subject", "erase", "--visitor", "'; DROP TABLE events; --"]);
