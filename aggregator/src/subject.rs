@@ -87,8 +87,11 @@ impl Scope {
     }
 }
 
+/// Binds a scope's values to a condition's placeholders.
+type Bind = fn(&Scope, Query) -> Query;
+
 /// The tables a subject's rows live in: name, condition, and how to bind it.
-const TABLES: [(&str, &str, fn(&Scope, Query) -> Query); 2] =
+const TABLES: [(&str, &str, Bind); 2] =
     [("events", EVENTS_MATCH, Scope::bind_events), ("identities", IDENTITIES_MATCH, Scope::bind_identities)];
 
 async fn scope(client: &Client, subject: &Subject) -> Result<Scope, ClickHouseError> {
