@@ -130,6 +130,8 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
     assert!(reader.headers.get("set-cookie").is_none(), "email opens never set a cookie");
     let gmail = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
     get(addr, &path, &[("user-agent", gmail), ("x-forwarded-for", "66.249.84.1")]).await;
+    let withheld = get(addr, &path, &[("dnt", "1")]).await;
+    assert_eq!((withheld.status.as_u16(), withheld.body.len()), (200, 43), "a reader's DNT is honoured too");
 
     let token = path.trim_start_matches("/o/").trim_end_matches(".gif");
     let tampered = format!("/o/{}A.gif", &token[..token.len() - 1]);
@@ -146,6 +148,7 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
     let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
     assert_eq!(metrics_line(&metrics, "footfall_hits_rejected_total{reason=\"bad_email_token\"}"), 5);
     assert_eq!(metrics_line(&metrics, "footfall_hits_accepted_total{kind=\"email_open\"}"), 2);
+    assert_eq!(metrics_line(&metrics, "footfall_hits_withheld_total{reason=\"dnt\"}"), 1);
     collector.shutdown().await;
 
     let rows = db
