@@ -12,7 +12,7 @@ use footfall_collector::config::{ClickHouseArgs, DEFAULT_DATA_DIR};
 #[command(
     name = "footfall-aggregator",
     version,
-    about = "Footfall's aggregator: reports, data subject requests, retention"
+    about = "Footfall's aggregator: key generation, data subject requests, retention"
 )]
 pub struct Cli {
     #[command(subcommand)]
