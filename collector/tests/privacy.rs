@@ -229,8 +229,15 @@ async fn sign_without_a_secret_says_what_to_do() {
 #[tokio::test]
 async fn retention_ttls_cover_every_table_with_personal_data() {
     let db = TestDb::new();
-    let collector = db.start(&["--retention-days", "30"]).await;
+    let collector = db.start(&["--retention-days", "395"]).await;
     collector.shutdown().await;
+    // Applying again is harmless (statements are idempotent, as after an interrupted migration)
+    // and brings every TTL in line with a changed retention period.
+    let server = db.client().with_database("default");
+    for statement in footfall_collector::schema::MIGRATIONS.iter().flat_map(|m| m.statements) {
+        server.query(&statement.replace("{db}", &db.name)).execute().await.unwrap();
+    }
+    footfall_collector::schema::migrate(&server, &db.name, 30).await.unwrap();
     for (table, ttl) in [
         ("events", "TTL toDateTime(ts) + toIntervalDay(30)"),
         ("identities", "TTL toDateTime(last_seen) + toIntervalDay(30)"),
