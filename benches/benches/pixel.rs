@@ -8,11 +8,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use footfall_collector::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter};
 use footfall_collector::id::Id;
 use footfall_collector::metrics::Metrics;
 use footfall_collector::routes::{App, now_ms};
 use footfall_collector::sealer::Sealer;
+use footfall_collector::signing::Signer;
 use footfall_collector::sink::{Queue, SinkStatus};
 use footfall_seal::SecretKey;
 use http::Request;
@@ -21,6 +23,12 @@ use http::Request;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn app() -> App {
+    let cookie_policy = CookiePolicy {
+        max_age_days: 395,
+        same_site: cookie::SameSite::Lax,
+        domain: None,
+        secure: true,
+    };
     let queue = Queue::bounded(1 << 16);
     let drain = queue.clone();
     std::thread::spawn(move || {
@@ -30,12 +38,14 @@ fn app() -> App {
         }
     });
     App {
-        cookie: CookieWriter::new(&CookiePolicy {
-            max_age_days: 395,
-            same_site: cookie::SameSite::Lax,
-            domain: None,
-            secure: true,
-        }),
+        cookie: CookieWriter::new(&cookie_policy),
+        opt_out_cookies: OptOutCookies::new(&cookie_policy),
+        privacy: PrivacyPolicy {
+            honor_dnt: true,
+            honor_gpc: true,
+            consent_required: false,
+        },
+        signer: Signer::new(&[7; 32]),
         trusted_proxies: "10.0.0.0/8".parse().unwrap(),
         sealer: Arc::new(Sealer::new(
             SecretKey::generate().public_key(),

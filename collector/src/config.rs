@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::hit::client_ip::TrustedProxies;
 
@@ -32,6 +32,42 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply the ClickHouse schema and exit.
     Migrate(ClickHouseArgs),
+    /// Print a signed email-open marker or customer link (needs FOOTFALL_SECRET).
+    Sign(SignArgs),
+}
+
+/// Where local state lives unless FOOTFALL_DATA_DIR says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./footfall-data";
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    #[command(subcommand)]
+    pub what: SignCommand,
+    /// Where the secret is looked for when --secret is not given.
+    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub data_dir: PathBuf,
+    /// Key for signed email-open tokens and customer links (the collector's FOOTFALL_SECRET).
+    #[arg(long, env = "FOOTFALL_SECRET", hide_env_values = true, global = true)]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SignCommand {
+    /// Print the `/o/TOKEN.gif` path that records when this recipient opens this campaign's mail.
+    Email {
+        /// The mailing, as it should appear in reports.
+        #[arg(long)]
+        campaign: String,
+        /// Who the mail goes to: an opaque subscriber or customer id rather than an address.
+        #[arg(long)]
+        recipient: String,
+    },
+    /// Print the query parameters (`cid=...&cs=...`) that link a logged-in customer's hits.
+    Customer {
+        /// The customer's id in your systems.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,6 +112,15 @@ impl ClickHouseArgs {
     }
 }
 
+/// Whether hits are recorded before the page signals consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsentMode {
+    /// Record unless the visitor opted out (or sends DNT / Sec-GPC).
+    Implied,
+    /// Record only hits that carry `consent=1`.
+    Required,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SameSite {
     Lax,
@@ -92,7 +137,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Local state: the spool, and key material in --dev.
-    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// For a laptop: create missing keys in the data dir, drop the cookie's Secure attribute.
     #[arg(long, env = "FOOTFALL_DEV")]
@@ -153,6 +198,16 @@ pub struct ServeArgs {
     /// Domain attribute of the visitor cookie (none: the collector's host only).
     #[arg(long, env = "FOOTFALL_COOKIE_DOMAIN")]
     pub cookie_domain: Option<String>,
+
+    /// Record nothing of browsers that send `DNT: 1` (true or false).
+    #[arg(long, env = "FOOTFALL_HONOR_DNT", default_value_t = true, action = ArgAction::Set)]
+    pub honor_dnt: bool,
+    /// Record nothing of browsers that send `Sec-GPC: 1` (true or false).
+    #[arg(long, env = "FOOTFALL_HONOR_GPC", default_value_t = true, action = ArgAction::Set)]
+    pub honor_gpc: bool,
+    /// `required`: record a page hit only if it carries `consent=1`.
+    #[arg(long, env = "FOOTFALL_CONSENT", value_enum, default_value = "implied")]
+    pub consent: ConsentMode,
 }
 
 impl ServeArgs {
@@ -175,6 +230,50 @@ mod tests {
         assert_eq!(s.flush_interval_ms, 1000);
         assert_eq!(s.clickhouse.retention_days, 395);
         assert!(!s.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+        assert!(
+            s.honor_dnt && s.honor_gpc,
+            "DNT and GPC are honoured by default"
+        );
+        assert_eq!(s.consent, ConsentMode::Implied);
+    }
+
+    #[test]
+    fn privacy_switches_and_sign_parse() {
+        let cli = Cli::try_parse_from([
+            "footfall-collector",
+            "--honor-dnt",
+            "false",
+            "--honor-gpc",
+            "false",
+            "--consent",
+            "required",
+        ])
+        .unwrap();
+        assert!(!cli.serve.honor_dnt && !cli.serve.honor_gpc);
+        assert_eq!(cli.serve.consent, ConsentMode::Required);
+        let cli = Cli::try_parse_from([
+            "footfall-collector",
+            "sign",
+            "email",
+            "--campaign",
+            "c",
+            "--recipient",
+            "r",
+            "--data-dir",
+            "d",
+        ])
+        .unwrap();
+        let Some(Command::Sign(sign)) = cli.command else {
+            panic!("sign")
+        };
+        assert!(
+            matches!(sign.what, SignCommand::Email { campaign, recipient } if campaign == "c" && recipient == "r")
+        );
+        assert_eq!(sign.data_dir, PathBuf::from("d"));
+        assert!(
+            Cli::try_parse_from(["footfall-collector", "sign", "customer"]).is_err(),
+            "--id is required"
+        );
     }
 
     #[test]

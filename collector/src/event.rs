@@ -121,6 +121,8 @@ pub struct Event {
     pub user_agent: String,
     pub campaign: String,
     pub recipient: String,
+    /// On `email_open` rows: fetched by a mail provider's image proxy, not the reader's client.
+    pub via_proxy: bool,
 }
 
 impl Event {

@@ -8,7 +8,9 @@
 //! 3. the event goes into the [`sink`]'s bounded queue and the client gets its answer at once;
 //! 4. the sink's writer batches events and inserts them into ClickHouse ([`schema`]).
 //!
-//! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing.
+//! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing. Before anything is
+//! recorded, [`hit::privacy`] decides whether the visitor lets it be (opt-out, DNT, GPC,
+//! consent); [`signing`] makes email-open tokens and customer links unforgeable.
 
 pub mod config;
 pub mod event;
@@ -21,4 +23,5 @@ pub mod routes;
 pub mod schema;
 pub mod sealer;
 pub mod server;
+pub mod signing;
 pub mod sink;

@@ -2,8 +2,10 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use footfall_collector::config::{Cli, Command};
-use footfall_collector::{schema, server};
+use footfall_collector::config::{Cli, Command, SignArgs, SignCommand};
+use footfall_collector::hit::{customer, email};
+use footfall_collector::signing::Signer;
+use footfall_collector::{keys, schema, server};
 use tracing_subscriber::EnvFilter;
 
 // Hits are allocated on the request threads and freed on the writer's: mimalloc handles that
@@ -49,8 +51,25 @@ async fn main() -> anyhow::Result<()> {
                 ch.clickhouse_database
             );
         }
+        Command::Sign(args) => println!("{}", sign(args)?),
     }
     Ok(())
+}
+
+/// What `sign` prints: an email-open marker's path, or a customer link's query parameters.
+fn sign(args: SignArgs) -> anyhow::Result<String> {
+    let signer = Signer::new(&keys::load_secret(
+        &args.data_dir,
+        args.secret.as_deref(),
+        false,
+    )?);
+    Ok(match args.what {
+        SignCommand::Email {
+            campaign,
+            recipient,
+        } => email::marker_path(&email::token(&campaign, &recipient, &signer)?),
+        SignCommand::Customer { id } => customer::sign(&id, &signer)?,
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

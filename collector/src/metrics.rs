@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::event::Kind;
+use crate::hit::privacy::Withheld;
 
 /// Why a hit was not accepted. Each has a label value on `footfall_hits_rejected_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum Rejection {
     BadSite,
     MissingUrl,
     BadUrl,
+    /// An email-open marker whose token this collector did not sign (forged or damaged).
+    BadEmailToken,
     /// The in-memory queue to the spool was full.
     Overloaded,
     /// The spool on disk was at its bound (ClickHouse down for long) or the disk failed.
@@ -30,11 +33,12 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 6] = [
+    pub const ALL: [Rejection; 7] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
         Rejection::BadUrl,
+        Rejection::BadEmailToken,
         Rejection::Overloaded,
         Rejection::SpoolFull,
     ];
@@ -45,6 +49,7 @@ impl Rejection {
             Rejection::BadSite => "bad_site",
             Rejection::MissingUrl => "missing_url",
             Rejection::BadUrl => "bad_url",
+            Rejection::BadEmailToken => "bad_email_token",
             Rejection::Overloaded => "overloaded",
             Rejection::SpoolFull => "spool_full",
         }
@@ -76,6 +81,8 @@ pub struct Metrics {
     registry: Registry,
     accepted: [Counter; Kind::ALL.len()],
     rejected: [Counter; Rejection::ALL.len()],
+    withheld: [Counter; Withheld::ALL.len()],
+    customer_links_rejected: Counter,
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
     pub batches_written: Counter,
@@ -100,6 +107,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("footfall");
         let accepted_family = Family::<KindLabel, Counter>::default();
         let rejected_family = Family::<ReasonLabel, Counter>::default();
+        let withheld_family = Family::<ReasonLabel, Counter>::default();
+        let customer_links_rejected = Counter::default();
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
         let batches_written = Counter::default();
@@ -122,13 +131,23 @@ impl Metrics {
             rejected_family.clone(),
         );
         registry.register(
+            "hits_withheld",
+            "Hits answered but not recorded because of the visitor's privacy choice, by reason",
+            withheld_family.clone(),
+        );
+        registry.register(
+            "customer_links_rejected",
+            "Customer links with an invalid signature (the hit was recorded without the link)",
+            customer_links_rejected.clone(),
+        );
+        registry.register(
             "fields_truncated",
             "Fields cut to their length bound, by field",
             truncated.clone(),
         );
         registry.register(
             "queue_depth",
-            "Events waiting in memory for the writer",
+            "Events waiting in memory for the spool",
             queue_depth.clone(),
         );
         registry.register(
@@ -187,6 +206,12 @@ impl Metrics {
                     .get_or_create(&ReasonLabel { reason: r.as_str() })
                     .clone()
             }),
+            withheld: Withheld::ALL.map(|w| {
+                withheld_family
+                    .get_or_create(&ReasonLabel { reason: w.as_str() })
+                    .clone()
+            }),
+            customer_links_rejected,
             registry,
             truncated,
             queue_depth,
@@ -208,6 +233,14 @@ impl Metrics {
 
     pub fn rejected(&self, reason: Rejection) {
         self.rejected[reason as usize].inc();
+    }
+
+    pub fn withheld(&self, reason: Withheld) {
+        self.withheld[reason as usize].inc();
+    }
+
+    pub fn customer_link_rejected(&self) {
+        self.customer_links_rejected.inc();
     }
 
     pub fn truncated(&self, field: &'static str) {
@@ -254,6 +287,8 @@ mod tests {
         m.accepted(Kind::Pageview);
         m.rejected(Rejection::BadUrl);
         m.truncated("url");
+        m.withheld(Withheld::DoNotTrack);
+        m.customer_link_rejected();
         let text = m.render();
         assert!(
             text.contains(r#"footfall_hits_accepted_total{kind="pageview"} 2"#),
@@ -269,6 +304,18 @@ mod tests {
         );
         assert!(
             text.contains(r#"footfall_fields_truncated_total{field="url"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"footfall_hits_withheld_total{reason="dnt"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"footfall_hits_withheld_total{reason="opted_out"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("footfall_customer_links_rejected_total 1"),
             "{text}"
         );
         assert!(

@@ -1,6 +1,6 @@
-//! The running collector: HTTP/1.1 server, writer task, and an orderly shutdown.
+//! The running collector: HTTP/1.1 server, sink (spool and inserter), and an orderly shutdown.
 //!
-//! [`start`] applies the schema, binds the listener, spawns the writer and the accept loop, and
+//! [`start`] applies the schema, binds the listener, starts the sink and the accept loop, and
 //! returns a [`Collector`] handle. [`Collector::shutdown`] (the binary calls it on SIGTERM or
 //! SIGINT) stops accepting, lets every in-flight request finish, and only then shuts the sink
 //! down, so every hit that was answered is spooled and, ClickHouse willing, inserted before the
@@ -19,13 +19,15 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{SameSite, ServeArgs};
+use crate::config::{ConsentMode, SameSite, ServeArgs};
+use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::visitor::{CookiePolicy, CookieWriter};
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
 use crate::routes::{App, now_ms};
 use crate::schema::{self, SchemaError};
 use crate::sealer::Sealer;
+use crate::signing::Signer;
 use crate::sink::inserter::InserterReport;
 use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
 
@@ -133,17 +135,25 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         source,
     })?;
 
+    let cookie_policy = CookiePolicy {
+        max_age_days: args.cookie_max_age_days,
+        same_site: match args.cookie_same_site {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        },
+        domain: args.cookie_domain.clone(),
+        secure: !args.dev,
+    };
     let app = Arc::new(App {
-        cookie: CookieWriter::new(&CookiePolicy {
-            max_age_days: args.cookie_max_age_days,
-            same_site: match args.cookie_same_site {
-                SameSite::Lax => cookie::SameSite::Lax,
-                SameSite::Strict => cookie::SameSite::Strict,
-                SameSite::None => cookie::SameSite::None,
-            },
-            domain: args.cookie_domain.clone(),
-            secure: !args.dev,
-        }),
+        cookie: CookieWriter::new(&cookie_policy),
+        opt_out_cookies: OptOutCookies::new(&cookie_policy),
+        privacy: PrivacyPolicy {
+            honor_dnt: args.honor_dnt,
+            honor_gpc: args.honor_gpc,
+            consent_required: args.consent == ConsentMode::Required,
+        },
+        signer: Signer::new(&keys.secret),
         trusted_proxies: args.trusted_proxies.clone(),
         sealer,
         queue,

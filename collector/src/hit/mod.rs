@@ -4,6 +4,9 @@
 //! functions and turn the result into an [`crate::event::Event`].
 
 pub mod client_ip;
+pub mod customer;
+pub mod email;
 pub mod page;
+pub mod privacy;
 pub mod query;
 pub mod visitor;

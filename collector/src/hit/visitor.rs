@@ -36,14 +36,19 @@ impl Visitor {
 }
 
 fn returning_id(headers: &HeaderMap) -> Option<Id> {
+    request_cookies(headers)
+        .find(|c| c.name() == COOKIE_NAME)
+        .and_then(|c| Id::parse(c.value()))
+}
+
+/// Every cookie a request carries, across all its `Cookie` headers; malformed ones are skipped.
+pub fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = Cookie<'_>> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == COOKIE_NAME)
-        .and_then(|c| Id::parse(c.value()))
 }
 
 /// How the cookie is written, fixed at start.
@@ -63,20 +68,30 @@ pub struct CookieWriter {
     value_at: usize,
 }
 
+impl CookiePolicy {
+    /// `Set-Cookie` for `name=value` with this policy's attributes, living `max_age_days` (0
+    /// expires it now).
+    pub fn render(&self, name: &str, value: &str, max_age_days: u32) -> String {
+        let mut cookie = Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            .max_age(cookie::time::Duration::days(i64::from(max_age_days)))
+            .same_site(self.same_site)
+            .secure(self.secure)
+            .build();
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie.to_string()
+    }
+}
+
 impl CookieWriter {
     pub fn new(policy: &CookiePolicy) -> Self {
         let placeholder = "0".repeat(ID_LEN);
-        let mut cookie = Cookie::build((COOKIE_NAME, placeholder.as_str()))
-            .path("/")
-            .http_only(true)
-            .max_age(cookie::time::Duration::days(i64::from(policy.max_age_days)))
-            .same_site(policy.same_site)
-            .secure(policy.secure)
-            .build();
-        if let Some(domain) = &policy.domain {
-            cookie.set_domain(domain.clone());
-        }
-        let template = cookie.to_string().into_bytes();
+        let template = policy
+            .render(COOKIE_NAME, &placeholder, policy.max_age_days)
+            .into_bytes();
         let value_at = COOKIE_NAME.len() + 1;
         debug_assert_eq!(
             &template[value_at..value_at + ID_LEN],

@@ -358,6 +358,14 @@ pub async fn wait_for_listener(addr: SocketAddr) {
     panic!("nothing listens on {addr}");
 }
 
+/// The collector binary. `option_env!`: the aggregator's tests share this file and have none.
+fn collector_binary() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_footfall-collector") {
+        Some(path) => path,
+        None => panic!("only the collector's tests start its binary"),
+    }
+}
+
 /// Starts the collector binary on a free port for `db`, with `extra` options.
 pub async fn spawn_collector(db: &TestDb, extra: &[&str]) -> (std::process::Child, SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -366,7 +374,7 @@ pub async fn spawn_collector(db: &TestDb, extra: &[&str]) -> (std::process::Chil
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
+    let child = std::process::Command::new(collector_binary())
         .args([
             "serve",
             "--dev",
@@ -403,4 +411,12 @@ pub async fn signal_and_wait(
         .await
         .unwrap()
         .unwrap()
+}
+
+/// Bytes of a hex string, as ClickHouse's `hex()` writes them.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
