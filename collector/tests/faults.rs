@@ -42,6 +42,7 @@ async fn clickhouse_down_for_seconds_under_traffic_loses_and_duplicates_nothing(
     let stored = db
         .count("SELECT count() FROM events WHERE site = 'outage'")
         .await;
+    eprintln!("outage: {acknowledged} hits acknowledged, {stored} stored, ClickHouse down for 4 s");
     assert_eq!(stored, acknowledged, "rows = hits acknowledged");
     assert_eq!(
         db.count("SELECT uniqExact(event_id) FROM events").await,
@@ -100,6 +101,12 @@ async fn kill_9_loses_at_most_the_fsync_window_and_replays_no_garbage() {
         .await;
     let window = Duration::from_millis(FSYNC_MS + 50);
     let durable = acks.iter().filter(|t| **t + window < killed_at).count() as u64;
+    let lost = (acks.len() as u64).saturating_sub(stored);
+    eprintln!(
+        "kill -9: {} hits acknowledged, {stored} stored, {lost} lost; {durable} were acknowledged over {} ms before the kill",
+        acks.len(),
+        window.as_millis()
+    );
     assert!(
         stored <= acks.len() as u64,
         "nothing is invented: {stored} stored, {} acknowledged",
