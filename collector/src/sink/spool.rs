@@ -368,7 +368,8 @@ enum BatchRead {
 
 /// Reads frames from `file` up to and including the next cut.
 fn read_batch(file: &mut File) -> io::Result<BatchRead> {
-    let mut buf = Vec::new();
+    // Room for a chunk and a partial frame carried over: no regrowth while reading.
+    let mut buf = Vec::with_capacity(2 * READ_CHUNK_BYTES as usize);
     let mut at = 0;
     let mut consumed = 0u64;
     let (mut events, mut keys, mut corrupt_records) = (Vec::new(), Vec::new(), 0);
