@@ -29,11 +29,17 @@ pub enum Rejection {
     Overloaded,
     /// The spool on disk was at its bound (ClickHouse down for long) or the disk failed.
     SpoolFull,
+    /// A beacon body that is not valid JSON for events, or breaks a bound.
+    BadBeacon,
+    /// An engagement of more than a day.
+    DwellOutOfRange,
+    /// A beacon from a page whose origin is not in FOOTFALL_ALLOWED_ORIGINS.
+    OriginNotAllowed,
 }
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 7] = [
+    pub const ALL: [Rejection; 10] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
@@ -41,6 +47,9 @@ impl Rejection {
         Rejection::BadEmailToken,
         Rejection::Overloaded,
         Rejection::SpoolFull,
+        Rejection::BadBeacon,
+        Rejection::DwellOutOfRange,
+        Rejection::OriginNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +61,9 @@ impl Rejection {
             Rejection::BadEmailToken => "bad_email_token",
             Rejection::Overloaded => "overloaded",
             Rejection::SpoolFull => "spool_full",
+            Rejection::BadBeacon => "bad_beacon",
+            Rejection::DwellOutOfRange => "dwell_out_of_range",
+            Rejection::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }
