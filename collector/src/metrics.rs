@@ -106,6 +106,8 @@ pub struct Metrics {
     pub spool_torn_bytes: Counter,
     pub spool_corrupt_records: Counter,
     pub spool_lost_events: Counter,
+    pub geoip_reloads: Counter,
+    pub geoip_reload_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -132,6 +134,8 @@ impl Metrics {
         let spool_torn_bytes = Counter::default();
         let spool_corrupt_records = Counter::default();
         let spool_lost_events = Counter::default();
+        let geoip_reloads = Counter::default();
+        let geoip_reload_failures = Counter::default();
         registry.register(
             "hits_accepted",
             "Hits accepted and queued for ClickHouse, by kind",
@@ -207,6 +211,16 @@ impl Metrics {
             "Accepted events lost because the spool could not be written",
             spool_lost_events.clone(),
         );
+        registry.register(
+            "geoip_reloads",
+            "New editions of the GeoIP database taken into use",
+            geoip_reloads.clone(),
+        );
+        registry.register(
+            "geoip_reload_failures",
+            "New editions of the GeoIP database that could not be read (the previous one stays)",
+            geoip_reload_failures.clone(),
+        );
         Self {
             accepted: Kind::ALL.map(|k| {
                 accepted_family
@@ -236,6 +250,8 @@ impl Metrics {
             spool_torn_bytes,
             spool_corrupt_records,
             spool_lost_events,
+            geoip_reloads,
+            geoip_reload_failures,
         }
     }
 

@@ -186,7 +186,7 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     };
     let (stop, stop_rx) = watch::channel(false);
     if let Some(geoip) = geoip {
-        tokio::spawn(geoip.watch(GEOIP_CHECK_INTERVAL, stop_rx.clone()));
+        tokio::spawn(geoip.watch(GEOIP_CHECK_INTERVAL, metrics.clone(), stop_rx.clone()));
     }
     let task = tokio::spawn(async move {
         serve(listener, app, limits, stop_rx).await;

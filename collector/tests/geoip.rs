@@ -161,7 +161,31 @@ async fn hits_get_their_place_and_a_new_database_edition_is_picked_up() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(moved, "the new database edition was not picked up");
+
+    // A broken edition is refused and counted; lookups go on with the one before.
+    std::fs::write(&next, b"half a download").unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    let failed = "footfall_geoip_reload_failures_total 1";
+    let mut metrics = String::new();
+    for _ in 0..40 {
+        metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
+        if metrics.contains(failed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(metrics.contains(failed), "{metrics}");
+    assert!(
+        metrics.contains("footfall_geoip_reloads_total 1"),
+        "{metrics}"
+    );
+    hit("203.0.113.77", "broken").await;
     collector.shutdown().await;
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE path = '/broken' AND country = 'AT'")
+            .await,
+        1
+    );
 
     let rows = db.rows("SELECT path, country, region, city, ip_prefix FROM events WHERE path IN ('/a', '/b', '/c') ORDER BY path").await;
     let got: Vec<_> = rows

@@ -15,6 +15,8 @@ use arc_swap::ArcSwap;
 use maxminddb::{MaxMindDbError, Reader, geoip2};
 use tokio::sync::watch;
 
+use crate::metrics::Metrics;
+
 /// Where a client IP is, as far as the database knows; fields are empty when unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Place {
@@ -107,8 +109,13 @@ impl GeoIp {
         Ok(true)
     }
 
-    /// Checks the file every `every` until `stop` turns true.
-    pub async fn watch(self: Arc<Self>, every: Duration, mut stop: watch::Receiver<bool>) {
+    /// Checks the file every `every` until `stop` turns true, counting reloads in `metrics`.
+    pub async fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        metrics: Arc<Metrics>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -120,11 +127,13 @@ impl GeoIp {
             let geoip = self.clone();
             match tokio::task::spawn_blocking(move || geoip.reload_if_changed()).await {
                 Ok(Ok(true)) => {
-                    tracing::info!(path = %self.path.display(), "GeoIP database reloaded")
+                    metrics.geoip_reloads.inc();
+                    tracing::info!(path = %self.path.display(), "GeoIP database reloaded");
                 }
                 Ok(Ok(false)) => {}
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, "GeoIP database not reloaded; keeping the previous one")
+                    metrics.geoip_reload_failures.inc();
+                    tracing::warn!(%error, "GeoIP database not reloaded; keeping the previous one");
                 }
                 Err(error) => tracing::warn!(%error, "GeoIP reload task failed"),
             }
