@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use footfall_collector::enrich::Enricher;
 use footfall_collector::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter};
 use footfall_collector::id::Id;
@@ -47,6 +48,7 @@ fn app() -> App {
         },
         signer: Signer::new(&[7; 32]),
         trusted_proxies: "10.0.0.0/8".parse().unwrap(),
+        enricher: Enricher::new(None),
         sealer: Arc::new(Sealer::new(
             SecretKey::generate().public_key(),
             60_000,
@@ -55,6 +57,7 @@ fn app() -> App {
         queue,
         metrics: Arc::new(Metrics::new()),
         status: Arc::new(SinkStatus::default()),
+        allowed_origins: Default::default(),
     }
 }
 

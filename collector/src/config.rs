@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::cors::AllowedOrigins;
 use crate::hit::client_ip::TrustedProxies;
 
 #[derive(Debug, Parser)]
@@ -177,6 +178,16 @@ pub struct ServeArgs {
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
 
+    /// Origins whose pages may send beacons to /e, like https://www.example.com (comma-separated).
+    /// --dev allows any origin.
+    #[arg(long, env = "FOOTFALL_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: AllowedOrigins,
+
+    /// MaxMind DB file (GeoIP2/GeoLite2 City or Country) for the country, region and city
+    /// columns; reloaded when it changes. Without it those columns stay empty.
+    #[arg(long, env = "FOOTFALL_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
+
     /// Key for signed email-open tokens and customer links (at least 32 characters).
     #[arg(long, env = "FOOTFALL_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
@@ -230,6 +241,7 @@ mod tests {
         assert_eq!(s.flush_interval_ms, 1000);
         assert_eq!(s.clickhouse.retention_days, 395);
         assert!(!s.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+        assert!(s.geoip_db.is_none());
         assert!(
             s.honor_dnt && s.honor_gpc,
             "DNT and GPC are honoured by default"
@@ -300,5 +312,17 @@ mod tests {
         .unwrap();
         assert!(matches!(cli.command, Some(Command::Migrate(c)) if c.clickhouse_database == "x"));
         assert!(Cli::try_parse_from(["footfall-collector", "--trusted-proxies", "bogus"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "footfall-collector",
+                "--allowed-origins",
+                "https://a.example,https://b.example"
+            ])
+            .is_ok()
+        );
+        assert!(
+            Cli::try_parse_from(["footfall-collector", "--allowed-origins", "a.example/path"])
+                .is_err()
+        );
     }
 }

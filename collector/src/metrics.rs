@@ -29,11 +29,17 @@ pub enum Rejection {
     Overloaded,
     /// The spool on disk was at its bound (ClickHouse down for long) or the disk failed.
     SpoolFull,
+    /// A beacon body that is not valid JSON for events, or breaks a bound.
+    BadBeacon,
+    /// An engagement of more than a day.
+    DwellOutOfRange,
+    /// A beacon from a page whose origin is not in FOOTFALL_ALLOWED_ORIGINS.
+    OriginNotAllowed,
 }
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 7] = [
+    pub const ALL: [Rejection; 10] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
@@ -41,6 +47,9 @@ impl Rejection {
         Rejection::BadEmailToken,
         Rejection::Overloaded,
         Rejection::SpoolFull,
+        Rejection::BadBeacon,
+        Rejection::DwellOutOfRange,
+        Rejection::OriginNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +61,9 @@ impl Rejection {
             Rejection::BadEmailToken => "bad_email_token",
             Rejection::Overloaded => "overloaded",
             Rejection::SpoolFull => "spool_full",
+            Rejection::BadBeacon => "bad_beacon",
+            Rejection::DwellOutOfRange => "dwell_out_of_range",
+            Rejection::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }
@@ -94,6 +106,8 @@ pub struct Metrics {
     pub spool_torn_bytes: Counter,
     pub spool_corrupt_records: Counter,
     pub spool_lost_events: Counter,
+    pub geoip_reloads: Counter,
+    pub geoip_reload_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -120,6 +134,8 @@ impl Metrics {
         let spool_torn_bytes = Counter::default();
         let spool_corrupt_records = Counter::default();
         let spool_lost_events = Counter::default();
+        let geoip_reloads = Counter::default();
+        let geoip_reload_failures = Counter::default();
         registry.register(
             "hits_accepted",
             "Hits accepted and queued for ClickHouse, by kind",
@@ -195,6 +211,16 @@ impl Metrics {
             "Accepted events lost because the spool could not be written",
             spool_lost_events.clone(),
         );
+        registry.register(
+            "geoip_reloads",
+            "New editions of the GeoIP database taken into use",
+            geoip_reloads.clone(),
+        );
+        registry.register(
+            "geoip_reload_failures",
+            "New editions of the GeoIP database that could not be read (the previous one stays)",
+            geoip_reload_failures.clone(),
+        );
         Self {
             accepted: Kind::ALL.map(|k| {
                 accepted_family
@@ -224,6 +250,8 @@ impl Metrics {
             spool_torn_bytes,
             spool_corrupt_records,
             spool_lost_events,
+            geoip_reloads,
+            geoip_reload_failures,
         }
     }
 

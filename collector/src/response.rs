@@ -27,9 +27,19 @@ pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": message }).to_string();
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An empty answer with `status` (`204` for a stored beacon, a preflight).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

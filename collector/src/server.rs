@@ -20,6 +20,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConsentMode, SameSite, ServeArgs};
+use crate::cors::AllowedOrigins;
+use crate::enrich::Enricher;
+use crate::enrich::geoip::{GeoIp, GeoIpError};
 use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::visitor::{CookiePolicy, CookieWriter};
 use crate::keys::{self, KeyError};
@@ -33,6 +36,8 @@ use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
+/// How often the GeoIP database file is checked for a new edition.
+const GEOIP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest shutdown waits for in-flight requests before closing their connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,6 +45,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    GeoIp(#[from] GeoIpError),
     #[error(
         "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
     )]
@@ -92,6 +99,12 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         args.ip_public_key.as_deref(),
         args.dev,
     )?;
+    let geoip = args
+        .geoip_db
+        .as_deref()
+        .map(GeoIp::open)
+        .transpose()?
+        .map(Arc::new);
     let ch = &args.clickhouse;
     schema::migrate(
         &ch.server_client(),
@@ -155,10 +168,16 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         },
         signer: Signer::new(&keys.secret),
         trusted_proxies: args.trusted_proxies.clone(),
+        enricher: Enricher::new(geoip.clone()),
         sealer,
         queue,
         metrics: metrics.clone(),
         status,
+        allowed_origins: if args.dev {
+            AllowedOrigins::any()
+        } else {
+            args.allowed_origins.clone()
+        },
     });
     let limits = Limits {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
@@ -166,6 +185,9 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         max_connections: args.max_connections as usize,
     };
     let (stop, stop_rx) = watch::channel(false);
+    if let Some(geoip) = geoip {
+        tokio::spawn(geoip.watch(GEOIP_CHECK_INTERVAL, metrics.clone(), stop_rx.clone()));
+    }
     let task = tokio::spawn(async move {
         serve(listener, app, limits, stop_rx).await;
         sink.shutdown().await
@@ -222,8 +244,8 @@ async fn serve(
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let service = service_fn(move |req| {
-                    let response = app.handle(&req, peer);
-                    async move { Ok::<_, Infallible>(response) }
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.serve(req, peer).await) }
                 });
                 let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {

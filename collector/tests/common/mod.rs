@@ -3,6 +3,8 @@
 //! real command-line options, and a minimal HTTP client.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod mmdb;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use clap::Parser as _;
 use footfall_collector::config::{Cli, ServeArgs};
 use footfall_collector::server::{self, Collector};
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -46,12 +48,26 @@ impl TestDb {
 
     /// The options of `footfall-collector serve --dev` for this database, plus `extra`.
     pub fn serve_args(&self, extra: &[&str]) -> ServeArgs {
+        self.args(&["--dev"], extra)
+    }
+
+    /// The options of `footfall-collector serve` as in production (keys given, not made), plus
+    /// `extra`.
+    pub fn production_args(&self, extra: &[&str]) -> ServeArgs {
+        let ip_public_key = footfall_seal::SecretKey::generate().public_key().to_text();
+        let secret = "s".repeat(40);
+        self.args(
+            &["--secret", &secret, "--ip-public-key", &ip_public_key],
+            extra,
+        )
+    }
+
+    fn args(&self, mode: &[&str], extra: &[&str]) -> ServeArgs {
         let url = self.url.clone();
         let data_dir = self.data_dir.path().display().to_string();
         let mut argv = vec![
             "footfall-collector",
             "serve",
-            "--dev",
             "--listen",
             "127.0.0.1:0",
             "--clickhouse-url",
@@ -63,6 +79,7 @@ impl TestDb {
             "--flush-interval-ms",
             "100",
         ];
+        argv.extend_from_slice(mode);
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
             Some(footfall_collector::config::Command::Serve(args)) => *args,
@@ -172,20 +189,43 @@ pub async fn request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Answer {
+    send(addr, method, target, headers, Bytes::new()).await
+}
+
+/// `POST` of `body` on a new connection.
+pub async fn post(
+    addr: SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Answer {
+    send(addr, "POST", target, headers, body.into()).await
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Answer {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(target)
-        .header("host", "collector.test");
+    let mut req = Request::builder().method(method).uri(target);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        req = req.header("host", "collector.test");
+    }
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
     let response = sender
-        .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+        .send_request(req.body(Full::new(body)).unwrap())
         .await
         .unwrap();
     let (parts, body) = response.into_parts();
