@@ -3,25 +3,37 @@
 
 use std::sync::Arc;
 
+use footfall_collector::enrich::Enricher;
+use footfall_collector::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter};
 use footfall_collector::metrics::Metrics;
 use footfall_collector::routes::{App, now_ms};
 use footfall_collector::sealer::Sealer;
-use footfall_collector::sink::Queue;
-use footfall_collector::sink::writer::WriterHealth;
+use footfall_collector::signing::Signer;
+use footfall_collector::sink::{Queue, SinkStatus};
 use footfall_seal::SecretKey;
 use http::Request;
 
-/// An app that pushes its events to `queue`, trusting 10.0.0.0/8 as proxies.
+/// An app that pushes its events to `queue`, trusting 10.0.0.0/8 as proxies, with the default
+/// privacy policy and no GeoIP database.
 pub fn app(queue: Queue) -> App {
+    let cookie_policy = CookiePolicy {
+        max_age_days: 395,
+        same_site: cookie::SameSite::Lax,
+        domain: None,
+        secure: true,
+    };
     App {
-        cookie: CookieWriter::new(&CookiePolicy {
-            max_age_days: 395,
-            same_site: cookie::SameSite::Lax,
-            domain: None,
-            secure: true,
-        }),
+        cookie: CookieWriter::new(&cookie_policy),
+        opt_out_cookies: OptOutCookies::new(&cookie_policy),
+        privacy: PrivacyPolicy {
+            honor_dnt: true,
+            honor_gpc: true,
+            consent_required: false,
+        },
+        signer: Signer::new(&[7; 32]),
         trusted_proxies: "10.0.0.0/8".parse().expect("a valid CIDR"),
+        enricher: Enricher::new(None),
         sealer: Arc::new(Sealer::new(
             SecretKey::generate().public_key(),
             60_000,
@@ -29,7 +41,8 @@ pub fn app(queue: Queue) -> App {
         )),
         queue,
         metrics: Arc::new(Metrics::new()),
-        health: Arc::new(WriterHealth::default()),
+        status: Arc::new(SinkStatus::default()),
+        allowed_origins: Default::default(),
     }
 }
 

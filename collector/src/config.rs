@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::cors::AllowedOrigins;
 use crate::hit::client_ip::TrustedProxies;
 
 #[derive(Debug, Parser)]
@@ -29,9 +30,45 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (the default). Applies the schema first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the ClickHouse schema and exit.
     Migrate(ClickHouseArgs),
+    /// Print a signed email-open marker or customer link (needs FOOTFALL_SECRET).
+    Sign(SignArgs),
+}
+
+/// Where local state lives unless FOOTFALL_DATA_DIR says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./footfall-data";
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    #[command(subcommand)]
+    pub what: SignCommand,
+    /// Where the secret is looked for when --secret is not given.
+    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub data_dir: PathBuf,
+    /// Key for signed email-open tokens and customer links (the collector's FOOTFALL_SECRET).
+    #[arg(long, env = "FOOTFALL_SECRET", hide_env_values = true, global = true)]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SignCommand {
+    /// Print the `/o/TOKEN.gif` path that records when this recipient opens this campaign's mail.
+    Email {
+        /// The mailing, as it should appear in reports.
+        #[arg(long)]
+        campaign: String,
+        /// Who the mail goes to: an opaque subscriber or customer id rather than an address.
+        #[arg(long)]
+        recipient: String,
+    },
+    /// Print the query parameters (`cid=...&cs=...`) that link a logged-in customer's hits.
+    Customer {
+        /// The customer's id in your systems.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,6 +113,15 @@ impl ClickHouseArgs {
     }
 }
 
+/// Whether hits are recorded before the page signals consent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsentMode {
+    /// Record unless the visitor opted out (or sends DNT / Sec-GPC).
+    Implied,
+    /// Record only hits that carry `consent=1`.
+    Required,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SameSite {
     Lax,
@@ -91,8 +137,8 @@ pub struct ServeArgs {
     /// Address to serve on.
     #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Local state: key material in --dev.
-    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+    /// Local state: the spool, and key material in --dev.
+    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// For a laptop: create missing keys in the data dir, drop the cookie's Secure attribute.
     #[arg(long, env = "FOOTFALL_DEV")]
@@ -104,16 +150,43 @@ pub struct ServeArgs {
     /// Most events in one insert.
     #[arg(long, env = "FOOTFALL_BATCH_ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_rows: u64,
-    /// Most events held in memory waiting for the writer; past it hits are refused (and counted).
+    /// Most events held in memory waiting for the spool; past it hits are refused (and counted).
     #[arg(long, env = "FOOTFALL_QUEUE_CAPACITY", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub queue_capacity: u64,
-    /// On shutdown, how long to keep retrying ClickHouse before giving up on unwritten events, in seconds.
-    #[arg(long, env = "FOOTFALL_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    /// On shutdown, how long to keep retrying ClickHouse before leaving batches in the spool, in seconds.
+    #[arg(long, env = "FOOTFALL_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// How often the spool is made durable, in milliseconds: the most a crash can cost.
+    #[arg(long, env = "FOOTFALL_SPOOL_FSYNC_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub spool_fsync_ms: u64,
+    /// Most bytes the spool may hold while ClickHouse is unreachable; past it hits are refused.
+    #[arg(long, env = "FOOTFALL_SPOOL_MAX_BYTES", default_value_t = 1 << 30)]
+    pub spool_max_bytes: u64,
+
+    /// Longest a client may take to send a request's head, and longest a keep-alive connection
+    /// may sit idle, in milliseconds: slow or idle clients cannot hold connections forever.
+    #[arg(long, env = "FOOTFALL_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line and headers) in bytes; larger ones get 431.
+    #[arg(long, env = "FOOTFALL_MAX_HEADER_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
+    pub max_header_bytes: u64,
+    /// Most connections served at once; past it new connections wait in the listen backlog.
+    #[arg(long, env = "FOOTFALL_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
 
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
+
+    /// Origins whose pages may send beacons to /e, like https://www.example.com (comma-separated).
+    /// --dev allows any origin.
+    #[arg(long, env = "FOOTFALL_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: AllowedOrigins,
+
+    /// MaxMind DB file (GeoIP2/GeoLite2 City or Country) for the country, region and city
+    /// columns; reloaded when it changes. Without it those columns stay empty.
+    #[arg(long, env = "FOOTFALL_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
 
     /// Key for signed email-open tokens and customer links (at least 32 characters).
     #[arg(long, env = "FOOTFALL_SECRET", hide_env_values = true)]
@@ -136,6 +209,16 @@ pub struct ServeArgs {
     /// Domain attribute of the visitor cookie (none: the collector's host only).
     #[arg(long, env = "FOOTFALL_COOKIE_DOMAIN")]
     pub cookie_domain: Option<String>,
+
+    /// Record nothing of browsers that send `DNT: 1` (true or false).
+    #[arg(long, env = "FOOTFALL_HONOR_DNT", default_value_t = true, action = ArgAction::Set)]
+    pub honor_dnt: bool,
+    /// Record nothing of browsers that send `Sec-GPC: 1` (true or false).
+    #[arg(long, env = "FOOTFALL_HONOR_GPC", default_value_t = true, action = ArgAction::Set)]
+    pub honor_gpc: bool,
+    /// `required`: record a page hit only if it carries `consent=1`.
+    #[arg(long, env = "FOOTFALL_CONSENT", value_enum, default_value = "implied")]
+    pub consent: ConsentMode,
 }
 
 impl ServeArgs {
@@ -158,6 +241,51 @@ mod tests {
         assert_eq!(s.flush_interval_ms, 1000);
         assert_eq!(s.clickhouse.retention_days, 395);
         assert!(!s.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
+        assert!(s.geoip_db.is_none());
+        assert!(
+            s.honor_dnt && s.honor_gpc,
+            "DNT and GPC are honoured by default"
+        );
+        assert_eq!(s.consent, ConsentMode::Implied);
+    }
+
+    #[test]
+    fn privacy_switches_and_sign_parse() {
+        let cli = Cli::try_parse_from([
+            "footfall-collector",
+            "--honor-dnt",
+            "false",
+            "--honor-gpc",
+            "false",
+            "--consent",
+            "required",
+        ])
+        .unwrap();
+        assert!(!cli.serve.honor_dnt && !cli.serve.honor_gpc);
+        assert_eq!(cli.serve.consent, ConsentMode::Required);
+        let cli = Cli::try_parse_from([
+            "footfall-collector",
+            "sign",
+            "email",
+            "--campaign",
+            "c",
+            "--recipient",
+            "r",
+            "--data-dir",
+            "d",
+        ])
+        .unwrap();
+        let Some(Command::Sign(sign)) = cli.command else {
+            panic!("sign")
+        };
+        assert!(
+            matches!(sign.what, SignCommand::Email { campaign, recipient } if campaign == "c" && recipient == "r")
+        );
+        assert_eq!(sign.data_dir, PathBuf::from("d"));
+        assert!(
+            Cli::try_parse_from(["footfall-collector", "sign", "customer"]).is_err(),
+            "--id is required"
+        );
     }
 
     #[test]
@@ -184,5 +312,17 @@ mod tests {
         .unwrap();
         assert!(matches!(cli.command, Some(Command::Migrate(c)) if c.clickhouse_database == "x"));
         assert!(Cli::try_parse_from(["footfall-collector", "--trusted-proxies", "bogus"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "footfall-collector",
+                "--allowed-origins",
+                "https://a.example,https://b.example"
+            ])
+            .is_ok()
+        );
+        assert!(
+            Cli::try_parse_from(["footfall-collector", "--allowed-origins", "a.example/path"])
+                .is_err()
+        );
     }
 }

@@ -8,7 +8,8 @@
 //! `Event` deliberately has no `Debug`: it holds visitor and customer ids, which must not reach
 //! logs.
 
-use serde::{Serialize, Serializer};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 /// What a row records.
@@ -38,6 +39,18 @@ impl Serialize for Kind {
     }
 }
 
+impl<'de> Deserialize<'de> for Kind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <&str>::deserialize(d)?;
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                de::Error::unknown_variant(name, &["pageview", "engagement", "email_open"])
+            })
+    }
+}
+
 /// A client IP sealed by [`crate::sealer::Sealer`], stored as a ClickHouse `String`; empty when
 /// the hit must not identify anyone.
 #[derive(Clone, Default)]
@@ -49,7 +62,30 @@ impl Serialize for SealedIp {
     }
 }
 
-#[derive(Clone, Default, clickhouse::Row, Serialize)]
+impl<'de> Deserialize<'de> for SealedIp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl Visitor<'_> for Bytes {
+            type Value = SealedIp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "0 or {} bytes", footfall_seal::SEALED_IP_LEN)
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<SealedIp, E> {
+                match v.len() {
+                    0 => Ok(SealedIp(None)),
+                    _ => v
+                        .try_into()
+                        .map(|b| SealedIp(Some(b)))
+                        .map_err(|_| E::invalid_length(v.len(), &self)),
+                }
+            }
+        }
+        d.deserialize_bytes(Bytes)
+    }
+}
+
+/// Serialized twice: as RowBinary for ClickHouse, and with postcard into the spool.
+#[derive(Clone, Default, clickhouse::Row, Serialize, Deserialize)]
 pub struct Event {
     #[serde(with = "clickhouse::serde::uuid")]
     pub event_id: Uuid,
@@ -85,6 +121,8 @@ pub struct Event {
     pub user_agent: String,
     pub campaign: String,
     pub recipient: String,
+    /// On `email_open` rows: fetched by a mail provider's image proxy, not the reader's client.
+    pub via_proxy: bool,
 }
 
 impl Event {

@@ -20,19 +20,20 @@ use footfall_seal::{PublicKey, SecretKey};
 pub const SECRET_FILE: &str = "secret.key";
 pub const IP_PUBLIC_FILE: &str = "ip-seal.pub";
 pub const IP_PRIVATE_FILE: &str = "ip-seal.key";
+/// How to get a missing key on a laptop.
+const DEV_HINT: &str = "run with --dev on a laptop to create one";
 /// Shortest acceptable FOOTFALL_SECRET.
 pub const SECRET_MIN_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error(
-        "no {what}: pass --{flag} (or FOOTFALL_{env}), put one in {path}, or run with --dev on a laptop to create one"
-    )]
+    #[error("no {what}: pass --{flag} (or FOOTFALL_{env}), put one in {path}, or {hint}")]
     Missing {
         what: &'static str,
         flag: &'static str,
         env: &'static str,
         path: PathBuf,
+        hint: &'static str,
     },
     #[error("{what} in {source_name} is not usable: {reason}")]
     Bad {
@@ -86,6 +87,7 @@ pub fn load_secret(data_dir: &Path, given: Option<&str>, dev: bool) -> Result<Ve
                 flag: "secret",
                 env: "SECRET",
                 path,
+                hint: DEV_HINT,
             });
         }
     };
@@ -130,8 +132,30 @@ pub fn load_ip_public_key(
             flag: "ip-public-key",
             env: "IP_PUBLIC_KEY",
             path,
+            hint: DEV_HINT,
         }),
     }
+}
+
+/// The private key that opens sealed IPs, for the aggregator's `subject` commands: the file
+/// `given` (FOOTFALL_IP_PRIVATE_KEY), else `ip-seal.key` in the data dir. Never created here.
+pub fn load_ip_private_key(data_dir: &Path, given: Option<&Path>) -> Result<SecretKey, KeyError> {
+    let path = given.map_or_else(|| data_dir.join(IP_PRIVATE_FILE), Path::to_owned);
+    // A file named by option must be there (reading it says why not); the default may be absent.
+    if given.is_none() && !path.exists() {
+        return Err(KeyError::Missing {
+            what: "IP private key",
+            flag: "ip-private-key",
+            env: "IP_PRIVATE_KEY",
+            path,
+            hint: "make a key pair with `footfall-aggregator keygen` (collectors then need its ip-seal.pub)",
+        });
+    }
+    SecretKey::from_text(&read(&path)?).map_err(|e| KeyError::Bad {
+        what: "the IP private key",
+        source_name: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Makes a new IP-sealing key pair in `dir` (`ip-seal.key` readable by the owner only).
@@ -224,6 +248,39 @@ mod tests {
         assert!(err.contains("--ip-public-key"), "{err}");
         assert!(load_secret(&dir, Some("short"), false).is_err());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_private_key_is_read_from_the_option_or_the_data_dir_and_never_made() {
+        let dir = temp_dir();
+        let err = load_ip_private_key(&dir, None).err().unwrap().to_string();
+        assert!(
+            err.contains("--ip-private-key") && err.contains("keygen"),
+            "{err}"
+        );
+        assert!(!dir.join(IP_PRIVATE_FILE).exists());
+        let pair = write_key_pair(&dir).unwrap();
+        let public = pair.public_key().to_text();
+        assert_eq!(
+            load_ip_private_key(&dir, None)
+                .unwrap()
+                .public_key()
+                .to_text(),
+            public
+        );
+        let other = temp_dir();
+        let given = dir.join(IP_PRIVATE_FILE);
+        assert_eq!(
+            load_ip_private_key(&other, Some(&given))
+                .unwrap()
+                .public_key()
+                .to_text(),
+            public
+        );
+        fs::write(other.join("bad.key"), "garbage").unwrap();
+        assert!(load_ip_private_key(&other, Some(&other.join("bad.key"))).is_err());
+        fs::remove_dir_all(dir).unwrap();
+        fs::remove_dir_all(other).unwrap();
     }
 
     #[test]

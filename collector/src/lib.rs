@@ -3,14 +3,20 @@
 //! A tracking hit travels one path, and the modules follow it:
 //!
 //! 1. [`server`] accepts the HTTP request and hands it to [`routes`];
-//! 2. [`routes`] parses it with [`hit`] (query, page URL, client IP, visitor cookie) into an
-//!    [`event::Event`], sealing the client IP with [`sealer`];
+//! 2. [`routes`] parses it with [`hit`] (query or beacon body, page URL, client IP, visitor
+//!    cookie) into an [`event::Event`], adds what the IP and user agent tell with [`enrich`],
+//!    and seals the client IP with [`sealer`];
 //! 3. the event goes into the [`sink`]'s bounded queue and the client gets its answer at once;
 //! 4. the sink's writer batches events and inserts them into ClickHouse ([`schema`]).
 //!
-//! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing.
+//! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing. Before anything is
+//! recorded, [`hit::privacy`] decides whether the visitor lets it be (opt-out, DNT, GPC,
+//! consent); [`signing`] makes email-open tokens and customer links unforgeable. [`tracker`] is the script pages
+//! embed, and [`cors`] says which pages may send its beacons.
 
 pub mod config;
+pub mod cors;
+pub mod enrich;
 pub mod event;
 pub mod hit;
 pub mod id;
@@ -21,4 +27,6 @@ pub mod routes;
 pub mod schema;
 pub mod sealer;
 pub mod server;
+pub mod signing;
 pub mod sink;
+pub mod tracker;

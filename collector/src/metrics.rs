@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::event::Kind;
+use crate::hit::privacy::Withheld;
 
 /// Why a hit was not accepted. Each has a label value on `footfall_hits_rejected_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,17 +23,33 @@ pub enum Rejection {
     BadSite,
     MissingUrl,
     BadUrl,
-    /// The in-memory queue to the writer was full.
+    /// An email-open marker whose token this collector did not sign (forged or damaged).
+    BadEmailToken,
+    /// The in-memory queue to the spool was full.
     Overloaded,
+    /// The spool on disk was at its bound (ClickHouse down for long) or the disk failed.
+    SpoolFull,
+    /// A beacon body that is not valid JSON for events, or breaks a bound.
+    BadBeacon,
+    /// An engagement of more than a day.
+    DwellOutOfRange,
+    /// A beacon from a page whose origin is not in FOOTFALL_ALLOWED_ORIGINS.
+    OriginNotAllowed,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] = [
+    /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
+    pub const ALL: [Rejection; 10] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
         Rejection::BadUrl,
+        Rejection::BadEmailToken,
         Rejection::Overloaded,
+        Rejection::SpoolFull,
+        Rejection::BadBeacon,
+        Rejection::DwellOutOfRange,
+        Rejection::OriginNotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,7 +58,12 @@ impl Rejection {
             Rejection::BadSite => "bad_site",
             Rejection::MissingUrl => "missing_url",
             Rejection::BadUrl => "bad_url",
+            Rejection::BadEmailToken => "bad_email_token",
             Rejection::Overloaded => "overloaded",
+            Rejection::SpoolFull => "spool_full",
+            Rejection::BadBeacon => "bad_beacon",
+            Rejection::DwellOutOfRange => "dwell_out_of_range",
+            Rejection::OriginNotAllowed => "origin_not_allowed",
         }
     }
 }
@@ -71,6 +93,8 @@ pub struct Metrics {
     registry: Registry,
     accepted: [Counter; Kind::ALL.len()],
     rejected: [Counter; Rejection::ALL.len()],
+    withheld: [Counter; Withheld::ALL.len()],
+    customer_links_rejected: Counter,
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
     pub batches_written: Counter,
@@ -78,6 +102,12 @@ pub struct Metrics {
     pub insert_retries: Counter,
     pub insert_failures: Counter,
     pub insert_seconds: Histogram,
+    pub spool_bytes: Gauge,
+    pub spool_torn_bytes: Counter,
+    pub spool_corrupt_records: Counter,
+    pub spool_lost_events: Counter,
+    pub geoip_reloads: Counter,
+    pub geoip_reload_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -91,6 +121,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("footfall");
         let accepted_family = Family::<KindLabel, Counter>::default();
         let rejected_family = Family::<ReasonLabel, Counter>::default();
+        let withheld_family = Family::<ReasonLabel, Counter>::default();
+        let customer_links_rejected = Counter::default();
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
         let batches_written = Counter::default();
@@ -98,6 +130,12 @@ impl Metrics {
         let insert_retries = Counter::default();
         let insert_failures = Counter::default();
         let insert_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let spool_bytes = Gauge::default();
+        let spool_torn_bytes = Counter::default();
+        let spool_corrupt_records = Counter::default();
+        let spool_lost_events = Counter::default();
+        let geoip_reloads = Counter::default();
+        let geoip_reload_failures = Counter::default();
         registry.register(
             "hits_accepted",
             "Hits accepted and queued for ClickHouse, by kind",
@@ -109,13 +147,23 @@ impl Metrics {
             rejected_family.clone(),
         );
         registry.register(
+            "hits_withheld",
+            "Hits answered but not recorded because of the visitor's privacy choice, by reason",
+            withheld_family.clone(),
+        );
+        registry.register(
+            "customer_links_rejected",
+            "Customer links with an invalid signature (the hit was recorded without the link)",
+            customer_links_rejected.clone(),
+        );
+        registry.register(
             "fields_truncated",
             "Fields cut to their length bound, by field",
             truncated.clone(),
         );
         registry.register(
             "queue_depth",
-            "Events waiting in memory for the writer",
+            "Events waiting in memory for the spool",
             queue_depth.clone(),
         );
         registry.register(
@@ -143,6 +191,36 @@ impl Metrics {
             "Time to insert one batch",
             insert_seconds.clone(),
         );
+        registry.register(
+            "spool_bytes",
+            "Bytes in the spool not yet stored in ClickHouse",
+            spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_torn_bytes",
+            "Bytes of torn records cut off the spool at start",
+            spool_torn_bytes.clone(),
+        );
+        registry.register(
+            "spool_corrupt_records",
+            "Damaged spool records skipped",
+            spool_corrupt_records.clone(),
+        );
+        registry.register(
+            "spool_lost_events",
+            "Accepted events lost because the spool could not be written",
+            spool_lost_events.clone(),
+        );
+        registry.register(
+            "geoip_reloads",
+            "New editions of the GeoIP database taken into use",
+            geoip_reloads.clone(),
+        );
+        registry.register(
+            "geoip_reload_failures",
+            "New editions of the GeoIP database that could not be read (the previous one stays)",
+            geoip_reload_failures.clone(),
+        );
         Self {
             accepted: Kind::ALL.map(|k| {
                 accepted_family
@@ -154,6 +232,12 @@ impl Metrics {
                     .get_or_create(&ReasonLabel { reason: r.as_str() })
                     .clone()
             }),
+            withheld: Withheld::ALL.map(|w| {
+                withheld_family
+                    .get_or_create(&ReasonLabel { reason: w.as_str() })
+                    .clone()
+            }),
+            customer_links_rejected,
             registry,
             truncated,
             queue_depth,
@@ -162,6 +246,12 @@ impl Metrics {
             insert_retries,
             insert_failures,
             insert_seconds,
+            spool_bytes,
+            spool_torn_bytes,
+            spool_corrupt_records,
+            spool_lost_events,
+            geoip_reloads,
+            geoip_reload_failures,
         }
     }
 
@@ -171,6 +261,14 @@ impl Metrics {
 
     pub fn rejected(&self, reason: Rejection) {
         self.rejected[reason as usize].inc();
+    }
+
+    pub fn withheld(&self, reason: Withheld) {
+        self.withheld[reason as usize].inc();
+    }
+
+    pub fn customer_link_rejected(&self) {
+        self.customer_links_rejected.inc();
     }
 
     pub fn truncated(&self, field: &'static str) {
@@ -191,12 +289,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_rejection_has_its_own_counter() {
+        let m = Metrics::new();
+        for (i, reason) in Rejection::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "ALL is in declaration order");
+            for _ in 0..=i {
+                m.rejected(reason);
+            }
+        }
+        let text = m.render();
+        for (i, reason) in Rejection::ALL.into_iter().enumerate() {
+            let line = format!(
+                "footfall_hits_rejected_total{{reason=\"{reason}\"}} {}",
+                i + 1
+            );
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
+        assert!(text.contains("footfall_spool_bytes 0"), "{text}");
+    }
+
+    #[test]
     fn counters_show_up_by_label() {
         let m = Metrics::new();
         m.accepted(Kind::Pageview);
         m.accepted(Kind::Pageview);
         m.rejected(Rejection::BadUrl);
         m.truncated("url");
+        m.withheld(Withheld::DoNotTrack);
+        m.customer_link_rejected();
         let text = m.render();
         assert!(
             text.contains(r#"footfall_hits_accepted_total{kind="pageview"} 2"#),
@@ -212,6 +332,18 @@ mod tests {
         );
         assert!(
             text.contains(r#"footfall_fields_truncated_total{field="url"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"footfall_hits_withheld_total{reason="dnt"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"footfall_hits_withheld_total{reason="opted_out"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("footfall_customer_links_rejected_total 1"),
             "{text}"
         );
         assert!(

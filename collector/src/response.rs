@@ -1,7 +1,7 @@
 //! The few kinds of answer the collector gives, built from static parts where possible.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, LOCATION};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -27,9 +27,38 @@ pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": message }).to_string();
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An empty answer with `status` (`204` for a stored beacon, a preflight).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A small HTML page for people (the opt-out confirmations); it loads nothing.
+pub fn html(body: &'static str) -> Response<Body> {
+    let mut response = text(StatusCode::OK, "text/html; charset=utf-8", body);
+    response.headers_mut().insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'"),
+    );
+    response
+}
+
+/// `303 See Other` to `location`.
+pub fn redirect(location: &str) -> Response<Body> {
+    let mut response = text(StatusCode::SEE_OTHER, "text/plain", "");
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
     response
 }
 

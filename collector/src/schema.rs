@@ -23,11 +23,12 @@ pub struct Migration {
     pub statements: &'static [&'static str],
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events and ip_keys",
-    statements: &[
-        r"CREATE TABLE IF NOT EXISTS {db}.events
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events and ip_keys",
+        statements: &[
+            r"CREATE TABLE IF NOT EXISTS {db}.events
 (
     event_id UUID,
     ts DateTime64(3, 'UTC'),
@@ -66,7 +67,7 @@ ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (site, toDate(ts), visitor_id, ts)
 SETTINGS non_replicated_deduplication_window = 10000",
-        r"CREATE TABLE IF NOT EXISTS {db}.ip_keys
+            r"CREATE TABLE IF NOT EXISTS {db}.ip_keys
 (
     key_id UInt64,
     created DateTime('UTC'),
@@ -74,13 +75,63 @@ SETTINGS non_replicated_deduplication_window = 10000",
 )
 ENGINE = ReplacingMergeTree
 ORDER BY key_id",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 3,
+        name: "privacy: email proxies and identities",
+        statements: &[
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS via_proxy Bool DEFAULT false",
+            // Which visitor ids a customer has been seen with, and when first and last. Filled by
+            // the materialized view below from signed customer links on events, so the hot path
+            // writes nothing extra; min/max are idempotent, so a retried insert changes nothing.
+            r"CREATE TABLE IF NOT EXISTS {db}.identities
+(
+    customer_id String,
+    visitor_id String,
+    first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    last_seen SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (customer_id, visitor_id)",
+            r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.identities_from_events TO {db}.identities AS
+SELECT customer_id, visitor_id, min(ts) AS first_seen, max(ts) AS last_seen
+FROM {db}.events
+WHERE customer_id != '' AND visitor_id != ''
+GROUP BY customer_id, visitor_id",
+        ],
+    },
+];
 
-/// Tables whose TTL follows the retention period: (table, time column, extra days). An epoch key
-/// outlives the events sealed under it by a day, so no stored event ever lacks its key.
-const RETENTION: &[(&str, &str, u32)] =
-    &[("events", "toDateTime(ts)", 0), ("ip_keys", "created", 1)];
+/// A table whose rows expire with the retention period.
+pub struct Retained {
+    pub table: &'static str,
+    /// The time (a `DateTime`) a row's age is counted from.
+    pub time: &'static str,
+    /// Days kept beyond the retention period.
+    pub extra_days: u32,
+}
+
+/// Every table holding personal data; all of it expires (TTL here, `footfall-aggregator
+/// retention` at once). An epoch key outlives the events sealed under it by a day, so no stored
+/// event ever lacks its key, and none outlives them by more. Email opens are `events` rows.
+pub const RETENTION: &[Retained] = &[
+    Retained {
+        table: "events",
+        time: "toDateTime(ts)",
+        extra_days: 0,
+    },
+    Retained {
+        table: "identities",
+        time: "toDateTime(last_seen)",
+        extra_days: 0,
+    },
+    Retained {
+        table: "ip_keys",
+        time: "created",
+        extra_days: 1,
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
@@ -172,7 +223,12 @@ async fn apply_retention(
     database: &str,
     retention_days: u32,
 ) -> Result<(), SchemaError> {
-    for (table, column, extra_days) in RETENTION {
+    for Retained {
+        table,
+        time: column,
+        extra_days,
+    } in RETENTION
+    {
         let days = retention_days + extra_days;
         let create: String = client
             .query("SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?")

@@ -5,18 +5,18 @@
 //! the next key (one X25519 operation a minute) and drops the old one, which zeroes it: from then
 //! on the collector can no longer read IPs it sealed before.
 //!
-//! Every new key's sealed copy is queued as a [`KeyRow`] for the writer, which stores it in
-//! `ip_keys` before inserting any event sealed under it.
+//! Every new key's sealed copy is queued as a [`KeyRow`] for the sink, which spools it with the
+//! batch of the first events sealed under it and stores it in `ip_keys` before those events.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use footfall_seal::{EpochKey, PublicKey, SEALED_IP_LEN};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One row of `footfall.ip_keys`.
-#[derive(Clone, clickhouse::Row, Serialize)]
+#[derive(Clone, clickhouse::Row, Serialize, Deserialize)]
 pub struct KeyRow {
     pub key_id: u64,
     /// Seconds since the Unix epoch (`DateTime('UTC')`).
@@ -67,16 +67,9 @@ impl Sealer {
         (epoch.key.id(), epoch.key.seal_ip(ip))
     }
 
-    /// The keys not yet stored, for the writer to insert before the events that use them.
+    /// The keys made since the last call, for the sink to store before the events that use them.
     pub fn take_unsaved(&self) -> Vec<KeyRow> {
         std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Gives back keys whose insert failed, to be tried again with the next batch.
-    pub fn return_unsaved(&self, rows: Vec<KeyRow>) {
-        let mut unsaved = self.unsaved.lock().unwrap_or_else(|e| e.into_inner());
-        let newer = std::mem::replace(&mut *unsaved, rows);
-        unsaved.extend(newer);
     }
 
     fn make_epoch(
@@ -125,16 +118,5 @@ mod tests {
         assert!(sealer.take_unsaved().is_empty());
         let opened = secret.open_epoch_key(&rows[1].sealed_key).unwrap();
         assert_eq!(opened.open_ip(&sealed).unwrap(), ip);
-    }
-
-    #[test]
-    fn returned_keys_are_offered_again_in_order() {
-        let sealer = Sealer::new(SecretKey::generate().public_key(), 1000, 0);
-        let first = sealer.take_unsaved();
-        sealer.seal("192.0.2.1".parse().unwrap(), 5_000);
-        sealer.return_unsaved(first.clone());
-        let again = sealer.take_unsaved();
-        assert_eq!(again.len(), 2);
-        assert_eq!(again[0].key_id, first[0].key_id);
     }
 }

@@ -1,9 +1,10 @@
-//! The running collector: HTTP/1.1 server, writer task, and an orderly shutdown.
+//! The running collector: HTTP/1.1 server, sink (spool and inserter), and an orderly shutdown.
 //!
-//! [`start`] applies the schema, binds the listener, spawns the writer and the accept loop, and
+//! [`start`] applies the schema, binds the listener, starts the sink and the accept loop, and
 //! returns a [`Collector`] handle. [`Collector::shutdown`] (the binary calls it on SIGTERM or
-//! SIGINT) stops accepting, lets every in-flight request finish, and only then tells the writer
-//! to drain the queue, so every hit that was answered is written before the process exits.
+//! SIGINT) stops accepting, lets every in-flight request finish, and only then shuts the sink
+//! down, so every hit that was answered is spooled and, ClickHouse willing, inserted before the
+//! process exits.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,23 +16,28 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{SameSite, ServeArgs};
+use crate::config::{ConsentMode, SameSite, ServeArgs};
+use crate::cors::AllowedOrigins;
+use crate::enrich::Enricher;
+use crate::enrich::geoip::{GeoIp, GeoIpError};
+use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::visitor::{CookiePolicy, CookieWriter};
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
 use crate::routes::{App, now_ms};
 use crate::schema::{self, SchemaError};
 use crate::sealer::Sealer;
-use crate::sink::Queue;
-use crate::sink::writer::{Writer, WriterConfig, WriterHealth, WriterReport};
+use crate::signing::Signer;
+use crate::sink::inserter::InserterReport;
+use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
-/// Longest a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the GeoIP database file is checked for a new edition.
+const GEOIP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest shutdown waits for in-flight requests before closing their connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,10 +45,18 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    GeoIp(#[from] GeoIpError),
     #[error(
         "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
     )]
     Schema(#[from] SchemaError),
+    #[error("could not open the spool in {dir}: {source}")]
+    Spool {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,7 +69,7 @@ pub enum StartError {
 pub struct Collector {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    task: JoinHandle<WriterReport>,
+    task: JoinHandle<InserterReport>,
     metrics: Arc<Metrics>,
 }
 
@@ -69,8 +83,9 @@ impl Collector {
         &self.metrics
     }
 
-    /// Stops accepting, answers what is in flight, writes every accepted hit, and reports.
-    pub async fn shutdown(self) -> WriterReport {
+    /// Stops accepting, answers what is in flight, spools and inserts every accepted hit, and
+    /// reports.
+    pub async fn shutdown(self) -> InserterReport {
         let _ = self.stop.send(true);
         self.task.await.expect("the server task does not panic")
     }
@@ -84,6 +99,12 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         args.ip_public_key.as_deref(),
         args.dev,
     )?;
+    let geoip = args
+        .geoip_db
+        .as_deref()
+        .map(GeoIp::open)
+        .transpose()?
+        .map(Arc::new);
     let ch = &args.clickhouse;
     schema::migrate(
         &ch.server_client(),
@@ -103,46 +124,73 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     })?;
 
     let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(WriterHealth::default());
-    health.set(true);
+    let status = Arc::new(SinkStatus::default());
     let sealer = Arc::new(Sealer::new(keys.ip_public_key, KEY_EPOCH_MS, now_ms()));
     let queue = Queue::bounded(args.queue_capacity as usize);
-    let (writer_stop, writer_stop_rx) = watch::channel(false);
-    let writer = Writer {
-        client: ch.client(),
-        sealer: sealer.clone(),
-        metrics: metrics.clone(),
-        health: health.clone(),
-        config: WriterConfig {
+    let spool_dir = args.data_dir.join("spool");
+    let sink = Sink::start(
+        SinkConfig {
+            dir: spool_dir.clone(),
             batch_rows: args.batch_rows as usize,
             flush_interval: args.flush_interval(),
+            fsync_interval: Duration::from_millis(args.spool_fsync_ms),
+            max_bytes: args.spool_max_bytes,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         },
-    };
-    let writer = tokio::spawn(writer.run(queue.clone(), writer_stop_rx));
+        queue.clone(),
+        ch.client(),
+        sealer.clone(),
+        metrics.clone(),
+        status.clone(),
+    )
+    .map_err(|source| StartError::Spool {
+        dir: spool_dir,
+        source,
+    })?;
 
+    let cookie_policy = CookiePolicy {
+        max_age_days: args.cookie_max_age_days,
+        same_site: match args.cookie_same_site {
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::None => cookie::SameSite::None,
+        },
+        domain: args.cookie_domain.clone(),
+        secure: !args.dev,
+    };
     let app = Arc::new(App {
-        cookie: CookieWriter::new(&CookiePolicy {
-            max_age_days: args.cookie_max_age_days,
-            same_site: match args.cookie_same_site {
-                SameSite::Lax => cookie::SameSite::Lax,
-                SameSite::Strict => cookie::SameSite::Strict,
-                SameSite::None => cookie::SameSite::None,
-            },
-            domain: args.cookie_domain.clone(),
-            secure: !args.dev,
-        }),
+        cookie: CookieWriter::new(&cookie_policy),
+        opt_out_cookies: OptOutCookies::new(&cookie_policy),
+        privacy: PrivacyPolicy {
+            honor_dnt: args.honor_dnt,
+            honor_gpc: args.honor_gpc,
+            consent_required: args.consent == ConsentMode::Required,
+        },
+        signer: Signer::new(&keys.secret),
         trusted_proxies: args.trusted_proxies.clone(),
+        enricher: Enricher::new(geoip.clone()),
         sealer,
         queue,
         metrics: metrics.clone(),
-        health,
+        status,
+        allowed_origins: if args.dev {
+            AllowedOrigins::any()
+        } else {
+            args.allowed_origins.clone()
+        },
     });
+    let limits = Limits {
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        max_header_bytes: args.max_header_bytes as usize,
+        max_connections: args.max_connections as usize,
+    };
     let (stop, stop_rx) = watch::channel(false);
+    if let Some(geoip) = geoip {
+        tokio::spawn(geoip.watch(GEOIP_CHECK_INTERVAL, metrics.clone(), stop_rx.clone()));
+    }
     let task = tokio::spawn(async move {
-        serve(listener, app, stop_rx).await;
-        let _ = writer_stop.send(true);
-        writer.await.expect("the writer task does not panic")
+        serve(listener, app, limits, stop_rx).await;
+        sink.shutdown().await
     });
     Ok(Collector {
         addr,
@@ -152,14 +200,36 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     })
 }
 
-/// Accepts connections until `stop`, then waits for in-flight requests.
-async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<bool>) {
+/// The connection-level limits against slow, idle, oversized and too many clients.
+struct Limits {
+    header_read_timeout: Duration,
+    max_header_bytes: usize,
+    max_connections: usize,
+}
+
+/// Accepts connections until `stop`, then waits for in-flight requests. hyper itself answers
+/// `431` to a head over `max_header_bytes` or with over 100 headers, `400` to one it cannot
+/// parse, and closes a connection whose head (or next request, when idle) takes longer than
+/// `header_read_timeout`.
+async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
+        // At the connection limit, stop accepting: new clients wait in the kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stop.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -174,14 +244,15 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<b
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let service = service_fn(move |req| {
-                    let response = app.handle(&req, peer);
-                    async move { Ok::<_, Infallible>(response) }
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.serve(req, peer).await) }
                 });
                 let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
                         tracing::debug!(%error, "connection ended with an error");
                     }
+                    drop(slot);
                 });
             }
             _ = stop.changed() => break,

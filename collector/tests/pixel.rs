@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestDb, enc, get};
+use common::{TestDb, enc, get, unhex};
 use footfall_seal::SecretKey;
 
 const PAGE: &str = "https://shop.example.com/shoes/red?utm_source=newsletter&utm_medium=email&utm_campaign=autumn&color=red#reviews";
@@ -335,11 +335,4 @@ async fn health_readiness_and_unknown_routes() {
     assert_eq!(wrong.status, 405);
     assert_eq!(wrong.headers["allow"], "GET, HEAD");
     collector.shutdown().await;
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }

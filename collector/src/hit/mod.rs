@@ -3,7 +3,11 @@
 //! Nothing here does I/O or reads the clock; the handlers in [`crate::routes`] call these
 //! functions and turn the result into an [`crate::event::Event`].
 
+pub mod beacon;
 pub mod client_ip;
+pub mod customer;
+pub mod email;
 pub mod page;
+pub mod privacy;
 pub mod query;
 pub mod visitor;

@@ -1,4 +1,5 @@
-//! The pixel's query string: `site`, `url`, `ref`, `title`.
+//! The pixel's query string: `site`, `url`, `ref`, `title`, and the privacy-related `consent`,
+//! `cid`, `cs` (see [`super::privacy`] and [`super::customer`]).
 //!
 //! Decoding is lossy on purpose: invalid UTF-8 becomes U+FFFD rather than failing, because a
 //! pixel must never break a page. What matters (site, URL) is validated afterwards.
@@ -10,6 +11,9 @@
 
 use std::borrow::Cow;
 
+use super::customer;
+use super::privacy::CONSENT_PARAM;
+
 /// The parameters of one `/p.gif` request, borrowed from the query string where possible.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PixelQuery<'a> {
@@ -17,6 +21,9 @@ pub struct PixelQuery<'a> {
     pub url: Option<Cow<'a, str>>,
     pub referrer: Option<Cow<'a, str>>,
     pub title: Option<Cow<'a, str>>,
+    pub consent: Option<Cow<'a, str>>,
+    pub customer_id: Option<Cow<'a, str>>,
+    pub customer_signature: Option<Cow<'a, str>>,
 }
 
 impl<'a> PixelQuery<'a> {
@@ -30,6 +37,9 @@ impl<'a> PixelQuery<'a> {
                 "url" => &mut q.url,
                 "ref" => &mut q.referrer,
                 "title" => &mut q.title,
+                CONSENT_PARAM => &mut q.consent,
+                customer::ID_PARAM => &mut q.customer_id,
+                customer::SIGNATURE_PARAM => &mut q.customer_signature,
                 _ => continue,
             };
             if slot.is_none() {
@@ -111,6 +121,15 @@ mod tests {
         assert_eq!(q.url.as_deref(), Some("https://example.com/a?b=1"));
         assert_eq!(q.referrer.as_deref(), Some("https://r.example/"));
         assert_eq!(q.title.as_deref(), Some("Hello World"));
+        let q = PixelQuery::parse("site=s&consent=1&cid=c%2B1&cs=abc");
+        assert_eq!(
+            (
+                q.consent.as_deref(),
+                q.customer_id.as_deref(),
+                q.customer_signature.as_deref()
+            ),
+            (Some("1"), Some("c+1"), Some("abc"))
+        );
     }
 
     #[test]

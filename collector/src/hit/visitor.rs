@@ -35,20 +35,23 @@ impl Visitor {
     }
 }
 
-/// The first `ff_id` pair of the `Cookie` headers, if it holds a well-formed id. A plain scan of
-/// `name=value` pairs: the cookie crate builds a full cookie for every pair (attributes, percent
-/// decoding), which cost more than all the rest of the visitor lookup.
 fn returning_id(headers: &HeaderMap) -> Option<Id> {
-    let value = headers
+    let (_, value) = request_cookies(headers).find(|(name, _)| *name == COOKIE_NAME.as_bytes())?;
+    Id::parse(std::str::from_utf8(value).ok()?)
+}
+
+/// Every `name=value` pair a request carries, across all its `Cookie` headers, trimmed; pairs
+/// without `=` are skipped. A plain scan: the cookie crate builds a full cookie for every pair
+/// (attributes, percent decoding), which cost more than all the rest of the visitor lookup.
+pub fn request_cookies(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
         .get_all(COOKIE)
         .iter()
         .flat_map(|header| header.as_bytes().split(|&b| b == b';'))
-        .find_map(|pair| {
+        .filter_map(|pair| {
             let eq = pair.iter().position(|&b| b == b'=')?;
-            let (name, value) = (&pair[..eq], &pair[eq + 1..]);
-            (name.trim_ascii() == COOKIE_NAME.as_bytes()).then(|| value.trim_ascii())
-        })?;
-    Id::parse(std::str::from_utf8(value).ok()?)
+            Some((pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()))
+        })
 }
 
 /// How the cookie is written, fixed at start.
@@ -68,20 +71,30 @@ pub struct CookieWriter {
     value_at: usize,
 }
 
+impl CookiePolicy {
+    /// `Set-Cookie` for `name=value` with this policy's attributes, living `max_age_days` (0
+    /// expires it now).
+    pub fn render(&self, name: &str, value: &str, max_age_days: u32) -> String {
+        let mut cookie = Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            .max_age(cookie::time::Duration::days(i64::from(max_age_days)))
+            .same_site(self.same_site)
+            .secure(self.secure)
+            .build();
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie.to_string()
+    }
+}
+
 impl CookieWriter {
     pub fn new(policy: &CookiePolicy) -> Self {
         let placeholder = "0".repeat(ID_LEN);
-        let mut cookie = Cookie::build((COOKIE_NAME, placeholder.as_str()))
-            .path("/")
-            .http_only(true)
-            .max_age(cookie::time::Duration::days(i64::from(policy.max_age_days)))
-            .same_site(policy.same_site)
-            .secure(policy.secure)
-            .build();
-        if let Some(domain) = &policy.domain {
-            cookie.set_domain(domain.clone());
-        }
-        let template = cookie.to_string().into_bytes();
+        let template = policy
+            .render(COOKIE_NAME, &placeholder, policy.max_age_days)
+            .into_bytes();
         let value_at = COOKIE_NAME.len() + 1;
         debug_assert_eq!(
             &template[value_at..value_at + ID_LEN],

@@ -1,0 +1,33 @@
+//! Footfall's aggregator: everything that reads what the collector stored.
+//!
+//! One module per command, each a library function the binary (and the tests) call:
+//!
+//! - [`keygen`] makes the IP-sealing key pair;
+//! - [`subject`] serves the data subject's rights: a copy of every record held about one person
+//!   (IPs unsealed with the private key), and its erasure;
+//! - [`retention`] deletes what is older than the retention period, now.
+//!
+//! [`cli`] is the command line. The ClickHouse options are the collector's
+//! ([`footfall_collector::config::ClickHouseArgs`]), and so is the schema.
+
+pub mod cli;
+pub mod keygen;
+pub mod retention;
+pub mod subject;
+
+/// A ClickHouse request that failed, and what it was for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "could not {what}: {source}. Is ClickHouse reachable at FOOTFALL_CLICKHOUSE_URL, with the schema applied \
+     (footfall-collector migrate)?"
+)]
+pub struct ClickHouseError {
+    what: String,
+    #[source]
+    source: clickhouse::error::Error,
+}
+
+fn ch(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> ClickHouseError {
+    let what = what.into();
+    move |source| ClickHouseError { what, source }
+}

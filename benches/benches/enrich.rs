@@ -1,0 +1,106 @@
+//! Enrichment on the hot path: user-agent classification (cached, as every hit sees it, and
+//! uncached, as a new agent costs once), the GeoIP lookup of a client IP, and all of it as a
+//! hit pays it ([`Enricher::apply`]: what enrichment adds to the pixel path).
+//!
+//! The GeoIP database is built here with the tests' MaxMind DB writer (City layout, IPv6 tree
+//! with IPv4 under `::/96`, so an IPv4 lookup walks the same 120-odd nodes as in GeoLite2).
+//!
+//! `cargo bench -p footfall-benches --bench enrich`
+
+// Shared with the tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../../collector/tests/common/mmdb.rs"]
+mod mmdb;
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use footfall_collector::enrich::Enricher;
+use footfall_collector::enrich::geoip::GeoIp;
+use footfall_collector::enrich::user_agent::{AgentCache, classify};
+use footfall_collector::event::{Event, Kind};
+
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+];
+
+fn user_agent(c: &mut Criterion) {
+    let mut group = c.benchmark_group("user_agent");
+    group.throughput(Throughput::Elements(AGENTS.len() as u64));
+    group.bench_function("uncached", |b| {
+        b.iter(|| {
+            AGENTS
+                .iter()
+                .for_each(|ua| drop(black_box(classify(black_box(ua)))))
+        })
+    });
+    let cache = AgentCache::new(10_000);
+    group.bench_function("cached", |b| {
+        b.iter(|| {
+            AGENTS
+                .iter()
+                .for_each(|ua| drop(black_box(cache.classify(black_box(ua)))))
+        })
+    });
+    group.finish();
+}
+
+fn geoip(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("footfall-bench-geoip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("city.mmdb");
+    let networks: Vec<(String, mmdb::Value)> = (0..=255u8)
+        .map(|i| {
+            (
+                format!("{i}.{i}.0.0/16"),
+                mmdb::city("DE", "Berlin", &format!("City {i}")),
+            )
+        })
+        .chain([(
+            "2001:db8::/32".to_owned(),
+            mmdb::city("JP", "Tokyo", "Shibuya"),
+        )])
+        .collect();
+    mmdb::write(&path, "GeoLite2-City", networks);
+    let geoip = Arc::new(GeoIp::open(&path).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let mut group = c.benchmark_group("geoip");
+    group.throughput(Throughput::Elements(1));
+    let v4: IpAddr = "203.203.7.9".parse().unwrap();
+    let v6: IpAddr = "2001:db8::77".parse().unwrap();
+    let unknown: IpAddr = "10.1.2.3".parse().unwrap();
+    group.bench_function("ipv4_city", |b| {
+        b.iter(|| black_box(geoip.lookup(black_box(v4))))
+    });
+    group.bench_function("ipv6_city", |b| {
+        b.iter(|| black_box(geoip.lookup(black_box(v6))))
+    });
+    group.bench_function("not_found", |b| {
+        b.iter(|| black_box(geoip.lookup(black_box(unknown))))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("enricher");
+    group.throughput(Throughput::Elements(1));
+    let enrichers = [
+        ("apply_with_geoip", Enricher::new(Some(geoip))),
+        ("apply_without_geoip", Enricher::new(None)),
+    ];
+    for (name, enricher) in enrichers {
+        let mut event = Event::new(Kind::Pageview, 0);
+        event.user_agent = AGENTS[0].to_owned();
+        group.bench_function(name, |b| {
+            b.iter(|| enricher.apply(black_box(&mut event), black_box(v4)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, user_agent, geoip);
+criterion_main!(benches);

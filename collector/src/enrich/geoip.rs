@@ -1,0 +1,157 @@
+//! Client IP → country, region and city from a MaxMind DB (GeoIP2/GeoLite2 City or Country).
+//!
+//! The database is read whole into memory and looked up before the IP is sealed. Providers
+//! publish new editions every week or so: [`GeoIp::watch`] checks the file's modification time
+//! and size every few seconds and swaps in a new reader (`arc-swap`, so lookups never wait)
+//! without a restart. A file that cannot be read at start is an error then; a broken new
+//! edition is logged and the old one kept.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use maxminddb::{MaxMindDbError, Reader, geoip2};
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+
+/// Where a client IP is, as far as the database knows; fields are empty when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// ISO 3166-1 alpha-2 code, like `DE`.
+    pub country: String,
+    /// The largest subdivision (state, province), by its English name.
+    pub region: String,
+    /// The city, by its English name.
+    pub city: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GeoIpError {
+    #[error("cannot read the GeoIP database {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: MaxMindDbError,
+    },
+    #[error(
+        "{path} is a '{kind}' database; FOOTFALL_GEOIP_DB needs a GeoIP2/GeoLite2 City or Country database"
+    )]
+    WrongKind { path: PathBuf, kind: String },
+}
+
+/// What identifies one edition of the file on disk.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// A GeoIP database that follows its file.
+pub struct GeoIp {
+    path: PathBuf,
+    reader: ArcSwap<Reader<Vec<u8>>>,
+    /// The edition last tried, loaded or not, so a broken file is reported once.
+    tried: Mutex<Stamp>,
+}
+
+impl GeoIp {
+    pub fn open(path: &Path) -> Result<Self, GeoIpError> {
+        let tried = stamp(path);
+        let reader = read(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            reader: ArcSwap::from_pointee(reader),
+            tried: Mutex::new(tried),
+        })
+    }
+
+    /// The place of `ip`; empty for addresses the database does not cover (private ranges,
+    /// loopback) and for records it cannot decode.
+    pub fn lookup(&self, ip: IpAddr) -> Place {
+        let reader = self.reader.load();
+        let record = reader
+            .lookup(ip)
+            .and_then(|found| found.decode::<geoip2::City>());
+        let Ok(Some(record)) = record else {
+            return Place::default();
+        };
+        let name = |names: &geoip2::Names| names.english.unwrap_or_default().to_owned();
+        Place {
+            country: record.country.iso_code.unwrap_or_default().to_owned(),
+            region: record
+                .subdivisions
+                .first()
+                .map(|s| name(&s.names))
+                .unwrap_or_default(),
+            city: name(&record.city.names),
+        }
+    }
+
+    /// Loads the file again if it changed since it was last tried. Returns whether a new edition
+    /// is now in use; on error the previous one stays.
+    pub fn reload_if_changed(&self) -> Result<bool, GeoIpError> {
+        let now = stamp(&self.path);
+        {
+            let mut tried = self
+                .tried
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if *tried == now {
+                return Ok(false);
+            }
+            *tried = now;
+        }
+        self.reader.store(Arc::new(read(&self.path)?));
+        Ok(true)
+    }
+
+    /// Checks the file every `every` until `stop` turns true, counting reloads in `metrics`.
+    pub async fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        metrics: Arc<Metrics>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => return,
+            }
+            // Reading a large database takes a moment: keep it off the request threads.
+            let geoip = self.clone();
+            match tokio::task::spawn_blocking(move || geoip.reload_if_changed()).await {
+                Ok(Ok(true)) => {
+                    metrics.geoip_reloads.inc();
+                    tracing::info!(path = %self.path.display(), "GeoIP database reloaded");
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => {
+                    metrics.geoip_reload_failures.inc();
+                    tracing::warn!(%error, "GeoIP database not reloaded; keeping the previous one");
+                }
+                Err(error) => tracing::warn!(%error, "GeoIP reload task failed"),
+            }
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Reader<Vec<u8>>, GeoIpError> {
+    let reader = Reader::open_readfile(path).map_err(|source| GeoIpError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let kind = &reader.metadata().database_type;
+    if !(kind.contains("City") || kind.contains("Country") || kind.contains("Enterprise")) {
+        return Err(GeoIpError::WrongKind {
+            path: path.to_owned(),
+            kind: kind.clone(),
+        });
+    }
+    Ok(reader)
+}

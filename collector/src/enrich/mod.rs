@@ -1,0 +1,50 @@
+//! Enrichment: what a hit's client IP and user agent say about it, worked out in
+//! [`crate::routes`] before the IP is sealed.
+//!
+//! [`geoip`] maps the IP to country, region and city; [`user_agent`] maps the user agent to
+//! browser, OS, device class and the bot flag. Bots are stored like anyone else and left out
+//! of reports by the aggregator.
+
+pub mod geoip;
+pub mod user_agent;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::event::Event;
+use geoip::GeoIp;
+use user_agent::AgentCache;
+
+/// Distinct user agents remembered; a few hundred cover nearly all traffic of a site.
+const AGENT_CACHE_CAPACITY: usize = 10_000;
+
+/// Everything enrichment needs, shared by the handlers.
+pub struct Enricher {
+    geoip: Option<Arc<GeoIp>>,
+    agents: AgentCache,
+}
+
+impl Enricher {
+    /// Without a GeoIP database the geo columns stay empty.
+    pub fn new(geoip: Option<Arc<GeoIp>>) -> Self {
+        Self {
+            geoip,
+            agents: AgentCache::new(AGENT_CACHE_CAPACITY),
+        }
+    }
+
+    /// Fills the geo and client columns of `event` from `ip` and its `user_agent`.
+    pub fn apply(&self, event: &mut Event, ip: IpAddr) {
+        if let Some(geoip) = &self.geoip {
+            let place = geoip.lookup(ip);
+            event.country = place.country;
+            event.region = place.region;
+            event.city = place.city;
+        }
+        let agent = self.agents.classify(&event.user_agent);
+        event.browser.clone_from(&agent.browser);
+        event.os.clone_from(&agent.os);
+        event.device = agent.device.as_str().to_owned();
+        event.is_bot = agent.is_bot;
+    }
+}

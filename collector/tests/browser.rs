@@ -1,0 +1,456 @@
+//! The tracker in a real browser: headless Chromium, driven over WebDriver (chromedriver),
+//! loads pages served here on 127.0.0.1 that embed the snippet, and the rows it causes are
+//! read back from the real ClickHouse.
+//!
+//! The WebDriver client is the few JSON commands these tests need, over the same small HTTP
+//! client as the other tests. `scripts/test` installs Debian's `chromium` and
+//! `chromium-driver` where they are missing.
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{TestDb, post, request};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const SITE: &str = "browser.test";
+
+/// A chromedriver process (in a process group of its own, with the browsers it starts) and
+/// one session of headless Chromium.
+struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver is installed (scripts/test installs Debian's chromium-driver)");
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Self {
+            driver,
+            addr: ([127, 0, 0, 1], port).into(),
+            session: String::new(),
+            _profile: profile,
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(browser.addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            &format!("--user-data-dir={}", browser._profile.path().display()),
+        ];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium(), "args": args},
+        }}});
+        let created = browser
+            .command("POST", "/session", Some(capabilities))
+            .await;
+        browser.session = created["sessionId"]
+            .as_str()
+            .expect("a WebDriver session")
+            .to_owned();
+        browser
+    }
+
+    /// One WebDriver command; returns its `value`.
+    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let host = self.addr.to_string();
+        let headers = [
+            ("host", host.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let answer = match body {
+            Some(body) => post(self.addr, path, &headers, body.to_string()).await,
+            None => request(self.addr, method, path, &headers).await,
+        };
+        let value: Value = serde_json::from_slice(&answer.body).unwrap();
+        assert!(
+            answer.status.is_success(),
+            "WebDriver {method} {path}: {value}"
+        );
+        value["value"].clone()
+    }
+
+    async fn session(&self, method: &str, command: &str, body: Option<Value>) -> Value {
+        self.command(
+            method,
+            &format!("/session/{}/{command}", self.session),
+            body,
+        )
+        .await
+    }
+
+    /// Loads `url` and returns once the page has loaded.
+    async fn visit(&self, url: &str) {
+        self.session("POST", "url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn run(&self, script: &str) -> Value {
+        self.session(
+            "POST",
+            "execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// The value of cookie `name` as the browser holds it for the current page.
+    async fn cookie(&self, name: &str) -> Option<String> {
+        let cookies = self.session("GET", "cookie", None).await;
+        cookies
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["value"].as_str().unwrap().to_owned())
+    }
+
+    /// Opens a new tab in front (the current one goes to the background) and returns its handle.
+    async fn new_tab(&self) -> String {
+        let tab = self
+            .session("POST", "window/new", Some(json!({ "type": "tab" })))
+            .await;
+        tab["handle"].as_str().unwrap().to_owned()
+    }
+
+    async fn window(&self) -> String {
+        self.session("GET", "window", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn switch_to(&self, handle: &str) {
+        self.session("POST", "window", Some(json!({ "handle": handle })))
+            .await;
+    }
+
+    async fn quit(self) {
+        self.command("DELETE", &format!("/session/{}", self.session), None)
+            .await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any browser it left behind.
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.driver.id()))
+            .status();
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromium() -> String {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is installed (scripts/test installs Debian's chromium)")
+        .to_owned()
+}
+
+/// Serves the test site on 127.0.0.1: every path under `/page/` embeds the snippet pointing
+/// at `collector`; `/away` does not.
+async fn serve_site(collector: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let service = service_fn(
+                move |req: http::Request<hyper::body::Incoming>| async move {
+                    let snippet = format!(
+                        r#"<script defer src="http://{collector}/t.js" data-site="{SITE}"></script>"#
+                    );
+                    let head = if req.uri().path().starts_with("/page/") {
+                        snippet
+                    } else {
+                        String::new()
+                    };
+                    let html = format!(
+                        "<!doctype html><html><head><title>Test page</title>{head}</head><body><p>Hello</p></body></html>"
+                    );
+                    let mut response = http::Response::new(Full::new(Bytes::from(html)));
+                    response
+                        .headers_mut()
+                        .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
+                    Ok::<_, Infallible>(response)
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+/// Engaged milliseconds reported for the page view of `path`: the largest report, since each
+/// report is the total so far.
+async fn engaged_ms(db: &TestDb, path: &str) -> u64 {
+    let sql = format!(
+        "SELECT max(dwell_ms) AS ms FROM events WHERE kind = 'engagement' AND pageview_id IN
+           (SELECT pageview_id FROM events WHERE kind = 'pageview' AND path = '{path}')"
+    );
+    db.count(&sql).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_view_and_its_engaged_time_are_stored_with_the_cookie_visitor() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+
+    let before_load = Instant::now();
+    browser
+        .visit(&format!("http://{site}/page/one?utm_source=test"))
+        .await;
+    let loaded = Instant::now();
+    assert_eq!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'pageview'", 1)
+            .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let leaving = Instant::now();
+    browser.visit(&format!("http://{site}/away")).await;
+    let left = Instant::now();
+    assert!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'engagement'", 1)
+            .await
+            >= 1
+    );
+
+    let visitor = browser
+        .cookie("ff_id")
+        .await
+        .expect("the collector's cookie is set");
+    browser.quit().await;
+    collector.shutdown().await;
+    let rows = db.rows("SELECT kind, site, visitor_id, pageview_id, path, utm_source, title, browser, is_bot FROM events ORDER BY kind DESC, ts").await;
+    let view = &rows[0];
+    assert_eq!(
+        (
+            view["kind"].as_str(),
+            view["site"].as_str(),
+            view["path"].as_str()
+        ),
+        (Some("pageview"), Some(SITE), Some("/page/one"))
+    );
+    assert_eq!(view["utm_source"], "test");
+    assert_eq!(view["title"], "Test page");
+    assert_eq!(
+        view["is_bot"], true,
+        "headless Chromium is flagged as a bot"
+    );
+    assert_eq!(view["browser"], "Chrome");
+    for row in &rows {
+        assert_eq!(
+            row["visitor_id"],
+            visitor.as_str(),
+            "every event carries the cookie's visitor id"
+        );
+        assert_eq!(
+            row["pageview_id"], view["pageview_id"],
+            "the engagement belongs to the page view"
+        );
+    }
+    let engaged = engaged_ms(&db, "/page/one").await;
+    let at_least = leaving.duration_since(loaded).as_millis() as u64;
+    let at_most = left.duration_since(before_load).as_millis() as u64;
+    assert!(
+        (at_least.saturating_sub(250)..=at_most + 250).contains(&engaged),
+        "engaged {engaged} ms, expected {at_least}..={at_most}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_page_app_navigation_is_a_page_view() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+
+    browser.visit(&format!("http://{site}/page/app")).await;
+    assert_eq!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'pageview'", 1)
+            .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    browser
+        .run("history.pushState({}, '', '/page/app/settings')")
+        .await;
+    assert_eq!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'pageview'", 2)
+            .await,
+        2
+    );
+    // A change of the fragment alone is not a new page.
+    browser
+        .run("history.replaceState({}, '', '/page/app/settings#tab2')")
+        .await;
+    browser.visit(&format!("http://{site}/away")).await;
+    assert!(
+        db.wait_for_count(
+            "SELECT uniqExact(pageview_id) FROM events WHERE kind = 'engagement'",
+            2
+        )
+        .await
+            >= 2
+    );
+    browser.quit().await;
+    collector.shutdown().await;
+
+    let views = db
+        .rows("SELECT path, referrer, pageview_id FROM events WHERE kind = 'pageview' ORDER BY ts")
+        .await;
+    let paths: Vec<_> = views.iter().map(|v| v["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/page/app", "/page/app/settings"]);
+    assert_eq!(
+        views[1]["referrer"],
+        format!("http://{site}/page/app"),
+        "the app's previous page is the referrer"
+    );
+    assert_ne!(views[0]["pageview_id"], views[1]["pageview_id"]);
+    assert!(
+        engaged_ms(&db, "/page/app").await >= 1000,
+        "the first route's engaged time is reported on the route change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_in_a_hidden_tab_is_not_counted() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+
+    let before_load = Instant::now();
+    browser.visit(&format!("http://{site}/page/tabbed")).await;
+    let page = browser.window().await;
+    assert_eq!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'pageview'", 1)
+            .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let other = browser.new_tab().await;
+    browser.switch_to(&other).await;
+    // Going to the background reports the engaged time so far.
+    assert_eq!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'engagement'", 1)
+            .await,
+        1
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    browser.switch_to(&page).await;
+    browser.run("return document.visibilityState").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    browser.visit(&format!("http://{site}/away")).await;
+    let left = Instant::now();
+    assert!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'engagement'", 2)
+            .await
+            >= 2
+    );
+    browser.quit().await;
+    collector.shutdown().await;
+
+    let engaged = engaged_ms(&db, "/page/tabbed").await;
+    let total = left.duration_since(before_load).as_millis() as u64;
+    assert!(total >= 7_000);
+    assert!(
+        (2_500..=total - 3_500).contains(&engaged),
+        "engaged {engaged} ms of {total} ms, 4 s of them hidden"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_and_a_customer_link_given_by_the_page_apply_to_its_beacons() {
+    let db = TestDb::new();
+    let collector = db.start(&["--consent", "required"]).await;
+    let secret = footfall_collector::keys::load_secret(db.data_dir.path(), None, true).unwrap();
+    let signer = footfall_collector::signing::Signer::new(&secret);
+    let link = footfall_collector::hit::customer::sign("cust-9", &signer).unwrap();
+    let params: std::collections::HashMap<_, _> = form_urlencoded::parse(link.as_bytes()).collect();
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+
+    // Before the visitor consents, the page view is withheld.
+    browser.visit(&format!("http://{site}/page/shop")).await;
+    let withheld = r#"footfall_hits_withheld_total{reason="no_consent"} 1"#;
+    for _ in 0..100 {
+        let metrics = common::get(collector.local_addr(), "/metrics", &[]).await;
+        if String::from_utf8_lossy(&metrics.body).contains(withheld) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The consent banner and the login set the script's attributes; the next route is recorded.
+    browser
+        .run(&format!(
+            "var s = document.querySelector('script[data-site]');
+             s.dataset.consent = '1'; s.dataset.cid = '{}'; s.dataset.cs = '{}';
+             history.pushState({{}}, '', '/page/shop/cart')",
+            params["cid"], params["cs"]
+        ))
+        .await;
+    assert_eq!(
+        db.wait_for_count("SELECT count() FROM events WHERE kind = 'pageview'", 1)
+            .await,
+        1
+    );
+    let metrics = common::get(collector.local_addr(), "/metrics", &[]).await;
+    assert!(String::from_utf8_lossy(&metrics.body).contains(withheld));
+    browser.quit().await;
+    collector.shutdown().await;
+
+    let views = db
+        .rows("SELECT path, customer_id FROM events WHERE kind = 'pageview'")
+        .await;
+    assert_eq!(views.len(), 1);
+    assert_eq!(
+        (views[0]["path"].as_str(), views[0]["customer_id"].as_str()),
+        (Some("/page/shop/cart"), Some("cust-9"))
+    );
+}

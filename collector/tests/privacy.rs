@@ -1,0 +1,460 @@
+//! The visitor's privacy choices and the signed features, end to end against the real ClickHouse:
+//! what is withheld leaves no row, what is signed is recorded, what is forged is not believed.
+
+mod common;
+
+use common::{TestDb, enc, get, unhex};
+use footfall_seal::SecretKey;
+
+fn pixel(extra: &str) -> String {
+    format!(
+        "/p.gif?site=s&url={}{extra}",
+        enc("https://shop.example.com/a")
+    )
+}
+
+/// Runs `footfall-collector ARGS` and returns its standard output.
+fn collector_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn metrics_line(metrics: &str, name: &str) -> u64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{name} in {metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn opted_out_dnt_gpc_and_unconsented_hits_get_the_gif_and_leave_nothing() {
+    let db = TestDb::new();
+    let collector = db.start(&["--consent", "required"]).await;
+    let addr = collector.local_addr();
+    let returning = format!("ff_id={}", footfall_collector::id::Id::random());
+    // (extra query, request headers, reason counted)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        ("&consent=1", &[("cookie", "ff_optout=1")], "opted_out"),
+        ("&consent=1", &[("dnt", "1")], "dnt"),
+        ("&consent=1", &[("sec-gpc", "1")], "gpc"),
+        ("", &[("cookie", &returning)], "no_consent"),
+    ];
+    for (extra, headers, _) in cases {
+        let answer = get(addr, &pixel(extra), headers).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.headers["content-type"], "image/gif");
+        assert_eq!(answer.body.len(), 43);
+        assert!(
+            answer.headers.get("set-cookie").is_none(),
+            "no cookie at all for {headers:?}"
+        );
+    }
+    // A signed customer link does not override the choice either.
+    let link = collector_cli(&[
+        "sign",
+        "customer",
+        "--id",
+        "c-1",
+        "--data-dir",
+        db.data_dir.path().to_str().unwrap(),
+    ]);
+    get(addr, &pixel(&format!("&consent=1&{link}")), &[("dnt", "1")]).await;
+    let consented = get(addr, &pixel("&consent=1"), &[]).await;
+    assert!(
+        consented.visitor_cookie().is_some(),
+        "consent=1 is recorded and gets the cookie"
+    );
+
+    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
+    for (_, _, reason) in cases {
+        let expected = if reason == "dnt" { 2 } else { 1 };
+        assert_eq!(
+            metrics_line(
+                &metrics,
+                &format!("footfall_hits_withheld_total{{reason=\"{reason}\"}}")
+            ),
+            expected
+        );
+    }
+    collector.shutdown().await;
+    let rows = db.rows("SELECT visitor_id FROM events").await;
+    assert_eq!(rows.len(), 1, "only the consented hit is stored");
+    assert_eq!(
+        rows[0]["visitor_id"],
+        consented.visitor_cookie().unwrap().as_str()
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM ip_keys").await,
+        1,
+        "the key of the one stored hit"
+    );
+    assert_eq!(db.count("SELECT count() FROM identities").await, 0);
+}
+
+#[tokio::test]
+async fn dnt_and_gpc_can_be_switched_off() {
+    let db = TestDb::new();
+    let collector = db
+        .start(&["--honor-dnt", "false", "--honor-gpc", "false"])
+        .await;
+    let answer = get(
+        collector.local_addr(),
+        &pixel(""),
+        &[("dnt", "1"), ("sec-gpc", "1")],
+    )
+    .await;
+    assert!(answer.visitor_cookie().is_some());
+    let opted_out = get(
+        collector.local_addr(),
+        &pixel(""),
+        &[("dnt", "1"), ("cookie", "ff_optout=1")],
+    )
+    .await;
+    assert!(
+        opted_out.headers.get("set-cookie").is_none(),
+        "an explicit opt-out always counts"
+    );
+    collector.shutdown().await;
+    assert_eq!(db.count("SELECT count() FROM events").await, 1);
+}
+
+#[tokio::test]
+async fn optout_and_optin_set_the_cookies_and_redirect_only_to_the_referring_site() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+
+    let out = get(addr, "/optout", &[]).await;
+    assert_eq!(out.status, 200);
+    assert_eq!(out.headers["content-type"], "text/html; charset=utf-8");
+    assert!(String::from_utf8_lossy(&out.body).contains("opted out"));
+    let cookies: Vec<_> = out
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("ff_optout=1;") && c.contains("Max-Age=157680000")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("ff_id=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+
+    let back = "https://shop.example.com/privacy?done=1";
+    let same_site = get(
+        addr,
+        &format!("/optout?return={}", enc(back)),
+        &[("referer", "https://shop.example.com/privacy")],
+    )
+    .await;
+    assert_eq!(same_site.status, 303);
+    assert_eq!(same_site.headers["location"], back);
+    assert!(
+        same_site.headers.get_all("set-cookie").iter().count() == 2,
+        "the redirect sets the cookies too"
+    );
+    let elsewhere = get(
+        addr,
+        &format!("/optout?return={}", enc("https://evil.example/")),
+        &[("referer", "https://shop.example.com/")],
+    )
+    .await;
+    assert_eq!(elsewhere.status, 200, "no open redirect");
+    assert!(elsewhere.headers.get("location").is_none());
+
+    let back_in = get(
+        addr,
+        &format!("/optin?return={}", enc(back)),
+        &[("referer", "https://shop.example.com/x")],
+    )
+    .await;
+    assert_eq!(back_in.status, 303);
+    let cookies: Vec<_> = back_in
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 1);
+    assert!(
+        cookies[0].starts_with("ff_optout=;") && cookies[0].contains("Max-Age=0"),
+        "{cookies:?}"
+    );
+    let page = get(addr, "/optin", &[]).await;
+    assert!(String::from_utf8_lossy(&page.body).contains("opted in"));
+    collector.shutdown().await;
+    assert_eq!(db.count("SELECT count() FROM events").await, 0);
+}
+
+#[tokio::test]
+async fn signed_email_opens_are_recorded_forged_ones_are_not() {
+    let db = TestDb::new();
+    let collector = db.start(&["--trusted-proxies", "127.0.0.0/8"]).await;
+    let addr = collector.local_addr();
+    let data_dir = db.data_dir.path().to_str().unwrap();
+    let path = collector_cli(&[
+        "sign",
+        "email",
+        "--campaign",
+        "autumn",
+        "--recipient",
+        "sub-42",
+        "--data-dir",
+        data_dir,
+    ]);
+    assert!(path.starts_with("/o/") && path.ends_with(".gif"), "{path}");
+
+    let reader = get(
+        addr,
+        &path,
+        &[
+            ("user-agent", "Thunderbird/128.0"),
+            ("x-forwarded-for", "198.51.100.9"),
+        ],
+    )
+    .await;
+    assert_eq!((reader.status.as_u16(), reader.body.len()), (200, 43));
+    assert!(
+        reader.headers.get("set-cookie").is_none(),
+        "email opens never set a cookie"
+    );
+    let gmail =
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+    get(
+        addr,
+        &path,
+        &[("user-agent", gmail), ("x-forwarded-for", "66.249.84.1")],
+    )
+    .await;
+    let withheld = get(addr, &path, &[("dnt", "1")]).await;
+    assert_eq!(
+        (withheld.status.as_u16(), withheld.body.len()),
+        (200, 43),
+        "a reader's DNT is honoured too"
+    );
+
+    let token = path.trim_start_matches("/o/").trim_end_matches(".gif");
+    let tampered = format!("/o/{}A.gif", &token[..token.len() - 1]);
+    let foreign = {
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(
+            other.path().join("secret.key"),
+            "another secret that is long enough to use",
+        )
+        .unwrap();
+        let dir = other.path().to_str().unwrap();
+        collector_cli(&[
+            "sign",
+            "email",
+            "--campaign",
+            "autumn",
+            "--recipient",
+            "sub-42",
+            "--data-dir",
+            dir,
+        ])
+    };
+    for forged in [
+        tampered.as_str(),
+        foreign.as_str(),
+        "/o/.gif",
+        "/o/garbage.gif",
+        "/o/x",
+    ] {
+        let answer = get(addr, forged, &[]).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.body.len()),
+            (200, 43),
+            "{forged}"
+        );
+    }
+    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
+    assert_eq!(
+        metrics_line(
+            &metrics,
+            "footfall_hits_rejected_total{reason=\"bad_email_token\"}"
+        ),
+        5
+    );
+    assert_eq!(
+        metrics_line(
+            &metrics,
+            "footfall_hits_accepted_total{kind=\"email_open\"}"
+        ),
+        2
+    );
+    assert_eq!(
+        metrics_line(&metrics, "footfall_hits_withheld_total{reason=\"dnt\"}"),
+        1
+    );
+    collector.shutdown().await;
+
+    let rows = db
+        .rows(
+            "SELECT kind, site, visitor_id, campaign, recipient, via_proxy, user_agent, ip_prefix, ip_key_id,
+                    hex(ip_sealed) AS sealed FROM events ORDER BY via_proxy",
+        )
+        .await;
+    assert_eq!(rows.len(), 2, "forged tokens are not recorded");
+    for row in &rows {
+        assert_eq!(row["kind"], "email_open");
+        assert_eq!(row["site"], "");
+        assert_eq!(row["visitor_id"], "");
+        assert_eq!(row["campaign"], "autumn");
+        assert_eq!(row["recipient"], "sub-42");
+    }
+    assert_eq!(rows[0]["via_proxy"], false);
+    assert_eq!(rows[0]["user_agent"], "Thunderbird/128.0");
+    assert_eq!(rows[0]["ip_prefix"], "198.51.100.0/24");
+    assert_eq!(rows[1]["via_proxy"], true, "Gmail's image proxy is flagged");
+    let secret = SecretKey::from_text(
+        &std::fs::read_to_string(db.data_dir.path().join("ip-seal.key")).unwrap(),
+    )
+    .unwrap();
+    let keys = db
+        .rows(&format!(
+            "SELECT hex(sealed_key) AS k FROM ip_keys WHERE key_id = {}",
+            rows[0]["ip_key_id"]
+        ))
+        .await;
+    let epoch = secret
+        .open_epoch_key(&unhex(keys[0]["k"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(
+        epoch
+            .open_ip(&unhex(rows[0]["sealed"].as_str().unwrap()))
+            .unwrap()
+            .to_string(),
+        "198.51.100.9"
+    );
+}
+
+#[tokio::test]
+async fn signed_customer_links_are_stored_and_linked_forged_ones_are_ignored() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let data_dir = db.data_dir.path().to_str().unwrap();
+    let link = collector_cli(&["sign", "customer", "--id", "cust-7", "--data-dir", data_dir]);
+    assert!(link.starts_with("cid=cust-7&cs="), "{link}");
+
+    let visitor = get(addr, &pixel(&format!("&{link}")), &[])
+        .await
+        .visitor_cookie()
+        .unwrap();
+    let cookie = format!("ff_id={visitor}");
+    get(addr, &pixel(&format!("&{link}")), &[("cookie", &cookie)]).await;
+    let forged_link = link.replace("cust-7", "cust-8");
+    let stranger = get(addr, &pixel(&format!("&{forged_link}")), &[]).await;
+    assert!(
+        stranger.visitor_cookie().is_some(),
+        "a forged link does not stop the hit"
+    );
+    get(addr, &pixel("&cid=cust-8"), &[]).await;
+    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
+    assert_eq!(
+        metrics_line(&metrics, "footfall_customer_links_rejected_total"),
+        2
+    );
+    collector.shutdown().await;
+
+    assert_eq!(
+        db.count("SELECT count() FROM events").await,
+        4,
+        "forged links are recorded unlinked"
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE customer_id = 'cust-8'")
+            .await,
+        0
+    );
+    let linked = db
+        .rows("SELECT visitor_id FROM events WHERE customer_id = 'cust-7'")
+        .await;
+    assert_eq!(linked.len(), 2);
+    let identities = db
+        .rows(
+            "SELECT customer_id, visitor_id, min(first_seen) <= max(last_seen) AS ordered
+             FROM identities GROUP BY customer_id, visitor_id",
+        )
+        .await;
+    assert_eq!(identities.len(), 1, "{identities:?}");
+    assert_eq!(identities[0]["customer_id"], "cust-7");
+    assert_eq!(identities[0]["visitor_id"], visitor.as_str());
+    assert_eq!(identities[0]["ordered"], 1);
+}
+
+#[tokio::test]
+async fn sign_without_a_secret_says_what_to_do() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
+        .args([
+            "sign",
+            "customer",
+            "--id",
+            "c",
+            "--data-dir",
+            empty.path().to_str().unwrap(),
+        ])
+        .env_remove("FOOTFALL_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--secret") && err.contains("FOOTFALL_SECRET"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn retention_ttls_cover_every_table_with_personal_data() {
+    let db = TestDb::new();
+    let collector = db.start(&["--retention-days", "395"]).await;
+    collector.shutdown().await;
+    // Applying again is harmless (statements are idempotent, as after an interrupted migration)
+    // and brings every TTL in line with a changed retention period.
+    let server = db.client().with_database("default");
+    for statement in footfall_collector::schema::MIGRATIONS
+        .iter()
+        .flat_map(|m| m.statements)
+    {
+        server
+            .query(&statement.replace("{db}", &db.name))
+            .execute()
+            .await
+            .unwrap();
+    }
+    footfall_collector::schema::migrate(&server, &db.name, 30)
+        .await
+        .unwrap();
+    for (table, ttl) in [
+        ("events", "TTL toDateTime(ts) + toIntervalDay(30)"),
+        (
+            "identities",
+            "TTL toDateTime(last_seen) + toIntervalDay(30)",
+        ),
+        ("ip_keys", "TTL created + toIntervalDay(31)"),
+    ] {
+        let create = db.rows(&format!("SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = '{table}'")).await;
+        let create = create[0]["q"].as_str().unwrap();
+        assert!(create.contains(ttl), "{table}: {create}");
+    }
+}
