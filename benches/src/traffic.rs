@@ -90,12 +90,14 @@ impl Catalog {
                         .parse()
                         .expect("an encoded query is a valid URI"),
                 );
+                // The tracker names each page view; engagement reports refer to it.
+                let pageview_id = footfall_collector::id::Id::random().to_string();
                 let event = if rng.gen_bool(0.5) {
                     serde_json::json!({"kind": "pageview", "site": config.site, "url": url,
-                        "referrer": referrer, "title": title})
+                        "pageview_id": pageview_id, "referrer": referrer, "title": title})
                 } else {
                     serde_json::json!({"kind": "engagement", "site": config.site, "url": url,
-                        "dwell_ms": rng.gen_range(1_000..120_000)})
+                        "pageview_id": pageview_id, "engaged_ms": rng.gen_range(1_000..120_000)})
                 };
                 beacon_bodies.push(Bytes::from(event.to_string()));
             }
@@ -284,6 +286,19 @@ mod tests {
         assert_eq!(req.method(), Method::POST);
         assert_eq!(req.uri().path(), "/e");
         assert_eq!(req.headers()[COOKIE], "ff_id=abc");
+        let body = body_of(req);
+        let events = footfall_collector::hit::beacon::parse(&body).expect("a valid beacon body");
+        assert_eq!(events[0].site(), "bench.example");
+    }
+
+    fn body_of(req: Request<Full<Bytes>>) -> Bytes {
+        use http_body_util::BodyExt;
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(req.into_body().collect())
+            .unwrap()
+            .to_bytes()
     }
 
     #[test]
