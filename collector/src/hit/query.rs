@@ -5,7 +5,7 @@
 //! pixel must never break a page. What matters (site, URL) is validated afterwards.
 //!
 //! The parser is our own, with `application/x-www-form-urlencoded` rules (`+` is a space, `%XX`
-//! a byte, the first `=` splits): it decodes only the four values it keeps, and a value with
+//! a byte, the first `=` splits): it decodes only the values it keeps, and a value with
 //! nothing to decode is borrowed. Decoding every pair byte by byte, as `form_urlencoded` does,
 //! was the largest single cost of the pixel path.
 
