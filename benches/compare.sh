@@ -8,8 +8,9 @@
 # The load client runs on another core (CLIENT_CPU) with the same settings against both: wrk,
 # and footfall-loadgen (closed loop, then open loop at half the collector's peak). Every round
 # runs each server in turn; the script prints the median of ROUNDS rounds, the ratio
-# collector/nginx, the open-loop p99, the collector's peak RSS (VmHWM) and the hits lost
-# (acknowledged but not in ClickHouse; must be 0).
+# collector/nginx, each server's CPU time per request (from /proc/PID/stat: it holds when other
+# processes share the core, where throughput does not), the open-loop p99, the collector's peak
+# RSS (VmHWM) and the hits lost (acknowledged but not in ClickHouse; must be 0).
 #
 #   benches/compare.sh                     # defaults below; settings through the environment
 #   ROUNDS=5 DURATION=20 CONNECTIONS=100 benches/compare.sh
@@ -65,6 +66,15 @@ install_tools() {
 wait_http() { # url
   for _ in $(seq 1 100); do curl -fsS --max-time 1 "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
   log "$1 did not answer"; return 1
+}
+
+# CPU seconds the server has used so far (user + system, every thread; nginx: master and workers).
+server_cpu() { # name
+  local pids=$collector_pid
+  [ "$1" = nginx ] && pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  awk -v tck="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf "%.2f", t / tck }' \
+    $(printf '/proc/%s/stat ' $pids)
 }
 
 ch_count() { # site
@@ -158,9 +168,15 @@ for round in $(seq 1 "$ROUNDS"); do
     port=$COLLECTOR_PORT; [ "$name" = nginx ] && port=$NGINX_PORT
     site="wrk-$round-$(date +%s)"
     log "round $round/$ROUNDS: $name: wrk"
-    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"wrk\", \"site\": \"$site\", \"result\": $(run_wrk "$name" "$port" "$site" "$round")}" >>"$results"
+    cpu=$(server_cpu "$name")
+    result=$(run_wrk "$name" "$port" "$site" "$round")
+    cpu=$(awk -v a="$(server_cpu "$name")" -v b="$cpu" 'BEGIN { printf "%.2f", a - b }')
+    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"wrk\", \"site\": \"$site\", \"cpu_s\": $cpu, \"result\": $result}" >>"$results"
     log "round $round/$ROUNDS: $name: footfall-loadgen closed loop"
-    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"loadgen\", \"result\": $(run_loadgen "$name" "$port" "closed-$round" --connections "$CONNECTIONS")}" >>"$results"
+    cpu=$(server_cpu "$name")
+    result=$(run_loadgen "$name" "$port" "closed-$round" --connections "$CONNECTIONS")
+    cpu=$(awk -v a="$(server_cpu "$name")" -v b="$cpu" 'BEGIN { printf "%.2f", a - b }')
+    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"loadgen\", \"cpu_s\": $cpu, \"result\": $result}" >>"$results"
   done
 done
 
@@ -199,6 +215,9 @@ python3 - "$results" "$hwm_kib" "$nginx_hwm_kib" "$half" "$ROUNDS" "$DURATION" "
 import json, statistics, sys
 path, hwm, nginx_hwm, half, rounds, duration, conns, out = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
+def cpu_us(server, tool):
+    return statistics.median(r["cpu_s"] * 1e6 / r["result"]["requests"]
+                             for r in rows if r.get("server") == server and r.get("tool") == tool)
 def med(server, tool, key, sub=None):
     vals = [r["result"][key] if sub is None else r["result"][key][sub]
             for r in rows if r.get("server") == server and r.get("tool") == tool]
@@ -211,8 +230,10 @@ loadgen_lost = sum(r["result"]["lost"] or 0 for r in rows
 summary = {
     "rounds": int(rounds), "duration_secs": float(duration), "connections": int(conns),
     "wrk": {s: {"throughput": med(s, "wrk", "throughput"), "p50_us": med(s, "wrk", "p50_us"),
-                "p99_us": med(s, "wrk", "p99_us")} for s in ("collector", "nginx")},
+                "p99_us": med(s, "wrk", "p99_us"), "cpu_us_per_request": cpu_us(s, "wrk")}
+            for s in ("collector", "nginx")},
     "loadgen": {s: {"throughput": med(s, "loadgen", "throughput"),
+                    "cpu_us_per_request": cpu_us(s, "loadgen"),
                     "p50_us": med(s, "loadgen", "latency", "p50_us"),
                     "p99_us": med(s, "loadgen", "latency", "p99_us")} for s in ("collector", "nginx")},
     "open_loop": {"rate": int(half), **{s: {"p50_us": med(s, "open", "latency", "p50_us"),
@@ -225,9 +246,12 @@ summary = {
 for tool in ("wrk", "loadgen"):
     c, n = summary[tool]["collector"], summary[tool]["nginx"]
     summary[tool]["ratio"] = c["throughput"] / n["throughput"]
-    print(f"{tool:8} collector {c['throughput']:9.0f} req/s (p50 {c['p50_us']/1000:.3f} ms, p99 {c['p99_us']/1000:.3f} ms)"
-          f" | nginx {n['throughput']:9.0f} req/s (p50 {n['p50_us']/1000:.3f} ms, p99 {n['p99_us']/1000:.3f} ms)"
-          f" | ratio {summary[tool]['ratio']:.2f}")
+    summary[tool]["cpu_ratio"] = n["cpu_us_per_request"] / c["cpu_us_per_request"]
+    print(f"{tool:8} collector {c['throughput']:9.0f} req/s (p50 {c['p50_us']/1000:.3f} ms, p99 {c['p99_us']/1000:.3f} ms,"
+          f" {c['cpu_us_per_request']:.1f} µs CPU/req)"
+          f" | nginx {n['throughput']:9.0f} req/s (p50 {n['p50_us']/1000:.3f} ms, p99 {n['p99_us']/1000:.3f} ms,"
+          f" {n['cpu_us_per_request']:.1f} µs CPU/req)"
+          f" | ratio {summary[tool]['ratio']:.2f} (by CPU per request {summary[tool]['cpu_ratio']:.2f})")
 o = summary["open_loop"]
 print(f"open loop at {o['rate']}/s: collector p99 {o['collector']['p99_us']/1000:.3f} ms"
       f" (p99.9 {o['collector']['p999_us']/1000:.3f} ms) | nginx p99 {o['nginx']['p99_us']/1000:.3f} ms")
