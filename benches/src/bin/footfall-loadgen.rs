@@ -48,6 +48,12 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot write {path}"))?;
         }
     }
+    if report.counts.errors == report.counts.requests {
+        anyhow::bail!(
+            "no request was answered: is a collector listening on {}?",
+            args.target
+        );
+    }
     match report.lost {
         Some(lost) if lost > 0 => anyhow::bail!("{lost} acknowledged hits were not stored"),
         _ => Ok(()),
