@@ -1,0 +1,275 @@
+//! The aggregator's own tables, and how the rollups are filled.
+//!
+//! Reports never read raw events; they read two daily rollups:
+//!
+//! - `traffic_daily` (AggregatingMergeTree) holds page views and exact unique-visitor states per
+//!   site × day × dimension (page path, referrer host, country, device, browser, OS, UTM
+//!   source/medium/campaign, and the site as a whole) and email opens with unique-recipient
+//!   states per campaign. Materialized views fill it as events are inserted, so it is always up
+//!   to date. `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate.
+//! - `sessions_daily` holds what only a finished visit tells: visits, bounces, visit duration
+//!   (per entry page, entry referrer, country, device, campaign) and engaged time per page, with
+//!   the time of pixel-only page views inferred. A visit may still be going on, so these rows are
+//!   recomputed from events for whole days by [`refresh`] (`serve` does it for today and
+//!   yesterday every few minutes; `backfill` for any range).
+//!
+//! The aggregator's migrations live in `schema_migrations` under the component `aggregator`,
+//! applied by the collector's migration runner. `api_tokens` and `export_audit` are here too.
+
+use clickhouse::Client;
+use footfall_collector::schema::{self, Migration, SchemaError};
+
+use crate::day::Day;
+use crate::{ClickHouseError, ch};
+
+/// The schema's owner in `schema_migrations`.
+const COMPONENT: &str = "aggregator";
+
+/// A visit ends after this long without activity of the visitor on the site.
+pub const VISIT_GAP_MS: u64 = 30 * 60 * 1000;
+
+/// Dimensions of `traffic_daily` fed from page views: (dimension, k1, k2, k3). Internal
+/// navigation (referrer on the same host) counts as no referrer. A macro so that the migration,
+/// a `&'static str`, and the backfill share it.
+macro_rules! pageview_dimensions {
+    () => {
+        "[('all', '', '', ''), ('page', path, '', ''),
+    ('referrer', if(referrer_host = host, '', referrer_host), '', ''), ('country', country, '', ''),
+    ('device', device, '', ''), ('browser', browser, '', ''), ('os', os, '', ''),
+    ('campaign', utm_source, utm_medium, utm_campaign)]"
+    };
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "rollups, api tokens, export audit",
+    statements: &[
+        r"CREATE TABLE IF NOT EXISTS {db}.traffic_daily
+(
+    site LowCardinality(String),
+    day Date,
+    dimension LowCardinality(String),
+    k1 String,
+    k2 String,
+    k3 String,
+    hits SimpleAggregateFunction(sum, UInt64),
+    visitors AggregateFunction(uniqExact, String)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (dimension, site, day, k1, k2, k3)",
+        concat!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_pageviews TO {db}.traffic_daily AS
+SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+FROM {db}.events
+ARRAY JOIN ",
+            pageview_dimensions!(),
+            " AS d
+WHERE kind = 'pageview' AND NOT is_bot
+GROUP BY site, day, dimension, k1, k2, k3"
+        ),
+        r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_email_opens TO {db}.traffic_daily AS
+SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2, '' AS k3,
+       toUInt64(count()) AS hits, uniqExactStateIf(recipient, recipient != '') AS visitors
+FROM {db}.events
+WHERE kind = 'email_open'
+GROUP BY day, k1",
+        r"CREATE TABLE IF NOT EXISTS {db}.sessions_daily
+(
+    site LowCardinality(String),
+    day Date,
+    dimension LowCardinality(String),
+    k1 String,
+    k2 String,
+    k3 String,
+    visits UInt64,
+    bounces UInt64,
+    visit_ms UInt64,
+    engaged_ms UInt64,
+    engaged_views UInt64
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (dimension, site, day, k1, k2, k3)",
+        r"CREATE TABLE IF NOT EXISTS {db}.api_tokens
+(
+    name String,
+    token_sha256 String,
+    reports Array(String),
+    sites Array(String),
+    created DateTime('UTC'),
+    revoked Bool,
+    updated DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated)
+ORDER BY name",
+        r"CREATE TABLE IF NOT EXISTS {db}.export_audit
+(
+    at DateTime64(3, 'UTC'),
+    actor String,
+    report LowCardinality(String),
+    from_day Date,
+    to_day Date,
+    site String,
+    min_visitors UInt32,
+    epsilon Float64,
+    rows UInt64
+)
+ENGINE = MergeTree
+ORDER BY at",
+    ],
+}];
+
+/// Applies the collector's schema (the rollups read `events`) and then the aggregator's.
+pub async fn migrate(
+    client: &Client,
+    database: &str,
+    retention_days: u32,
+) -> Result<Vec<u32>, SchemaError> {
+    schema::migrate(client, database, retention_days).await?;
+    schema::apply_migrations(client, database, COMPONENT, MIGRATIONS).await
+}
+
+/// Recomputes `traffic_daily` for `[from, to]` from events, replacing what the views wrote:
+/// for events that existed before the aggregator's schema, or after an erasure.
+pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
+    let days = format!("day BETWEEN toDate('{from}') AND toDate('{to}')");
+    client
+        .query(&format!(
+            "ALTER TABLE traffic_daily DELETE WHERE {days} SETTINGS mutations_sync = 2"
+        ))
+        .execute()
+        .await
+        .map_err(ch("clear traffic_daily for the backfill"))?;
+    let events = format!("toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')");
+    for select in [pageview_select(&events), email_select(&events)] {
+        client
+            .query(&format!("INSERT INTO traffic_daily {select}"))
+            .execute()
+            .await
+            .map_err(ch("backfill traffic_daily"))?;
+    }
+    refresh(client, from, to).await
+}
+
+fn pageview_select(filter: &str) -> String {
+    format!(
+        "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+                toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+         FROM events ARRAY JOIN {} AS d
+         WHERE kind = 'pageview' AND NOT is_bot AND {filter}
+         GROUP BY site, day, dimension, k1, k2, k3",
+        pageview_dimensions!()
+    )
+}
+
+fn email_select(filter: &str) -> String {
+    format!(
+        "SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2,
+                '' AS k3, toUInt64(count()) AS hits,
+                uniqExactStateIf(recipient, recipient != '') AS visitors
+         FROM events WHERE kind = 'email_open' AND {filter}
+         GROUP BY day, k1"
+    )
+}
+
+/// Recomputes `sessions_daily` for the days `[from, to]` from events. Returns the rows written.
+///
+/// Sessionisation: a visitor's page views and engagement beacons on one site and UTC day, in
+/// time order; a gap of more than [`VISIT_GAP_MS`] starts a new visit (so a visit crossing
+/// midnight UTC counts on both days). A visit's duration is its last activity minus its first; a
+/// bounce is a visit with one page view. Engaged time on a page view is the `dwell_ms` of its
+/// engagement beacons; a page view without one (pixel only) is credited with the gap to the
+/// visitor's next page view in the same visit (at most [`VISIT_GAP_MS`]); the last page view of
+/// such a visit has no inferred time and is left out of the average.
+pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
+    let days = format!("day BETWEEN toDate('{from}') AND toDate('{to}')");
+    client
+        .query(&format!(
+            "ALTER TABLE sessions_daily DELETE WHERE {days} SETTINGS mutations_sync = 2"
+        ))
+        .execute()
+        .await
+        .map_err(ch("clear sessions_daily for the refresh"))?;
+    let gap = VISIT_GAP_MS;
+    let sql = format!(
+        "INSERT INTO sessions_daily
+            (site, day, dimension, k1, k2, k3, visits, bounces, visit_ms, engaged_ms, engaged_views)
+WITH
+activity AS (
+    SELECT site, visitor_id, toDate(ts) AS day, ts, kind, pageview_id, path,
+           if(referrer_host = host, '', referrer_host) AS ref, country, device, browser, os,
+           utm_source, utm_medium, utm_campaign, dwell_ms,
+           if(dateDiff('millisecond',
+                       lagInFrame(ts, 1, toDateTime64(0, 3, 'UTC')) OVER by_time, ts) > {gap},
+              1, 0) AS starts
+    FROM events
+    WHERE kind IN ('pageview', 'engagement') AND NOT is_bot AND visitor_id != ''
+      AND toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')
+    WINDOW by_time AS (PARTITION BY site, visitor_id, toDate(ts) ORDER BY ts
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+numbered AS (
+    SELECT *, sum(starts) OVER (PARTITION BY site, visitor_id, day ORDER BY ts
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS visit
+    FROM activity
+),
+visits AS (
+    SELECT site, day, countIf(kind = 'pageview') AS views,
+           toUInt64(dateDiff('millisecond', min(ts), max(ts))) AS duration,
+           argMinIf(path, ts, kind = 'pageview') AS entry, argMinIf(ref, ts, kind = 'pageview') AS r,
+           argMinIf(country, ts, kind = 'pageview') AS c, argMinIf(device, ts, kind = 'pageview') AS dv,
+           argMinIf(browser, ts, kind = 'pageview') AS b, argMinIf(os, ts, kind = 'pageview') AS o,
+           argMinIf(utm_source, ts, kind = 'pageview') AS us,
+           argMinIf(utm_medium, ts, kind = 'pageview') AS um,
+           argMinIf(utm_campaign, ts, kind = 'pageview') AS uc
+    FROM numbered
+    GROUP BY site, visitor_id, day, visit
+    HAVING views > 0
+),
+engaged AS (
+    SELECT pageview_id, sum(dwell_ms) AS ms FROM numbered
+    WHERE kind = 'engagement' AND pageview_id != '' GROUP BY pageview_id
+),
+views AS (
+    SELECT site, day, path, pageview_id, ts,
+           leadInFrame(toNullable(ts)) OVER (PARTITION BY site, visitor_id, day, visit ORDER BY ts
+                                             ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next
+    FROM numbered WHERE kind = 'pageview'
+),
+timed AS (
+    SELECT site, day, path,
+           if(engaged.pageview_id != '', toNullable(toUInt64(engaged.ms)),
+              if(isNull(next), NULL,
+                 toNullable(least(toUInt64(dateDiff('millisecond', ts, assumeNotNull(next))), {gap}))))
+             AS ms
+    FROM views AS v
+    LEFT JOIN engaged ON v.pageview_id = engaged.pageview_id
+)
+SELECT site, day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3, toUInt64(count()) AS visits,
+       toUInt64(countIf(views = 1)) AS bounces, sum(duration) AS visit_ms,
+       toUInt64(0) AS engaged_ms, toUInt64(0) AS engaged_views
+FROM visits
+ARRAY JOIN [('all', '', '', ''), ('page', entry, '', ''), ('referrer', r, '', ''),
+            ('country', c, '', ''), ('device', dv, '', ''), ('browser', b, '', ''),
+            ('os', o, '', ''), ('campaign', us, um, uc)] AS d
+GROUP BY site, day, dimension, k1, k2, k3
+UNION ALL
+SELECT site, day, 'page' AS dimension, path AS k1, '' AS k2, '' AS k3, toUInt64(0), toUInt64(0),
+       toUInt64(0), toUInt64(sum(assumeNotNull(ms))), toUInt64(count(ms))
+FROM timed
+GROUP BY site, day, path
+SETTINGS join_use_nulls = 0"
+    );
+    client
+        .query(&sql)
+        .execute()
+        .await
+        .map_err(ch("recompute sessions_daily"))?;
+    client
+        .query(&format!("SELECT count() FROM sessions_daily WHERE {days}"))
+        .fetch_one::<u64>()
+        .await
+        .map_err(ch("count sessions_daily"))
+}
