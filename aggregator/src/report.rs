@@ -346,11 +346,11 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
     let filter = format!(
         "dimension IN ({dimensions}) AND day BETWEEN toDate('{from}') AND toDate('{to}') AND {site}"
     );
-    let sql = format!(
-        "SELECT site, a, b, c, hits, visitors, visitor_days, visits, bounces, visit_ms, engaged_ms,
-                engaged_views
-         FROM (
-             SELECT site, {a} AS a, {b} AS b, {c} AS c, sum(day_hits) AS hits,
+    // Visitor-days (for noise) need each day's distinct count, so a level more; without noise
+    // the states merge once.
+    let traffic = if req.privacy.is_some() {
+        format!(
+            "SELECT site, {a} AS a, {b} AS b, {c} AS c, sum(day_hits) AS hits,
                     uniqExactMerge(day_visitors) AS visitors, sum(day_uniques) AS visitor_days
              FROM (
                  SELECT site, day, dimension, k1, k2, k3, sum(hits) AS day_hits,
@@ -358,7 +358,20 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
                         uniqExactMerge(visitors) AS day_uniques
                  FROM traffic_daily WHERE {filter}
                  GROUP BY site, day, dimension, k1, k2, k3)
-             GROUP BY site, a, b, c) AS t
+             GROUP BY site, a, b, c"
+        )
+    } else {
+        format!(
+            "SELECT site, {a} AS a, {b} AS b, {c} AS c, sum(hits) AS hits,
+                    uniqExactMerge(visitors) AS visitors, toUInt64(0) AS visitor_days
+             FROM traffic_daily WHERE {filter}
+             GROUP BY site, a, b, c"
+        )
+    };
+    let sql = format!(
+        "SELECT site, a, b, c, hits, visitors, visitor_days, visits, bounces, visit_ms, engaged_ms,
+                engaged_views
+         FROM ({traffic}) AS t
          LEFT JOIN (
              SELECT site, {a} AS a, {b} AS b, {c} AS c, sum(visits) AS visits,
                     sum(bounces) AS bounces, sum(visit_ms) AS visit_ms,
