@@ -68,6 +68,19 @@ impl Day {
         Day(self.0 + n)
     }
 
+    /// The first day of this day's month.
+    pub fn month_start(self) -> Self {
+        let (y, m, _) = civil_from_days(self.0);
+        Day(days_from_civil(y, m, 1))
+    }
+
+    /// The last day of this day's month.
+    pub fn month_end(self) -> Self {
+        let (y, m, _) = civil_from_days(self.0);
+        let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        Day(days_from_civil(y, m, 1) - 1)
+    }
+
     /// Days from `self` to `other`, inclusive of both.
     pub fn days_through(self, other: Day) -> i64 {
         other.0 - self.0 + 1
@@ -115,6 +128,12 @@ mod tests {
         assert_eq!(a.plus(2).to_string(), "2026-03-01");
         assert_eq!(a.days_through(Day::parse("2026-03-01").unwrap()), 3);
         assert_eq!(Day::parse("1970-01-01").unwrap(), Day(0));
+        assert_eq!(a.month_start().to_string(), "2026-02-01");
+        assert_eq!(a.month_end().to_string(), "2026-02-28");
+        assert_eq!(
+            Day::parse("2026-12-05").unwrap().month_end().to_string(),
+            "2026-12-31"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::day::Day;
 use crate::noise::Laplace;
-use crate::{ClickHouseError, ch};
+use crate::{ClickHouseError, ch, rollup};
 
 /// The default for `--min-visitors`.
 pub const DEFAULT_MIN_VISITORS: u32 = 10;
@@ -343,53 +343,63 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         (Some(_), _) => "site = ?",
         (None, _) => "true",
     };
-    let filter = format!(
-        "dimension IN ({dimensions}) AND day BETWEEN toDate('{from}') AND toDate('{to}') AND {site}"
-    );
-    // Visitor-days (for noise) need each day's distinct count, so a level more; without noise
-    // the states merge once.
-    let traffic = if req.privacy.is_some() {
-        format!(
-            "SELECT site, {a} AS a, {b} AS b, {c} AS c, sum(day_hits) AS hits,
-                    uniqExactMerge(day_visitors) AS visitors, sum(day_uniques) AS visitor_days
-             FROM (
-                 SELECT site, day, dimension, k1, k2, k3, sum(hits) AS day_hits,
-                        uniqExactMergeState(visitors) AS day_visitors,
-                        uniqExactMerge(visitors) AS day_uniques
-                 FROM traffic_daily WHERE {filter}
-                 GROUP BY site, day, dimension, k1, k2, k3)
-             GROUP BY site, a, b, c"
+    let keys = format!("site, {a} AS a, {b} AS b, {c} AS c");
+    let group = "site, a, b, c";
+    let metrics = "hits, visitors, visitor_days, visits, bounces, visit_ms, engaged_ms, \
+                   engaged_views";
+    let whole_month = req.report != Report::Daily
+        && from == from.month_start()
+        && to == from.month_end()
+        && rollup::month_closed(from)
+        && rollup::month_ready(client, from).await?;
+    let (source, binds) = if whole_month {
+        let filter = format!("dimension IN ({dimensions}) AND month = toDate('{from}') AND {site}");
+        (
+            format!("SELECT {keys}, {metrics} FROM traffic_monthly WHERE {filter}"),
+            1,
         )
     } else {
-        format!(
-            "SELECT site, {a} AS a, {b} AS b, {c} AS c, sum(hits) AS hits,
-                    uniqExactMerge(visitors) AS visitors, toUInt64(0) AS visitor_days
-             FROM traffic_daily WHERE {filter}
-             GROUP BY site, a, b, c"
-        )
+        let filter = format!(
+            "dimension IN ({dimensions}) AND day BETWEEN toDate('{from}') AND toDate('{to}') \
+             AND {site}"
+        );
+        // Visitor-days (for noise) need each day's distinct count, a level more; without noise
+        // the states merge once.
+        let traffic = if req.privacy.is_some() {
+            rollup::traffic_select(&keys, group, &filter)
+        } else {
+            format!(
+                "SELECT {keys}, sum(hits) AS hits, uniqExactMerge(visitors) AS visitors,
+                        toUInt64(0) AS visitor_days
+                 FROM traffic_daily WHERE {filter} GROUP BY {group}"
+            )
+        };
+        let source = format!(
+            "SELECT {group}, {metrics}
+             FROM ({traffic}) AS t
+             LEFT JOIN (
+                 SELECT {keys}, sum(visits) AS visits, sum(bounces) AS bounces,
+                        sum(visit_ms) AS visit_ms, sum(engaged_ms) AS engaged_ms,
+                        sum(engaged_views) AS engaged_views
+                 FROM sessions_daily WHERE {filter} GROUP BY {group}) AS s USING ({group})"
+        );
+        (source, 2)
+    };
+    // Under noise, rows go in key order: an order by exact counts would tell them.
+    let order = if req.report == Report::Daily || req.privacy.is_some() {
+        "a, b, c"
+    } else {
+        "visitors DESC, hits DESC, a, b, c"
     };
     let sql = format!(
-        "SELECT site, a, b, c, hits, visitors, visitor_days, visits, bounces, visit_ms, engaged_ms,
-                engaged_views
-         FROM ({traffic}) AS t
-         LEFT JOIN (
-             SELECT site, {a} AS a, {b} AS b, {c} AS c, sum(visits) AS visits,
-                    sum(bounces) AS bounces, sum(visit_ms) AS visit_ms,
-                    sum(engaged_ms) AS engaged_ms, sum(engaged_views) AS engaged_views
-             FROM sessions_daily WHERE {filter}
-             GROUP BY site, a, b, c) AS s USING (site, a, b, c)
-         ORDER BY site, {order}
-         SETTINGS join_use_nulls = 0",
-        order = if req.report == Report::Daily {
-            "a"
-        } else {
-            "visitors DESC, hits DESC, a, b, c"
-        },
+        "SELECT {group}, {metrics} FROM ({source}) ORDER BY site, {order}
+         SETTINGS join_use_nulls = 0"
     );
     let mut query = client.query(&sql);
     if let (Some(s), false) = (&req.site, req.report == Report::Email) {
-        // The filter appears in both halves of the join.
-        query = query.bind(s).bind(s);
+        for _ in 0..binds {
+            query = query.bind(s);
+        }
     }
     query
         .fetch_all()

@@ -12,6 +12,9 @@
 //!   the time of pixel-only page views inferred. A visit may still be going on, so these rows are
 //!   recomputed from events for whole days by [`refresh`] (`serve` does it for today and
 //!   yesterday every few minutes; `backfill` for any range).
+//! - `traffic_monthly` holds both, finished, for each closed calendar month ([`close_month`]):
+//!   exact distinct counts cannot be added up, and merging a month of daily states costs about
+//!   as much as reading the events, so a month's report reads one ready row per key.
 //!
 //! The aggregator's migrations live in `schema_migrations` under the component `aggregator`,
 //! applied by the collector's migration runner. `api_tokens` and `export_audit` are here too.
@@ -40,10 +43,11 @@ macro_rules! pageview_dimensions {
     };
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "rollups, api tokens, export audit",
-    statements: &[
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "rollups, api tokens, export audit",
+        statements: &[
         r"CREATE TABLE IF NOT EXISTS {db}.traffic_daily
 (
     site LowCardinality(String),
@@ -118,8 +122,32 @@ ORDER BY name",
 )
 ENGINE = MergeTree
 ORDER BY at",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "monthly rollup of closed months",
+        statements: &[r"CREATE TABLE IF NOT EXISTS {db}.traffic_monthly
+(
+    site LowCardinality(String),
+    month Date,
+    dimension LowCardinality(String),
+    k1 String,
+    k2 String,
+    k3 String,
+    hits UInt64,
+    visitors UInt64,
+    visitor_days UInt64,
+    visits UInt64,
+    bounces UInt64,
+    visit_ms UInt64,
+    engaged_ms UInt64,
+    engaged_views UInt64
+)
+ENGINE = MergeTree
+ORDER BY (dimension, site, month, k1, k2, k3)"],
+    },
+];
 
 /// Applies the collector's schema (the rollups read `events`) and then the aggregator's.
 pub async fn migrate(
@@ -150,7 +178,87 @@ pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickH
             .await
             .map_err(ch("backfill traffic_daily"))?;
     }
-    refresh(client, from, to).await
+    let rows = refresh(client, from, to).await?;
+    let mut month = from.month_start();
+    while month <= to && month_closed(month) {
+        close_month(client, month).await?;
+        month = month.month_end().plus(1);
+    }
+    Ok(rows)
+}
+
+/// Whether the month starting `month` is over and its days no longer refreshed by `serve`.
+pub fn month_closed(month: Day) -> bool {
+    month.month_end() < Day::today().plus(-1)
+}
+
+/// Whether `traffic_monthly` holds the month starting `month`.
+pub async fn month_ready(client: &Client, month: Day) -> Result<bool, ClickHouseError> {
+    client
+        .query(&format!(
+            "SELECT count() > 0 FROM traffic_monthly WHERE month = toDate('{month}')"
+        ))
+        .fetch_one::<bool>()
+        .await
+        .map_err(ch("read traffic_monthly"))
+}
+
+/// Computes `traffic_monthly` for the month starting `month` from the daily rollups, replacing
+/// what was there. Returns the rows written.
+pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseError> {
+    let end = month.month_end();
+    client
+        .query(&format!(
+            "ALTER TABLE traffic_monthly DELETE WHERE month = toDate('{month}') \
+             SETTINGS mutations_sync = 2"
+        ))
+        .execute()
+        .await
+        .map_err(ch("clear traffic_monthly"))?;
+    let days = format!("day BETWEEN toDate('{month}') AND toDate('{end}')");
+    let keys = "site, dimension, k1, k2, k3";
+    client
+        .query(&format!(
+            "INSERT INTO traffic_monthly ({keys}, month, hits, visitors, visitor_days, visits, bounces,
+                                          visit_ms, engaged_ms, engaged_views)
+             SELECT {keys}, toDate('{month}') AS month, hits, visitors, visitor_days, visits,
+                    bounces, visit_ms, engaged_ms, engaged_views
+             FROM ({traffic}) AS t
+             LEFT JOIN (
+                 SELECT {keys}, sum(visits) AS visits, sum(bounces) AS bounces,
+                        sum(visit_ms) AS visit_ms, sum(engaged_ms) AS engaged_ms,
+                        sum(engaged_views) AS engaged_views
+                 FROM sessions_daily WHERE {days} GROUP BY {keys}) AS s USING ({keys})
+             SETTINGS join_use_nulls = 0",
+            traffic = traffic_select(keys, keys, &days),
+        ))
+        .execute()
+        .await
+        .map_err(ch(format!("compute traffic_monthly for {month}")))?;
+    client
+        .query(&format!(
+            "SELECT count() FROM traffic_monthly WHERE month = toDate('{month}')"
+        ))
+        .fetch_one::<u64>()
+        .await
+        .map_err(ch("count traffic_monthly"))
+}
+
+/// Page views, exact distinct visitors and visitor-days (each day's distinct visitors, summed)
+/// of `traffic_daily` rows matching `filter`: `select` (expressions over the rollup's columns)
+/// grouped by `group` (their names).
+pub fn traffic_select(select: &str, group: &str, filter: &str) -> String {
+    format!(
+        "SELECT {select}, sum(day_hits) AS hits, uniqExactMerge(day_visitors) AS visitors,
+                sum(day_uniques) AS visitor_days
+         FROM (
+             SELECT site, day, dimension, k1, k2, k3, sum(hits) AS day_hits,
+                    uniqExactMergeState(visitors) AS day_visitors,
+                    uniqExactMerge(visitors) AS day_uniques
+             FROM traffic_daily WHERE {filter}
+             GROUP BY site, day, dimension, k1, k2, k3)
+         GROUP BY {group}"
+    )
 }
 
 fn pageview_select(filter: &str) -> String {

@@ -145,6 +145,16 @@ async fn refresh_loop(client: Client, every: Duration, mut stopped: watch::Recei
             Ok(rows) => tracing::info!(rows, %from, %to, "session rollups refreshed"),
             Err(e) => tracing::warn!(error = %e, "session rollups not refreshed"),
         }
+        // The month before is final once its last day left the refresh window.
+        let month = today.month_start().plus(-1).month_start();
+        // An unreadable answer counts as not done: computing the month again is harmless.
+        let done = rollup::month_ready(&client, month).await.unwrap_or(false);
+        if rollup::month_closed(month) && !done {
+            match rollup::close_month(&client, month).await {
+                Ok(rows) => tracing::info!(rows, %month, "month rollup computed"),
+                Err(e) => tracing::warn!(error = %e, "month rollup not computed"),
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stopped.changed() => return,

@@ -256,6 +256,14 @@ async fn reports_hold_exact_numbers_suppress_small_rows_and_no_identifier() {
         email,
         "campaign,opens,unique_opens\nspring-mail,13,12\n'=SUM(A1),10,10\n"
     );
+    // A whole closed month reads the monthly rollup (backfill computed it) and agrees.
+    for r in ["pages", "devices", "email"] {
+        assert_eq!(
+            export(&db, r, "2026-03-01", "2026-03-31", &[]),
+            export(&db, r, DAY1, DAY2, &[]),
+            "{r}"
+        );
+    }
     for csv in [&daily, &pages, &email] {
         assert_anonymous(csv, &secrets);
     }
@@ -274,7 +282,7 @@ async fn reports_hold_exact_numbers_suppress_small_rows_and_no_identifier() {
 
     // Every export above is in the audit, as from the command line.
     let audit = ok(aggregator(&db, &["audit", "--limit", "1000"]));
-    assert_eq!(audit.lines().count(), 15, "{audit}");
+    assert_eq!(audit.lines().count(), 21, "{audit}");
     assert!(audit.lines().all(|l| l.contains("\tcli\t")));
     assert!(audit.contains("\tcli\tdaily\t2026-03-02..2026-03-03\t(all sites)\tK=11\tε=-\t1 rows"));
 }
@@ -312,6 +320,19 @@ async fn noise_replaces_counts_with_bounded_contributions_and_a_seed_fixes_it() 
     };
     let a = noisy("42");
     assert_eq!(a, noisy("42"));
+    // Noise on the monthly rollup works alike (visitor-days there: Δ = 31 days).
+    let month = export(
+        &db,
+        "pages",
+        "2026-03-01",
+        "2026-03-31",
+        &["--epsilon", "1", "--dp-seed", "5"],
+    );
+    assert!(
+        month.starts_with("site,path,visitors,visitor_days\nshop,/,"),
+        "{month}"
+    );
+    assert_eq!(month.lines().count(), 3);
     assert_ne!(a, noisy("43"));
     let mut lines = a.lines();
     assert_eq!(lines.next(), Some("site,date,visitors,visitor_days"));
