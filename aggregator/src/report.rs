@@ -207,7 +207,10 @@ pub struct Export {
 /// Runs the report and writes it as CSV.
 pub async fn export(client: &Client, req: &mut Request) -> Result<Export, ReportError> {
     let rows = fetch(client, req).await?;
-    let mut out = csv::Writer::from_writer(Vec::new());
+    // RFC 4180 ends records with CRLF.
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
     out.write_record(header(req))?;
     let (mut written, mut suppressed) = (0, 0);
     let days = req.from.days_through(req.to) as f64;

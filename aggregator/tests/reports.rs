@@ -43,7 +43,11 @@ fn ok(output: Output) -> String {
 fn export(db: &TestDb, report: &str, from: &str, to: &str, extra: &[&str]) -> String {
     let mut args = vec!["export", "--report", report, "--from", from, "--to", to];
     args.extend_from_slice(extra);
-    ok(aggregator(db, &args))
+    let csv = ok(aggregator(db, &args));
+    // RFC 4180: every record ends with CRLF; compared below with plain newlines.
+    assert!(csv.ends_with("\r\n"), "{csv:?}");
+    assert_eq!(csv.matches('\n').count(), csv.matches("\r\n").count());
+    csv.replace("\r\n", "\n")
 }
 
 /// Identifiers of the generated people: none may appear in any report.
@@ -432,7 +436,7 @@ async fn the_api_needs_a_token_within_scope_and_audits_every_export() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
-        answer.body,
+        String::from_utf8_lossy(&answer.body).replace("\r\n", "\n"),
         export(&db, "pages", DAY1, DAY1, &["--site", "shop"])
     );
 
