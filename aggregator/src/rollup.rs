@@ -31,15 +31,44 @@ const COMPONENT: &str = "aggregator";
 /// A visit ends after this long without activity of the visitor on the site.
 pub const VISIT_GAP_MS: u64 = 30 * 60 * 1000;
 
-/// Dimensions of `traffic_daily` fed from page views: (dimension, k1, k2, k3). Internal
-/// navigation (referrer on the same host) counts as no referrer. A macro so that the migration,
-/// a `&'static str`, and the backfill share it.
-macro_rules! pageview_dimensions {
-    () => {
-        "[('all', '', '', ''), ('page', path, '', ''),
+/// The `SELECT` that turns page views of `$events` (a table name; `$filter` adds conditions)
+/// into `traffic_daily` rows, one per dimension: (dimension, k1, k2, k3). Internal navigation
+/// (referrer on the same host) counts as no referrer. A macro so that the materialized view, a
+/// `&'static str` migration, and the backfill are one text.
+macro_rules! pageview_rollup {
+    ($events:literal, $filter:literal) => {
+        concat!(
+            "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+FROM ",
+            $events,
+            "
+ARRAY JOIN [('all', '', '', ''), ('page', path, '', ''),
     ('referrer', if(referrer_host = host, '', referrer_host), '', ''), ('country', country, '', ''),
     ('device', device, '', ''), ('browser', browser, '', ''), ('os', os, '', ''),
-    ('campaign', utm_source, utm_medium, utm_campaign)]"
+    ('campaign', utm_source, utm_medium, utm_campaign)] AS d
+WHERE kind = 'pageview' AND NOT is_bot",
+            $filter,
+            "
+GROUP BY site, day, dimension, k1, k2, k3"
+        )
+    };
+}
+
+/// Email opens as `traffic_daily` rows (site empty: opens belong to no site); as above.
+macro_rules! email_rollup {
+    ($events:literal, $filter:literal) => {
+        concat!(
+            "SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2,
+       '' AS k3, toUInt64(count()) AS hits, uniqExactStateIf(recipient, recipient != '') AS visitors
+FROM ",
+            $events,
+            "
+WHERE kind = 'email_open'",
+            $filter,
+            "
+GROUP BY day, k1"
+        )
     };
 }
 
@@ -48,7 +77,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "rollups, api tokens, export audit",
         statements: &[
-        r"CREATE TABLE IF NOT EXISTS {db}.traffic_daily
+            r"CREATE TABLE IF NOT EXISTS {db}.traffic_daily
 (
     site LowCardinality(String),
     day Date,
@@ -62,24 +91,15 @@ pub const MIGRATIONS: &[Migration] = &[
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (dimension, site, day, k1, k2, k3)",
-        concat!(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_pageviews TO {db}.traffic_daily AS
-SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
-       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
-FROM {db}.events
-ARRAY JOIN ",
-            pageview_dimensions!(),
-            " AS d
-WHERE kind = 'pageview' AND NOT is_bot
-GROUP BY site, day, dimension, k1, k2, k3"
-        ),
-        r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_email_opens TO {db}.traffic_daily AS
-SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2, '' AS k3,
-       toUInt64(count()) AS hits, uniqExactStateIf(recipient, recipient != '') AS visitors
-FROM {db}.events
-WHERE kind = 'email_open'
-GROUP BY day, k1",
-        r"CREATE TABLE IF NOT EXISTS {db}.sessions_daily
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_pageviews TO {db}.traffic_daily AS\n",
+                pageview_rollup!("{db}.events", "")
+            ),
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_email_opens TO {db}.traffic_daily AS\n",
+                email_rollup!("{db}.events", "")
+            ),
+            r"CREATE TABLE IF NOT EXISTS {db}.sessions_daily
 (
     site LowCardinality(String),
     day Date,
@@ -96,7 +116,7 @@ GROUP BY day, k1",
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (dimension, site, day, k1, k2, k3)",
-        r"CREATE TABLE IF NOT EXISTS {db}.api_tokens
+            r"CREATE TABLE IF NOT EXISTS {db}.api_tokens
 (
     name String,
     token_sha256 String,
@@ -108,7 +128,7 @@ ORDER BY (dimension, site, day, k1, k2, k3)",
 )
 ENGINE = ReplacingMergeTree(updated)
 ORDER BY name",
-        r"CREATE TABLE IF NOT EXISTS {db}.export_audit
+            r"CREATE TABLE IF NOT EXISTS {db}.export_audit
 (
     at DateTime64(3, 'UTC'),
     actor String,
@@ -170,8 +190,23 @@ pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickH
         .execute()
         .await
         .map_err(ch("clear traffic_daily for the backfill"))?;
-    let events = format!("toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')");
-    for select in [pageview_select(&events), email_select(&events)] {
+    let pageviews = format!(
+        pageview_rollup!(
+            "events",
+            " AND toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')"
+        ),
+        from = from,
+        to = to
+    );
+    let opens = format!(
+        email_rollup!(
+            "events",
+            " AND toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')"
+        ),
+        from = from,
+        to = to
+    );
+    for select in [pageviews, opens] {
         client
             .query(&format!("INSERT INTO traffic_daily {select}"))
             .execute()
@@ -258,27 +293,6 @@ pub fn traffic_select(select: &str, group: &str, filter: &str) -> String {
              FROM traffic_daily WHERE {filter}
              GROUP BY site, day, dimension, k1, k2, k3)
          GROUP BY {group}"
-    )
-}
-
-fn pageview_select(filter: &str) -> String {
-    format!(
-        "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
-                toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
-         FROM events ARRAY JOIN {} AS d
-         WHERE kind = 'pageview' AND NOT is_bot AND {filter}
-         GROUP BY site, day, dimension, k1, k2, k3",
-        pageview_dimensions!()
-    )
-}
-
-fn email_select(filter: &str) -> String {
-    format!(
-        "SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2,
-                '' AS k3, toUInt64(count()) AS hits,
-                uniqExactStateIf(recipient, recipient != '') AS visitors
-         FROM events WHERE kind = 'email_open' AND {filter}
-         GROUP BY day, k1"
     )
 }
 
