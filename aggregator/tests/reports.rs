@@ -504,3 +504,54 @@ async fn the_api_needs_a_token_within_scope_and_audits_every_export() {
     assert!(!ok(aggregator(&db, &["token", "list"])).contains("agency"));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn serve_keeps_todays_visits_fresh() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut insert = db.client().insert::<Event>("events").await.unwrap();
+    for n in 0..2 {
+        let path = ["/", "/next"][n];
+        let e = pageview(
+            now - 60_000 + n as i64 * 1000,
+            "visitorT00eeeeeeeeeeeee",
+            n,
+            path,
+            "",
+            "",
+            "DE",
+            DESKTOP,
+        );
+        insert.write(&e).await.unwrap();
+    }
+    insert.end().await.unwrap();
+    let url = common::clickhouse_url();
+    let argv = [
+        "footfall-aggregator",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--refresh-secs",
+        "1",
+        "--clickhouse-url",
+        &url,
+        "--clickhouse-database",
+        &db.name,
+    ];
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    let server = serve::start(args).await.unwrap();
+    let visits = db
+        .wait_for_count(
+            "SELECT sum(visits) FROM sessions_daily WHERE dimension = 'all' AND day >= today() - 1",
+            1,
+        )
+        .await;
+    assert_eq!(visits, 1);
+    server.shutdown().await;
+}
