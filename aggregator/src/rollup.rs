@@ -298,13 +298,14 @@ pub fn traffic_select(select: &str, group: &str, filter: &str) -> String {
 
 /// Recomputes `sessions_daily` for the days `[from, to]` from events. Returns the rows written.
 ///
-/// Sessionisation: a visitor's page views and engagement beacons on one site and UTC day, in
-/// time order; a gap of more than [`VISIT_GAP_MS`] starts a new visit (so a visit crossing
-/// midnight UTC counts on both days). A visit's duration is its last activity minus its first; a
-/// bounce is a visit with one page view. Engaged time on a page view is the `dwell_ms` of its
-/// engagement beacons; a page view without one (pixel only) is credited with the gap to the
-/// visitor's next page view in the same visit (at most [`VISIT_GAP_MS`]); the last page view of
-/// such a visit has no inferred time and is left out of the average.
+/// The rules are the collector's (`collector/sql/visits.sql`, `time_on_page.sql`). A visit is a
+/// visitor's run of page views and engagement beacons on one site with no gap of more than
+/// [`VISIT_GAP_MS`]; it belongs to the day it starts on, and is read with a day of margin on both
+/// sides so that a visit across midnight is one visit. Its duration is its last activity minus
+/// its first; a bounce is a visit with one page view. Time on page is the largest `dwell_ms` of
+/// the page view's engagement beacons from the same visitor (each reports the total so far); a
+/// page view without one (pixel only) gets the gap to the visitor's next page view in the same
+/// visit; the last page view of such a visit has no time and is left out of the average.
 pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
     let days = format!("day BETWEEN toDate('{from}') AND toDate('{to}')");
     client
@@ -315,12 +316,13 @@ pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHo
         .await
         .map_err(ch("clear sessions_daily for the refresh"))?;
     let gap = VISIT_GAP_MS;
+    let (before, after) = (from.plus(-1), to.plus(1));
     let sql = format!(
         "INSERT INTO sessions_daily
             (site, day, dimension, k1, k2, k3, visits, bounces, visit_ms, engaged_ms, engaged_views)
 WITH
 activity AS (
-    SELECT site, visitor_id, toDate(ts) AS day, ts, kind, pageview_id, path,
+    SELECT site, visitor_id, ts, kind, pageview_id, path,
            if(referrer_host = host, '', referrer_host) AS ref, country, device, browser, os,
            utm_source, utm_medium, utm_campaign, dwell_ms,
            if(dateDiff('millisecond',
@@ -328,17 +330,17 @@ activity AS (
               1, 0) AS starts
     FROM events
     WHERE kind IN ('pageview', 'engagement') AND NOT is_bot AND visitor_id != ''
-      AND toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')
-    WINDOW by_time AS (PARTITION BY site, visitor_id, toDate(ts) ORDER BY ts
+      AND toDate(ts) BETWEEN toDate('{before}') AND toDate('{after}')
+    WINDOW by_time AS (PARTITION BY site, visitor_id ORDER BY ts
                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 numbered AS (
-    SELECT *, sum(starts) OVER (PARTITION BY site, visitor_id, day ORDER BY ts
+    SELECT *, sum(starts) OVER (PARTITION BY site, visitor_id ORDER BY ts
                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS visit
     FROM activity
 ),
 visits AS (
-    SELECT site, day, countIf(kind = 'pageview') AS views,
+    SELECT site, toDate(min(ts)) AS day, countIf(kind = 'pageview') AS views,
            toUInt64(dateDiff('millisecond', min(ts), max(ts))) AS duration,
            argMinIf(path, ts, kind = 'pageview') AS entry, argMinIf(ref, ts, kind = 'pageview') AS r,
            argMinIf(country, ts, kind = 'pageview') AS c, argMinIf(device, ts, kind = 'pageview') AS dv,
@@ -347,16 +349,16 @@ visits AS (
            argMinIf(utm_medium, ts, kind = 'pageview') AS um,
            argMinIf(utm_campaign, ts, kind = 'pageview') AS uc
     FROM numbered
-    GROUP BY site, visitor_id, day, visit
-    HAVING views > 0
+    GROUP BY site, visitor_id, visit
+    HAVING views > 0 AND {days}
 ),
 engaged AS (
-    SELECT pageview_id, sum(dwell_ms) AS ms FROM numbered
-    WHERE kind = 'engagement' AND pageview_id != '' GROUP BY pageview_id
+    SELECT pageview_id, visitor_id, max(dwell_ms) AS ms FROM numbered
+    WHERE kind = 'engagement' AND pageview_id != '' GROUP BY pageview_id, visitor_id
 ),
 views AS (
-    SELECT site, day, path, pageview_id, ts,
-           leadInFrame(toNullable(ts)) OVER (PARTITION BY site, visitor_id, day, visit ORDER BY ts
+    SELECT site, toDate(ts) AS day, path, pageview_id, visitor_id, ts,
+           leadInFrame(toNullable(ts)) OVER (PARTITION BY site, visitor_id, visit ORDER BY ts
                                              ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next
     FROM numbered WHERE kind = 'pageview'
 ),
@@ -367,7 +369,8 @@ timed AS (
                  toNullable(least(toUInt64(dateDiff('millisecond', ts, assumeNotNull(next))), {gap}))))
              AS ms
     FROM views AS v
-    LEFT JOIN engaged ON v.pageview_id = engaged.pageview_id
+    LEFT JOIN engaged ON v.pageview_id = engaged.pageview_id AND v.visitor_id = engaged.visitor_id
+    WHERE {days}
 )
 SELECT site, day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3, toUInt64(count()) AS visits,
        toUInt64(countIf(views = 1)) AS bounces, sum(duration) AS visit_ms,

@@ -555,3 +555,53 @@ async fn serve_keeps_todays_visits_fresh() {
     assert_eq!(visits, 1);
     server.shutdown().await;
 }
+
+/// A visit across midnight is one visit, on the day it started; engagement beacons report the
+/// total so far, so the largest one counts.
+#[tokio::test]
+async fn a_visit_across_midnight_counts_once_and_engagement_is_cumulative() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let late = T0 + 3710 * MIN; // 2026-03-04T23:50Z
+    let mut insert = db.client().insert::<Event>("events").await.unwrap();
+    for i in 0..2 {
+        let x = format!("visitorX{i:02}fffffffffffff");
+        let first = pageview(late, &x, 0, "/late", "", "", "DE", DESKTOP);
+        let second = pageview(late + 20 * MIN, &x, 1, "/late2", "", "", "DE", DESKTOP);
+        insert.write(&first).await.unwrap();
+        insert.write(&second).await.unwrap();
+        for (n, dwell) in [(1, 5000), (2, 9000)] {
+            let mut e = pageview(
+                late + (20 + n) * MIN,
+                &x,
+                1,
+                "/late2",
+                "",
+                "",
+                "DE",
+                DESKTOP,
+            );
+            e.kind = Kind::Engagement;
+            e.dwell_ms = dwell;
+            insert.write(&e).await.unwrap();
+        }
+    }
+    insert.end().await.unwrap();
+    ok(aggregator(
+        &db,
+        &["backfill", "--from", "2026-03-04", "--to", "2026-03-05"],
+    ));
+    let k2 = &["--min-visitors", "2"];
+    assert_eq!(
+        export(&db, "daily", "2026-03-04", "2026-03-05", k2),
+        "site,date,pageviews,visitors,visits,bounce_rate,avg_visit_duration_s\n\
+         shop,2026-03-04,2,2,2,0.0000,1320.0\n\
+         shop,2026-03-05,2,2,0,,\n"
+    );
+    assert_eq!(
+        export(&db, "pages", "2026-03-04", "2026-03-05", k2),
+        "site,path,pageviews,visitors,entries,bounce_rate,avg_time_on_page_s\n\
+         shop,/late,2,2,2,0.0000,1200.0\n\
+         shop,/late2,2,2,0,,9.0\n"
+    );
+}
