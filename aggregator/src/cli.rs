@@ -1,8 +1,8 @@
 //! Command-line flags and `FOOTFALL_*` environment variables: every option is both.
 //!
-//! One subcommand per module of this crate; later commands (`export`, `serve`, `token`,
-//! `migrate`) are further variants of [`Command`].
+//! One subcommand per module of this crate.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -12,7 +12,7 @@ use footfall_collector::config::{ClickHouseArgs, DEFAULT_DATA_DIR};
 #[command(
     name = "footfall-aggregator",
     version,
-    about = "Footfall's aggregator: key generation, data subject requests, retention"
+    about = "Footfall's aggregator: anonymous reports (export, serve), key generation, data subject requests, retention"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,6 +27,124 @@ pub enum Command {
     Subject(SubjectArgs),
     /// Delete now every row older than the retention period (ClickHouse TTLs do it eventually).
     Retention(ClickHouseArgs),
+    /// Apply the schema: the collector's tables and the aggregator's rollups, tokens and audit.
+    Migrate(ClickHouseArgs),
+    /// Recompute the rollups of a range of days from raw events (after a first install, or an
+    /// erasure).
+    Backfill(BackfillArgs),
+    /// Write an anonymous report as CSV.
+    Export(ReportArgs),
+    /// Serve the reports over HTTP to holders of API tokens.
+    Serve(ServeArgs),
+    /// Create, list and revoke API tokens.
+    Token(TokenArgs),
+    /// List the latest exports (CLI and API).
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    /// First day, YYYY-MM-DD (UTC).
+    #[arg(long, env = "FOOTFALL_FROM")]
+    pub from: String,
+    /// Last day, YYYY-MM-DD (UTC), included.
+    #[arg(long, env = "FOOTFALL_TO")]
+    pub to: String,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
+
+/// How rows are anonymised; shared by `export` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct PrivacyArgs {
+    /// Leave out every row that stands for fewer distinct visitors (at least 2).
+    #[arg(long, env = "FOOTFALL_MIN_VISITORS", default_value_t = crate::report::DEFAULT_MIN_VISITORS)]
+    pub min_visitors: u32,
+    /// Differential privacy: add Laplace noise with this epsilon to the counts.
+    #[arg(long, env = "FOOTFALL_EPSILON")]
+    pub epsilon: Option<f64>,
+    /// Fixes the noise, for tests only: a known seed makes the noise removable.
+    #[arg(long, env = "FOOTFALL_DP_SEED", hide = true)]
+    pub dp_seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// daily, pages, referrers, countries, devices, campaigns or email.
+    #[arg(long, env = "FOOTFALL_REPORT")]
+    pub report: String,
+    /// First day, YYYY-MM-DD (UTC).
+    #[arg(long, env = "FOOTFALL_FROM")]
+    pub from: String,
+    /// Last day, YYYY-MM-DD (UTC), included.
+    #[arg(long, env = "FOOTFALL_TO")]
+    pub to: String,
+    /// Only this site (default: every site, one row per site and key).
+    #[arg(long, env = "FOOTFALL_SITE")]
+    pub site: Option<String>,
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
+    /// Write the CSV here instead of stdout.
+    #[arg(long, env = "FOOTFALL_OUTPUT")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to serve on.
+    #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub privacy: PrivacyArgs,
+    /// Seconds between recomputations of today's and yesterday's visit rollups (0: never).
+    #[arg(long, env = "FOOTFALL_REFRESH_SECS", default_value_t = 300)]
+    pub refresh_secs: u64,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it once (its last word on the last line).
+    Create {
+        /// Who holds it; shown in the audit.
+        #[arg(long)]
+        name: String,
+        /// Reports it may read (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        reports: Vec<String>,
+        /// Sites it may read (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        sites: Vec<String>,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// List active tokens (names and scopes; tokens themselves are not kept).
+    List(ClickHouseArgs),
+    /// Revoke a token by name.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// How many of the latest exports to list.
+    #[arg(long, env = "FOOTFALL_AUDIT_LIMIT", default_value_t = 100)]
+    pub limit: u64,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -121,6 +239,51 @@ mod tests {
                 .unwrap();
         assert!(matches!(cli.command, Command::Retention(c) if c.retention_days == 30));
         assert!(Cli::try_parse_from(["footfall-aggregator", "keygen"]).is_ok());
+    }
+
+    #[test]
+    fn export_serve_and_token_options_parse() {
+        let cli = Cli::try_parse_from([
+            "footfall-aggregator",
+            "export",
+            "--report",
+            "pages",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-31",
+            "--epsilon",
+            "0.5",
+        ])
+        .unwrap();
+        let Command::Export(e) = cli.command else {
+            panic!("export")
+        };
+        assert_eq!(e.privacy.min_visitors, 10);
+        assert_eq!(e.privacy.epsilon, Some(0.5));
+        let cli = Cli::try_parse_from(["footfall-aggregator", "serve"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(s.listen, "127.0.0.1:8090".parse().unwrap());
+        let cli = Cli::try_parse_from([
+            "footfall-aggregator",
+            "token",
+            "create",
+            "--name",
+            "agency",
+            "--reports",
+            "pages,daily",
+        ])
+        .unwrap();
+        let Command::Token(TokenArgs {
+            action: TokenAction::Create { reports, sites, .. },
+        }) = cli.command
+        else {
+            panic!("token create")
+        };
+        assert_eq!(reports, ["pages", "daily"]);
+        assert!(sites.is_empty());
     }
 
     #[test]

@@ -5,21 +5,32 @@
 //! - [`keygen`] makes the IP-sealing key pair;
 //! - [`subject`] serves the data subject's rights: a copy of every record held about one person
 //!   (IPs unsealed with the private key), and its erasure;
-//! - [`retention`] deletes what is older than the retention period, now.
+//! - [`retention`] deletes what is older than the retention period, now;
+//! - [`rollup`] creates the aggregator's tables (rollups, tokens, audit) and fills the rollups;
+//! - [`report`] turns rollups into anonymous CSV (K-anonymity, [`noise`] for differential
+//!   privacy), the only data that leaves; [`serve`] offers it over HTTP to [`token`] holders;
+//!   [`audit`] records every export.
 //!
 //! [`cli`] is the command line. The ClickHouse options are the collector's
-//! ([`footfall_collector::config::ClickHouseArgs`]), and so is the schema.
+//! ([`footfall_collector::config::ClickHouseArgs`]), and so is the migration runner.
 
+pub mod audit;
 pub mod cli;
+pub mod day;
 pub mod keygen;
+pub mod noise;
+pub mod report;
 pub mod retention;
+pub mod rollup;
+pub mod serve;
 pub mod subject;
+pub mod token;
 
 /// A ClickHouse request that failed, and what it was for.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "could not {what}: {source}. Is ClickHouse reachable at FOOTFALL_CLICKHOUSE_URL, with the schema applied \
-     (footfall-collector migrate)?"
+     (footfall-aggregator migrate)?"
 )]
 pub struct ClickHouseError {
     what: String,

@@ -1,16 +1,22 @@
 //! The `footfall-aggregator` binary: parses the command line and runs the command.
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use clap::Parser as _;
-use footfall_aggregator::cli::{Cli, Command, SubjectAction, SubjectArgs};
+use footfall_aggregator::cli::{
+    BackfillArgs, Cli, Command, ReportArgs, SubjectAction, SubjectArgs, TokenAction,
+};
+use footfall_aggregator::day::Day;
+use footfall_aggregator::report::{self, Request};
 use footfall_aggregator::subject::{self, Subject};
-use footfall_aggregator::{keygen, retention};
+use footfall_aggregator::{audit, keygen, retention, rollup, serve, token};
 use footfall_collector::keys;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Logs go to stderr: stdout carries the command's output (JSON for `subject export`).
+    // Logs go to stderr: stdout carries the command's output (JSON, CSV).
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -40,7 +46,111 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Migrate(ch) => {
+            let applied = rollup::migrate(
+                &ch.server_client(),
+                &ch.clickhouse_database,
+                ch.retention_days,
+            )
+            .await?;
+            println!("schema up to date (aggregator migrations applied now: {applied:?})");
+        }
+        Command::Backfill(args) => run_backfill(args).await?,
+        Command::Export(args) => run_export(args).await?,
+        Command::Serve(args) => {
+            let server = serve::start(args).await?;
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+        }
+        Command::Token(args) => match args.action {
+            TokenAction::Create {
+                name,
+                reports,
+                sites,
+                clickhouse,
+            } => {
+                let t = token::create(&clickhouse.client(), &name, &reports, &sites).await?;
+                println!("token for {name} (shown once; only its hash is kept):");
+                println!("{t}");
+            }
+            TokenAction::List(ch) => {
+                for t in token::list(&ch.client()).await? {
+                    let all = |v: &[String]| {
+                        if v.is_empty() {
+                            "all".to_owned()
+                        } else {
+                            v.join(",")
+                        }
+                    };
+                    println!(
+                        "{}\treports: {}\tsites: {}",
+                        t.name,
+                        all(&t.reports),
+                        all(&t.sites)
+                    );
+                }
+            }
+            TokenAction::Revoke { name, clickhouse } => {
+                token::revoke(&clickhouse.client(), &name).await?;
+                println!("revoked {name}");
+            }
+        },
+        Command::Audit(args) => {
+            for entry in audit::list(&args.clickhouse.client(), args.limit).await? {
+                println!("{}", entry.line());
+            }
+        }
     }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn run_backfill(args: BackfillArgs) -> anyhow::Result<()> {
+    let day =
+        |s: &str| Day::parse(s).with_context(|| format!("'{s}' is not a date; give YYYY-MM-DD"));
+    let (from, to) = (day(&args.from)?, day(&args.to)?);
+    anyhow::ensure!(from <= to, "--from must not be after --to");
+    let rows = rollup::backfill(&args.clickhouse.client(), from, to).await?;
+    println!("rollups recomputed for {from}..{to} ({rows} visit rows)");
+    Ok(())
+}
+
+async fn run_export(args: ReportArgs) -> anyhow::Result<()> {
+    let mut req = Request::parse(
+        &args.report,
+        &args.from,
+        &args.to,
+        args.site.as_deref(),
+        args.privacy.min_visitors,
+        args.privacy.epsilon,
+        args.privacy.dp_seed,
+    )?;
+    let client = args.clickhouse.client();
+    let export = report::export(&client, &mut req).await?;
+    // Audited before it is handed out: an export that cannot be recorded is not made.
+    audit::record(&client, "cli", &req, export.rows).await?;
+    match &args.output {
+        Some(path) => std::fs::write(path, &export.csv)
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => std::io::stdout()
+            .write_all(&export.csv)
+            .context("writing the CSV")?,
+    }
+    tracing::info!(
+        report = req.report.name(),
+        rows = export.rows,
+        suppressed = export.suppressed,
+        "report exported"
+    );
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //!   realistic traffic ([`traffic`]), closed or open loop ([`drive`]), then checks in ClickHouse
 //!   that every acknowledged hit was stored ([`verify`]) and reports ([`report`]). Its options
 //!   are in [`args`]; [`http`] is its lean client.
-//! - `compare.sh`: the collector and nginx side by side on one core each.
+//! - `compare.sh`: the collector and nginx side by side on one core each;
+//! - `reports.sh`: the aggregator's exports over generated events (see BENCHMARKS.md).
 
 pub mod args;
 pub mod cpu_time;

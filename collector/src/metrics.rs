@@ -318,37 +318,17 @@ mod tests {
         m.withheld(Withheld::DoNotTrack);
         m.customer_link_rejected();
         let text = m.render();
-        assert!(
-            text.contains(r#"footfall_hits_accepted_total{kind="pageview"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"footfall_hits_accepted_total{kind="engagement"} 0"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"footfall_hits_rejected_total{reason="bad_url"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"footfall_fields_truncated_total{field="url"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"footfall_hits_withheld_total{reason="dnt"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"footfall_hits_withheld_total{reason="opted_out"} 0"#),
-            "{text}"
-        );
-        assert!(
-            text.contains("footfall_customer_links_rejected_total 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("footfall_insert_duration_seconds_bucket"),
-            "{text}"
-        );
+        for line in [
+            r#"footfall_hits_accepted_total{kind="pageview"} 2"#,
+            r#"footfall_hits_accepted_total{kind="engagement"} 0"#,
+            r#"footfall_hits_rejected_total{reason="bad_url"} 1"#,
+            r#"footfall_fields_truncated_total{field="url"} 1"#,
+            r#"footfall_hits_withheld_total{reason="dnt"} 1"#,
+            r#"footfall_hits_withheld_total{reason="opted_out"} 0"#,
+            "footfall_customer_links_rejected_total 1",
+            "footfall_insert_duration_seconds_bucket",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
     }
 }

@@ -157,6 +157,20 @@ pub async fn migrate(
     database: &str,
     retention_days: u32,
 ) -> Result<Vec<u32>, SchemaError> {
+    let done = apply_migrations(client, database, COMPONENT, MIGRATIONS).await?;
+    apply_retention(client, database, retention_days).await?;
+    Ok(done)
+}
+
+/// Creates the database and applies every migration of `component` not yet recorded in
+/// `schema_migrations`. Other components (the aggregator's rollups) keep their own versions.
+/// Returns the versions it applied.
+pub async fn apply_migrations(
+    client: &Client,
+    database: &str,
+    component: &str,
+    migrations: &[Migration],
+) -> Result<Vec<u32>, SchemaError> {
     if database.is_empty()
         || !database
             .bytes()
@@ -183,19 +197,19 @@ pub async fn migrate(
         .query(&render(
             "SELECT version FROM {db}.schema_migrations FINAL WHERE component = ?",
         ))
-        .bind(COMPONENT)
+        .bind(component)
         .fetch_all()
         .await
         .map_err(ch("read schema_migrations"))?;
     let mut done = Vec::new();
-    for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         for statement in migration.statements {
             client
                 .query(&render(statement))
                 .execute()
                 .await
                 .map_err(ch(format!(
-                    "apply migration {} ({})",
+                    "apply {component} migration {} ({})",
                     migration.version, migration.name
                 )))?;
         }
@@ -203,7 +217,7 @@ pub async fn migrate(
             .query(&render(
                 "INSERT INTO {db}.schema_migrations (component, version, name) VALUES (?, ?, ?)",
             ))
-            .bind(COMPONENT)
+            .bind(component)
             .bind(migration.version)
             .bind(migration.name)
             .execute()
@@ -211,7 +225,6 @@ pub async fn migrate(
             .map_err(ch("record a migration"))?;
         done.push(migration.version);
     }
-    apply_retention(client, database, retention_days).await?;
     Ok(done)
 }
 

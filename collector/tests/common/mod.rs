@@ -129,6 +129,21 @@ impl TestDb {
             .unwrap()
     }
 
+    /// Opens a stored sealed IP (`hex(ip_sealed)` of a row sealed under `key_id`) the way a
+    /// subject export does: the private key `--dev` left in the data dir opens the epoch key
+    /// stored in `ip_keys`, and that opens the IP.
+    pub async fn unseal(&self, key_id: &serde_json::Value, sealed_hex: &str) -> std::net::IpAddr {
+        let private = std::fs::read_to_string(self.data_dir.path().join("ip-seal.key")).unwrap();
+        let secret = footfall_seal::SecretKey::from_text(&private).unwrap();
+        let sql = format!("SELECT hex(sealed_key) AS k FROM ip_keys WHERE key_id = {key_id}");
+        let keys = self.rows(&sql).await;
+        assert_eq!(keys.len(), 1, "the epoch key of {key_id} is stored once");
+        let epoch = secret
+            .open_epoch_key(&unhex(keys[0]["k"].as_str().unwrap()))
+            .unwrap();
+        epoch.open_ip(&unhex(sealed_hex)).unwrap()
+    }
+
     /// Polls until `sql` counts at least `n`, for rows the writer flushes in the background.
     pub async fn wait_for_count(&self, sql: &str, n: u64) -> u64 {
         for _ in 0..100 {

@@ -1,0 +1,48 @@
+//! `GET /o/{token}.gif`: the email-open marker.
+
+use std::net::SocketAddr;
+
+use http::{Method, Request, Response};
+
+use super::{App, now_ms};
+use crate::event::{Event, Kind};
+use crate::hit::email;
+use crate::hit::privacy::Consent;
+use crate::metrics::Rejection;
+use crate::response::{self, Body};
+
+impl App {
+    /// `GET /o/{token}.gif`: the email-open marker. Always the GIF, never a cookie; the open is
+    /// recorded only for a token this collector's secret signed, and unless the reader opted
+    /// out (or sends DNT / GPC). Opens by mail providers' image proxies are flagged `via_proxy`.
+    pub(super) fn email_open<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
+        let answer = response::gif();
+        if req.method() == Method::HEAD {
+            return answer;
+        }
+        let token = req
+            .uri()
+            .path()
+            .strip_prefix("/o/")
+            .and_then(|rest| rest.strip_suffix(".gif"));
+        let Some(open) = token.and_then(|token| email::open(token, &self.signer)) else {
+            self.metrics.rejected(Rejection::BadEmailToken);
+            tracing::debug!("email marker with an invalid token not stored");
+            return answer;
+        };
+        if let Some(reason) = self.privacy.withhold(req.headers(), Consent::NotApplicable) {
+            self.metrics.withheld(reason);
+            return answer;
+        }
+        let now = now_ms();
+        let mut event = Event::new(Kind::EmailOpen, now);
+        let ip = self.stamp_client(&mut event, req.headers(), peer, now);
+        event.via_proxy = email::is_image_proxy(&event.user_agent, ip);
+        event.campaign = open.campaign;
+        event.recipient = open.recipient;
+        if let Err(reason) = self.accept(event) {
+            self.metrics.rejected(reason);
+        }
+        answer
+    }
+}

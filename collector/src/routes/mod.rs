@@ -1,0 +1,221 @@
+//! Request routing: where a request becomes an event.
+//!
+//! [`App`] holds what every handler needs (cookie writer, trusted proxies, enrichment, sealer,
+//! queue, metrics, privacy policy, signer). [`App::serve`] is the server's entry point; only the
+//! beacon `/e` awaits anything (its body), so every other route is answered by the synchronous
+//! [`App::handle`], which benchmarks call in process. Each endpoint's handler has a file of its
+//! own; what they share lives here: describing the page, stamping who sent a hit (visitor id,
+//! enrichment, sealed IP), linking a customer, and handing the event to the sink.
+//! Handlers ask [`PrivacyPolicy::withhold`] first whether the visitor lets a hit be recorded.
+
+mod beacon;
+mod email;
+mod health;
+mod opt_out;
+mod pixel;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{ALLOW, HeaderMap, HeaderValue, USER_AGENT};
+use http::{Method, Request, Response, StatusCode};
+
+pub use self::beacon::BEACON_BODY_MAX;
+use crate::cors::AllowedOrigins;
+use crate::enrich::Enricher;
+use crate::event::Event;
+use crate::hit::client_ip::{TrustedProxies, network_prefix};
+use crate::hit::customer::{self, Link};
+use crate::hit::page::{Page, PageError, Referrer, TITLE_MAX, bounded};
+use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
+use crate::hit::query::valid_site;
+use crate::hit::visitor::{CookieWriter, Visitor};
+use crate::metrics::{Metrics, Rejection};
+use crate::response::{self, Body};
+use crate::sealer::Sealer;
+use crate::signing::Signer;
+use crate::sink::{Queue, SinkStatus};
+use crate::tracker;
+
+/// Longest user agent kept, in bytes.
+const USER_AGENT_MAX: usize = 512;
+
+pub struct App {
+    pub cookie: CookieWriter,
+    pub trusted_proxies: TrustedProxies,
+    pub enricher: Enricher,
+    pub sealer: Arc<Sealer>,
+    pub queue: Queue,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<SinkStatus>,
+    pub privacy: PrivacyPolicy,
+    pub opt_out_cookies: OptOutCookies,
+    pub signer: Signer,
+    /// Pages that may send beacons (any in --dev).
+    pub allowed_origins: AllowedOrigins,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl App {
+    /// Answers one request as the server does: `POST /e` reads its body, `OPTIONS /e` is a CORS
+    /// preflight, and everything else is [`App::handle`].
+    pub async fn serve<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if req.uri().path() == "/e" {
+            if req.method() == Method::POST {
+                return self.beacon(req, peer).await;
+            }
+            if req.method() == Method::OPTIONS {
+                return self.preflight(req.headers());
+            }
+        }
+        self.handle(&req, peer)
+    }
+
+    /// Answers every request that needs no body, without waiting. Generic over the body so
+    /// benchmarks can call it in process.
+    pub fn handle<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
+        let path = req.uri().path();
+        let allowed = match path {
+            "/p.gif" | "/t.js" | "/healthz" | "/readyz" | "/metrics" | "/optout" | "/optin" => {
+                "GET, HEAD"
+            }
+            "/e" => "POST, OPTIONS",
+            _ if path.starts_with("/o/") => "GET, HEAD",
+            _ => return response::json_error(StatusCode::NOT_FOUND, "no such endpoint"),
+        };
+        if path == "/e" || (req.method() != Method::GET && req.method() != Method::HEAD) {
+            let mut r = response::json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allowed));
+            return r;
+        }
+        match path {
+            "/p.gif" => self.pixel(req, peer),
+            "/t.js" => tracker::response(req.headers()),
+            "/healthz" => response::text(StatusCode::OK, "text/plain", "ok\n"),
+            "/readyz" => self.readiness(),
+            "/optout" => self.opt(req, true),
+            "/optin" => self.opt(req, false),
+            _ if path.starts_with("/o/") => self.email_open(req, peer),
+            _ => self.metrics_text(),
+        }
+    }
+
+    /// Fills in what a hit is about: site, page, referrer, title, campaign tags. Pixel and
+    /// beacon hits share it, so both check and bound the same way.
+    fn describe_page(
+        &self,
+        event: &mut Event,
+        site: Option<&str>,
+        raw_url: &str,
+        raw_referrer: &str,
+        raw_title: &str,
+    ) -> Result<(), Rejection> {
+        let site = site.ok_or(Rejection::MissingSite)?;
+        if !valid_site(site) {
+            return Err(Rejection::BadSite);
+        }
+        let page = Page::parse(raw_url).map_err(|e| match e {
+            PageError::Missing => Rejection::MissingUrl,
+            PageError::NotHttp => Rejection::BadUrl,
+        })?;
+        let mut truncated = page.truncated;
+        let referrer = Referrer::parse(raw_referrer, &mut truncated);
+        event.title = bounded(raw_title, TITLE_MAX, &mut truncated);
+        if truncated {
+            self.metrics.truncated("page");
+        }
+        event.site = site.to_owned();
+        event.url = page.url;
+        event.host = page.host;
+        event.path = page.path;
+        event.utm_source = page.utm.source;
+        event.utm_medium = page.utm.medium;
+        event.utm_campaign = page.utm.campaign;
+        event.utm_term = page.utm.term;
+        event.utm_content = page.utm.content;
+        event.referrer = referrer.url;
+        event.referrer_host = referrer.host;
+        Ok(())
+    }
+
+    /// Hands a well-formed event to the sink, unless the sink cannot keep it.
+    fn accept(&self, event: Event) -> Result<(), Rejection> {
+        if !self.status.accepting() {
+            return Err(Rejection::SpoolFull);
+        }
+        let kind = event.kind;
+        self.queue.push(event).map_err(|_| Rejection::Overloaded)?;
+        self.metrics.accepted(kind);
+        Ok(())
+    }
+
+    /// Fills in who sent a hit: visitor id, then [`App::stamp_client`].
+    fn stamp(
+        &self,
+        event: &mut Event,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        visitor: &Visitor,
+        now: i64,
+    ) {
+        event.visitor_id = visitor.id.to_string();
+        self.stamp_client(event, headers, peer, now);
+    }
+
+    /// Fills in the user agent, what the client IP and user agent tell (worked out before the
+    /// IP is sealed), the sealed IP and its network; returns the IP.
+    fn stamp_client(
+        &self,
+        event: &mut Event,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        now: i64,
+    ) -> IpAddr {
+        let ip = self.trusted_proxies.client_ip(peer.ip(), headers);
+        let ua = headers
+            .get(USER_AGENT)
+            // Checked as UTF-8 first: the lossy conversion walks a valid string far more slowly.
+            .map(|v| match std::str::from_utf8(v.as_bytes()) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(v.as_bytes()),
+            });
+        let mut truncated = false;
+        event.user_agent = bounded(
+            ua.as_deref().unwrap_or_default(),
+            USER_AGENT_MAX,
+            &mut truncated,
+        );
+        if truncated {
+            self.metrics.truncated("user_agent");
+        }
+        self.enricher.apply(event, ip);
+        let (key_id, sealed) = self.sealer.seal(ip, now);
+        event.ip_key_id = key_id;
+        event.ip_sealed.0 = Some(sealed);
+        event.ip_prefix = network_prefix(ip);
+        ip
+    }
+
+    /// Puts the customer id of a validly signed link (`cid`, `cs`) on `event`; a forged link is
+    /// counted and left out, and the hit is recorded unlinked.
+    pub fn link_customer(&self, event: &mut Event, id: Option<&str>, signature: Option<&str>) {
+        match customer::verify(id, signature, &self.signer) {
+            Link::Valid(customer) => event.customer_id = customer.into_string(),
+            Link::Forged => self.metrics.customer_link_rejected(),
+            Link::Absent => {}
+        }
+    }
+}

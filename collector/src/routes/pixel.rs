@@ -1,0 +1,88 @@
+//! `GET /p.gif`: the tracking pixel, for pages without the script and for no-JS visitors.
+
+use std::net::SocketAddr;
+
+use http::header::{HeaderValue, REFERER, SET_COOKIE};
+use http::{Method, Request, Response};
+
+use super::{App, now_ms};
+use crate::event::{Event, Kind};
+use crate::hit::privacy::Consent;
+use crate::hit::query::PixelQuery;
+use crate::hit::visitor::Visitor;
+use crate::id::Id;
+use crate::metrics::Rejection;
+use crate::response::{self, Body};
+
+impl App {
+    /// `GET /p.gif`: always the GIF; the hit is stored only if it is well formed and the visitor
+    /// lets it be recorded (no opt-out, DNT, GPC; consent if required). `HEAD` (link checkers,
+    /// crawlers) answers the same headers and records nothing.
+    pub fn pixel<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
+        if req.method() == Method::HEAD {
+            return response::gif();
+        }
+        let mut answer = response::gif();
+        let query = PixelQuery::parse(req.uri().query().unwrap_or_default());
+        if let Some(reason) = self
+            .privacy
+            .withhold(req.headers(), Consent::Signal(query.consent.as_deref()))
+        {
+            self.metrics.withheld(reason);
+            return answer;
+        }
+        let visitor = Visitor::from_headers(req.headers());
+        match self.pageview(req, &query, peer, &visitor) {
+            Ok(event) => match self.accept(event) {
+                Ok(()) => {
+                    answer
+                        .headers_mut()
+                        .insert(SET_COOKIE, self.cookie.header(&visitor.id));
+                }
+                Err(reason) => self.metrics.rejected(reason),
+            },
+            Err(reason) => {
+                self.metrics.rejected(reason);
+                tracing::debug!(%reason, "pixel hit not stored");
+            }
+        }
+        answer
+    }
+
+    pub(super) fn pageview<B>(
+        &self,
+        req: &Request<B>,
+        query: &PixelQuery<'_>,
+        peer: SocketAddr,
+        visitor: &Visitor,
+    ) -> Result<Event, Rejection> {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let raw_url = query
+            .url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .or_else(|| header(REFERER))
+            .unwrap_or_default();
+        let now = now_ms();
+        let mut event = Event::new(Kind::Pageview, now);
+        event.pageview_id = Id::from_uuid(event.event_id).to_string();
+        self.describe_page(
+            &mut event,
+            query.site.as_deref(),
+            raw_url,
+            query.referrer.as_deref().unwrap_or_default(),
+            query.title.as_deref().unwrap_or_default(),
+        )?;
+        self.stamp(&mut event, req.headers(), peer, visitor, now);
+        self.link_customer(
+            &mut event,
+            query.customer_id.as_deref(),
+            query.customer_signature.as_deref(),
+        );
+        Ok(event)
+    }
+}
