@@ -51,7 +51,7 @@ impl<'a> PixelQuery<'a> {
 }
 
 /// Form-decodes `text`, borrowing it when there is nothing to decode.
-fn decode(text: &str) -> Cow<'_, str> {
+pub(crate) fn decode(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let special = |b: &u8| *b == b'%' || *b == b'+';
     let Some(first) = bytes.iter().position(special) else {
