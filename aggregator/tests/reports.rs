@@ -4,8 +4,7 @@
 
 #[path = "../../collector/tests/common/mod.rs"]
 mod common;
-
-use std::process::Output;
+mod run;
 
 use clap::Parser as _;
 use common::{TestDb, get};
@@ -13,32 +12,13 @@ use footfall_aggregator::cli::{Cli, Command};
 use footfall_aggregator::serve;
 use footfall_collector::event::{Event, Kind};
 use http::StatusCode;
+use run::{aggregator, ok};
 
 const DAY1: &str = "2026-03-02";
 const DAY2: &str = "2026-03-03";
 /// 2026-03-02T10:00:00Z in milliseconds.
 const T0: i64 = 1_772_445_600_000;
 const MIN: i64 = 60_000;
-
-fn aggregator(db: &TestDb, args: &[&str]) -> Output {
-    let url = common::clickhouse_url();
-    let mut argv: Vec<&str> = args.to_vec();
-    argv.extend(["--clickhouse-url", &url, "--clickhouse-database", &db.name]);
-    std::process::Command::new(env!("CARGO_BIN_EXE_footfall-aggregator"))
-        .args(argv)
-        .env_remove("FOOTFALL_DP_SEED")
-        .output()
-        .unwrap()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn export(db: &TestDb, report: &str, from: &str, to: &str, extra: &[&str]) -> String {
     let mut args = vec!["export", "--report", report, "--from", from, "--to", to];

@@ -3,38 +3,14 @@
 
 #[path = "../../collector/tests/common/mod.rs"]
 mod common;
-
-use std::process::Output;
+mod run;
 
 use common::{TestDb, enc, get};
 use footfall_collector::hit::{customer, email};
 use footfall_collector::keys;
 use footfall_collector::signing::Signer;
+use run::{aggregator, ok};
 use serde_json::Value;
-
-/// Runs `footfall-aggregator ARGS` against the test database.
-fn aggregator(db: &TestDb, args: &[&str]) -> Output {
-    let url = common::clickhouse_url();
-    let mut argv: Vec<&str> = args.to_vec();
-    if args[0] != "keygen" {
-        argv.extend(["--clickhouse-url", &url, "--clickhouse-database", &db.name]);
-    }
-    std::process::Command::new(env!("CARGO_BIN_EXE_footfall-aggregator"))
-        .args(argv)
-        .env("FOOTFALL_DATA_DIR", db.data_dir.path())
-        .env_remove("FOOTFALL_IP_PRIVATE_KEY")
-        .output()
-        .unwrap()
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 fn export(db: &TestDb, who: &str, id: &str) -> Value {
     serde_json::from_str(&ok(aggregator(db, &["subject", "export", who, id]))).unwrap()
