@@ -179,17 +179,29 @@ pub async fn migrate(
     schema::apply_migrations(client, database, COMPONENT, MIGRATIONS).await
 }
 
-/// Recomputes `traffic_daily` for `[from, to]` from events, replacing what the views wrote:
-/// for events that existed before the aggregator's schema, or after an erasure.
-pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
+/// Deletes `table`'s rows of the days `[from, to]` (waiting until ClickHouse has), before they
+/// are computed again; returns the SQL condition that selects those days.
+async fn clear_days(
+    client: &Client,
+    table: &str,
+    from: Day,
+    to: Day,
+) -> Result<String, ClickHouseError> {
     let days = format!("day BETWEEN toDate('{from}') AND toDate('{to}')");
     client
         .query(&format!(
-            "ALTER TABLE traffic_daily DELETE WHERE {days} SETTINGS mutations_sync = 2"
+            "ALTER TABLE {table} DELETE WHERE {days} SETTINGS mutations_sync = 2"
         ))
         .execute()
         .await
-        .map_err(ch("clear traffic_daily for the backfill"))?;
+        .map_err(ch(format!("clear {table} before computing it again")))?;
+    Ok(days)
+}
+
+/// Recomputes `traffic_daily` for `[from, to]` from events, replacing what the views wrote:
+/// for events that existed before the aggregator's schema, or after an erasure.
+pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
+    clear_days(client, "traffic_daily", from, to).await?;
     let pageviews = format!(
         pageview_rollup!(
             "events",
@@ -307,14 +319,7 @@ pub fn traffic_select(select: &str, group: &str, filter: &str) -> String {
 /// page view without one (pixel only) gets the gap to the visitor's next page view in the same
 /// visit; the last page view of such a visit has no time and is left out of the average.
 pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
-    let days = format!("day BETWEEN toDate('{from}') AND toDate('{to}')");
-    client
-        .query(&format!(
-            "ALTER TABLE sessions_daily DELETE WHERE {days} SETTINGS mutations_sync = 2"
-        ))
-        .execute()
-        .await
-        .map_err(ch("clear sessions_daily for the refresh"))?;
+    let days = clear_days(client, "sessions_daily", from, to).await?;
     let gap = VISIT_GAP_MS;
     let (before, after) = (from.plus(-1), to.plus(1));
     let sql = format!(
