@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use footfall_collector::config::ClickHouseArgs;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -58,23 +59,8 @@ pub struct Args {
     #[arg(long)]
     pub no_verify: bool,
     /// ClickHouse the collector writes to (loopback only).
-    #[arg(
-        long,
-        env = "FOOTFALL_CLICKHOUSE_URL",
-        default_value = "http://127.0.0.1:8123"
-    )]
-    pub clickhouse_url: String,
-    #[arg(long, env = "FOOTFALL_CLICKHOUSE_DATABASE", default_value = "footfall")]
-    pub clickhouse_database: String,
-    #[arg(long, env = "FOOTFALL_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    #[arg(
-        long,
-        env = "FOOTFALL_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub clickhouse_password: String,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
     /// Longest to wait for the collector to write every acknowledged hit (its flush interval,
     /// retries included), in seconds.
     #[arg(long, default_value_t = 30)]
@@ -107,7 +93,7 @@ impl Args {
         if !self.target.ip().is_loopback() {
             return Err(ArgsError::NotLoopback(self.target));
         }
-        if !self.no_verify && !is_loopback_url(&self.clickhouse_url) {
+        if !self.no_verify && !is_loopback_url(&self.clickhouse.clickhouse_url) {
             return Err(ArgsError::ClickHouseNotLoopback);
         }
         for (name, share) in [

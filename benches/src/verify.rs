@@ -1,15 +1,10 @@
 //! The end of a run: counting in ClickHouse the rows of the run's site, to compare with the
 //! hits the collector acknowledged. Plain HTTP to ClickHouse's interface over loopback.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use footfall_collector::config::ClickHouseArgs;
 use tokio::time::Instant;
-
-use crate::http::{Connection, HttpError};
 
 /// Pause between two counts while waiting for the collector's writer.
 const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -19,64 +14,28 @@ pub enum VerifyError {
     #[error("the ClickHouse URL must be http://127.0.0.1:PORT or http://localhost:PORT")]
     BadUrl,
     #[error("ClickHouse: {0}")]
-    Http(#[from] HttpError),
-    #[error("ClickHouse answered {status}: {body}")]
-    Query { status: StatusCode, body: String },
-    #[error("ClickHouse answered something that is not a count: {0:?}")]
-    NotACount(String),
+    ClickHouse(#[from] clickhouse::error::Error),
 }
 
 pub struct ClickHouse {
-    addr: SocketAddr,
-    database: String,
-    user: String,
-    password: String,
+    client: clickhouse::Client,
 }
 
 impl ClickHouse {
-    pub fn new(url: &str, database: &str, user: &str, password: &str) -> Result<Self, VerifyError> {
-        if !crate::args::is_loopback_url(url) {
+    /// The ClickHouse of `args`, on loopback only.
+    pub fn new(args: &ClickHouseArgs) -> Result<Self, VerifyError> {
+        if !crate::args::is_loopback_url(&args.clickhouse_url) {
             return Err(VerifyError::BadUrl);
         }
-        let uri: http::Uri = url.parse().map_err(|_| VerifyError::BadUrl)?;
-        let host = uri.host().ok_or(VerifyError::BadUrl)?;
-        let ip = match host {
-            "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            other => other
-                .trim_matches(['[', ']'])
-                .parse()
-                .map_err(|_| VerifyError::BadUrl)?,
-        };
         Ok(Self {
-            addr: SocketAddr::new(ip, uri.port_u16().unwrap_or(8123)),
-            database: database.to_owned(),
-            user: user.to_owned(),
-            password: password.to_owned(),
+            client: args.client(),
         })
     }
 
-    /// Rows of `site` in the events table. `site` must be a valid site name (no quotes).
+    /// Rows of `site` in the events table.
     pub async fn count(&self, site: &str) -> Result<u64, VerifyError> {
-        let sql = count_query(site);
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("database", &self.database)
-            .append_pair("query", &sql)
-            .finish();
-        let request = Request::get(format!("/?{query}"))
-            .header(http::header::HOST, self.addr.to_string())
-            .header("x-clickhouse-user", &self.user)
-            .header("x-clickhouse-key", &self.password)
-            .body(Full::<Bytes>::default())
-            .map_err(|_| VerifyError::BadUrl)?;
-        let answer = Connection::open(self.addr).await?.send(request).await?;
-        let body = String::from_utf8_lossy(&answer.body).trim().to_owned();
-        if answer.status != StatusCode::OK {
-            return Err(VerifyError::Query {
-                status: answer.status,
-                body,
-            });
-        }
-        body.parse().map_err(|_| VerifyError::NotACount(body))
+        let sql = "SELECT count() FROM events WHERE site = ?";
+        Ok(self.client.query(sql).bind(site).fetch_one().await?)
     }
 
     /// Counts `site`'s rows until there are `expected` or `timeout` has passed; the last count.
@@ -97,29 +56,24 @@ impl ClickHouse {
     }
 }
 
-fn count_query(site: &str) -> String {
-    debug_assert!(footfall_collector::hit::query::valid_site(site));
-    format!("SELECT count() FROM events WHERE site = '{site}'")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
 
-    #[test]
-    fn only_loopback_clickhouse_is_accepted() {
-        let ch = ClickHouse::new("http://localhost:18700", "db", "default", "").unwrap();
-        assert_eq!(ch.addr, "127.0.0.1:18700".parse().unwrap());
-        let ch = ClickHouse::new("http://[::1]:9000/", "db", "default", "").unwrap();
-        assert_eq!(ch.addr, "[::1]:9000".parse().unwrap());
-        assert!(ClickHouse::new("http://192.0.2.1:8123", "db", "u", "").is_err());
+    fn clickhouse_at(url: &str) -> Result<ClickHouse, VerifyError> {
+        let args = crate::args::Args::try_parse_from(["footfall-loadgen", "--clickhouse-url", url])
+            .unwrap();
+        ClickHouse::new(&args.clickhouse)
     }
 
     #[test]
-    fn the_count_names_the_site() {
-        assert_eq!(
-            count_query("loadgen-1.x"),
-            "SELECT count() FROM events WHERE site = 'loadgen-1.x'"
-        );
+    fn only_loopback_clickhouse_is_accepted() {
+        assert!(clickhouse_at("http://localhost:18700").is_ok());
+        assert!(clickhouse_at("http://[::1]:9000/").is_ok());
+        assert!(matches!(
+            clickhouse_at("http://192.0.2.1:8123"),
+            Err(VerifyError::BadUrl)
+        ));
     }
 }

@@ -63,14 +63,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: &Args) -> anyhow::Result<Report> {
     let site = args.site.clone().unwrap_or_else(unique_site);
     let clickhouse = (!args.no_verify)
-        .then(|| {
-            ClickHouse::new(
-                &args.clickhouse_url,
-                &args.clickhouse_database,
-                &args.clickhouse_user,
-                &args.clickhouse_password,
-            )
-        })
+        .then(|| ClickHouse::new(&args.clickhouse))
         .transpose()?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let catalog = Arc::new(Catalog::new(
