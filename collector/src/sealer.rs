@@ -1,7 +1,7 @@
 //! Sealing client IPs on the hot path, one data key per epoch.
 //!
 //! The [`Sealer`] holds the current [`EpochKey`] behind an `ArcSwap`, so sealing an IP is a
-//! lock-free load plus one XChaCha20-Poly1305 encryption. The first hit after an epoch ends makes
+//! lock-free load plus one AES-256-GCM encryption. The first hit after an epoch ends makes
 //! the next key (one X25519 operation a minute) and drops the old one, which zeroes it: from then
 //! on the collector can no longer read IPs it sealed before.
 //!

@@ -121,6 +121,11 @@ async fn kill_9_loses_at_most_the_fsync_window_and_replays_no_garbage() {
         stored,
         "no duplicates"
     );
-    let garbage = db.count("SELECT count() FROM events WHERE site != 'crash' OR path != '/load' OR length(ip_sealed) != 56").await;
+    let garbage = db
+        .count(&format!(
+            "SELECT count() FROM events WHERE site != 'crash' OR path != '/load' OR length(ip_sealed) != {}",
+            footfall_seal::SEALED_IP_LEN
+        ))
+        .await;
     assert_eq!(garbage, 0, "no garbage rows");
 }
