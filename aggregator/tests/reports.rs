@@ -47,10 +47,10 @@ fn pageview(
     let mut e = Event::new(Kind::Pageview, ts);
     e.site = "shop".into();
     e.visitor_id = visitor.into();
-    e.pageview_id = format!("{visitor}pv{n}");
+    e.pageview_id = format!("{visitor}pv{n}").into();
     e.host = "shop.example".into();
     e.path = path.into();
-    e.url = format!("https://shop.example{path}{query}");
+    e.url = format!("https://shop.example{path}{query}").into();
     e.referrer_host = referrer_host.into();
     e.country = country.into();
     (e.device, e.browser, e.os) = (device.0.into(), device.1.into(), device.2.into());
@@ -117,8 +117,8 @@ async fn generate(db: &TestDb) -> Secrets {
             "FR",
             PHONE,
         );
-        e.customer_id = format!("customer-secret-{i}");
-        secrets.push(e.customer_id.clone());
+        e.customer_id = format!("customer-secret-{i}").into();
+        secrets.push(e.customer_id.to_string());
         events.push(e);
         secrets.push(w);
     }
@@ -144,7 +144,7 @@ async fn generate(db: &TestDb) -> Secrets {
     let mut open = |campaign: &str, recipient: String, n: i64| {
         let mut e = Event::new(Kind::EmailOpen, T0 + n * 1000);
         e.campaign = campaign.into();
-        e.recipient = recipient.clone();
+        e.recipient = recipient.as_str().into();
         e.ip_prefix = "203.0.113.0/24".into();
         secrets.push(recipient);
         events.push(e);

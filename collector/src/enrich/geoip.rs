@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use compact_str::CompactString;
 use maxminddb::{MaxMindDbError, Reader, geoip2};
 use tokio::sync::watch;
 
@@ -21,11 +22,11 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Place {
     /// ISO 3166-1 alpha-2 code, like `DE`.
-    pub country: String,
+    pub country: CompactString,
     /// The largest subdivision (state, province), by its English name.
-    pub region: String,
+    pub region: CompactString,
     /// The city, by its English name.
-    pub city: String,
+    pub city: CompactString,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +80,9 @@ impl GeoIp {
         let Ok(Some(record)) = record else {
             return Place::default();
         };
-        let name = |names: &geoip2::Names| names.english.unwrap_or_default().to_owned();
+        let name = |names: &geoip2::Names| CompactString::new(names.english.unwrap_or_default());
         Place {
-            country: record.country.iso_code.unwrap_or_default().to_owned(),
+            country: CompactString::new(record.country.iso_code.unwrap_or_default()),
             region: record
                 .subdivisions
                 .first()

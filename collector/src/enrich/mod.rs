@@ -11,6 +11,8 @@ pub mod user_agent;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use crate::event::Event;
 use geoip::GeoIp;
 use user_agent::AgentCache;
@@ -44,7 +46,7 @@ impl Enricher {
         let agent = self.agents.classify(&event.user_agent);
         event.browser.clone_from(&agent.browser);
         event.os.clone_from(&agent.os);
-        event.device = agent.device.as_str().to_owned();
+        event.device = CompactString::const_new(agent.device.as_str());
         event.is_bot = agent.is_bot;
     }
 }

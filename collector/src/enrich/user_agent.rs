@@ -12,15 +12,16 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use quick_cache::sync::Cache;
 
 /// What a user agent says about the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Agent {
     /// Browser family (`Chrome`, `Firefox`, `Safari`, ...); empty when unknown.
-    pub browser: String,
+    pub browser: CompactString,
     /// Operating system (`Windows 10`, `macOS`, `iOS`, `Android`, `Linux`, ...); empty when unknown.
-    pub os: String,
+    pub os: CompactString,
     pub device: Device,
     pub is_bot: bool,
 }
@@ -91,14 +92,14 @@ pub fn classify(user_agent: &str) -> Agent {
         .unwrap_or_default();
     let known = |value: &str| {
         if value == woothee::woothee::VALUE_UNKNOWN {
-            String::new()
+            CompactString::default()
         } else {
-            value.to_owned()
+            CompactString::new(value)
         }
     };
     let os = match parsed.os {
-        "iPhone" | "iPad" | "iPod" => "iOS".to_owned(),
-        "Mac OSX" => "macOS".to_owned(),
+        "iPhone" | "iPad" | "iPod" => CompactString::const_new("iOS"),
+        "Mac OSX" => CompactString::const_new("macOS"),
         other => known(other),
     };
     let lower = user_agent.to_ascii_lowercase();
@@ -213,8 +214,8 @@ mod tests {
         assert_eq!(
             agent,
             Agent {
-                browser: String::new(),
-                os: String::new(),
+                browser: CompactString::default(),
+                os: CompactString::default(),
                 device: Device::Other,
                 is_bot: false
             }

@@ -8,6 +8,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use compact_str::{CompactString, ToCompactString};
+
 use http::HeaderMap;
 use ipnet::IpNet;
 
@@ -93,12 +95,12 @@ impl TrustedProxies {
 
 /// The anonymised network of an address, as reports may see it: IPv4 /24, IPv6 /48
 /// (`203.0.113.0/24`, `2001:db8:1::/48`).
-pub fn network_prefix(ip: IpAddr) -> String {
+pub fn network_prefix(ip: IpAddr) -> CompactString {
     match ip.to_canonical() {
         // Written digit by digit: formatting through `IpNet` (or `format!`) cost more than the
         // rest of the client-IP handling together.
         IpAddr::V4(v4) => {
-            let mut out = String::with_capacity(18);
+            let mut out = CompactString::const_new("");
             for octet in &v4.octets()[..3] {
                 push_decimal(&mut out, *octet);
                 out.push('.');
@@ -109,11 +111,11 @@ pub fn network_prefix(ip: IpAddr) -> String {
         IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 48)
             .expect("48 is a valid prefix")
             .trunc()
-            .to_string(),
+            .to_compact_string(),
     }
 }
 
-fn push_decimal(out: &mut String, n: u8) {
+fn push_decimal(out: &mut CompactString, n: u8) {
     if n >= 100 {
         out.push(char::from(b'0' + n / 100));
     }

@@ -5,6 +5,7 @@
 //! URL drops the fragment: it never reaches the server in a normal request, and when a script
 //! sends it, it can hold secrets (OAuth tokens travel in fragments).
 
+use compact_str::CompactString;
 use url::Url;
 
 use super::query::decode;
@@ -27,9 +28,9 @@ pub enum PageError {
 /// A page view's page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
-    pub url: String,
-    pub host: String,
-    pub path: String,
+    pub url: CompactString,
+    pub host: CompactString,
+    pub path: CompactString,
     pub utm: Utm,
     /// Whether any field had to be cut to its bound.
     pub truncated: bool,
@@ -38,18 +39,18 @@ pub struct Page {
 /// The campaign tags of a page URL (`utm_source`, ...).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Utm {
-    pub source: String,
-    pub medium: String,
-    pub campaign: String,
-    pub term: String,
-    pub content: String,
+    pub source: CompactString,
+    pub medium: CompactString,
+    pub campaign: CompactString,
+    pub term: CompactString,
+    pub content: CompactString,
 }
 
 /// Where the visitor came from: the referring URL and its host, both empty when unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Referrer {
-    pub url: String,
-    pub host: String,
+    pub url: CompactString,
+    pub host: CompactString,
 }
 
 impl Page {
@@ -81,10 +82,12 @@ impl Page {
                 *slot = bounded(&decode(value), UTM_MAX, &mut truncated);
             }
         }
+        let host = CompactString::new(url.host_str().unwrap_or_default());
+        let path = bounded(url.path(), URL_MAX, &mut truncated);
         Ok(Self {
-            host: url.host_str().unwrap_or_default().to_owned(),
-            path: bounded(url.path(), URL_MAX, &mut truncated),
-            url: bounded(url.as_str(), URL_MAX, &mut truncated),
+            url: bounded_owned(url.into(), URL_MAX, &mut truncated),
+            host,
+            path,
             utm,
             truncated,
         })
@@ -98,8 +101,8 @@ impl Referrer {
             Some(mut url) => {
                 url.set_fragment(None);
                 Self {
-                    host: url.host_str().unwrap_or_default().to_owned(),
-                    url: bounded(url.as_str(), URL_MAX, truncated),
+                    host: CompactString::new(url.host_str().unwrap_or_default()),
+                    url: bounded_owned(url.into(), URL_MAX, truncated),
                 }
             }
             None => Self::default(),
@@ -113,13 +116,23 @@ fn http_url(raw: &str) -> Option<Url> {
 }
 
 /// `text` cut to at most `max` bytes on a character boundary; sets `truncated` if it was cut.
-pub fn bounded(text: &str, max: usize, truncated: &mut bool) -> String {
+pub fn bounded(text: &str, max: usize, truncated: &mut bool) -> CompactString {
+    CompactString::new(&text[..cut_point(text, max, truncated)])
+}
+
+/// [`bounded`] for text already owned, whose buffer is kept rather than copied.
+fn bounded_owned(mut text: String, max: usize, truncated: &mut bool) -> CompactString {
+    let end = cut_point(&text, max, truncated);
+    text.truncate(end);
+    CompactString::from(text)
+}
+
+fn cut_point(text: &str, max: usize, truncated: &mut bool) -> usize {
     if text.len() <= max {
-        return text.to_owned();
+        return text.len();
     }
     *truncated = true;
-    let end = text.floor_char_boundary(max);
-    text[..end].to_owned()
+    text.floor_char_boundary(max)
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ impl App {
                 ..
             } => {
                 let mut event = Event::new(Kind::Pageview, now);
-                event.pageview_id = pageview_id;
+                event.pageview_id = pageview_id.into();
                 (event, url, referrer, title)
             }
             BeaconEvent::Engagement {
@@ -203,7 +203,7 @@ impl App {
                 ..
             } => {
                 let mut event = Event::new(Kind::Engagement, now);
-                event.pageview_id = pageview_id;
+                event.pageview_id = pageview_id.into();
                 event.dwell_ms = engaged_ms;
                 (event, url, String::new(), String::new())
             }

@@ -38,8 +38,8 @@ impl App {
         let mut event = Event::new(Kind::EmailOpen, now);
         let ip = self.stamp_client(&mut event, req.headers(), peer, now);
         event.via_proxy = email::is_image_proxy(&event.user_agent, ip);
-        event.campaign = open.campaign;
-        event.recipient = open.recipient;
+        event.campaign = open.campaign.into();
+        event.recipient = open.recipient.into();
         if let Err(reason) = self.accept(event) {
             self.metrics.rejected(reason);
         }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use compact_str::CompactString;
 use http::header::{ALLOW, HeaderMap, HeaderValue, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
 
@@ -137,7 +138,7 @@ impl App {
         if truncated {
             self.metrics.truncated("page");
         }
-        event.site = site.to_owned();
+        event.site = CompactString::new(site);
         event.url = page.url;
         event.host = page.host;
         event.path = page.path;
@@ -171,7 +172,7 @@ impl App {
         visitor: &Visitor,
         now: i64,
     ) {
-        event.visitor_id = visitor.id.to_string();
+        event.visitor_id = CompactString::new(visitor.id.as_str());
         self.stamp_client(event, headers, peer, now);
     }
 
@@ -213,7 +214,7 @@ impl App {
     /// counted and left out, and the hit is recorded unlinked.
     pub fn link_customer(&self, event: &mut Event, id: Option<&str>, signature: Option<&str>) {
         match customer::verify(id, signature, &self.signer) {
-            Link::Valid(customer) => event.customer_id = customer.into_string(),
+            Link::Valid(customer) => event.customer_id = customer.into_string().into(),
             Link::Forged => self.metrics.customer_link_rejected(),
             Link::Absent => {}
         }

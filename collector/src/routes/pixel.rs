@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use compact_str::CompactString;
 use http::header::{HeaderValue, REFERER, SET_COOKIE};
 use http::{Method, Request, Response};
 
@@ -69,7 +70,7 @@ impl App {
             .unwrap_or_default();
         let now = now_ms();
         let mut event = Event::new(Kind::Pageview, now);
-        event.pageview_id = Id::from_uuid(event.event_id).to_string();
+        event.pageview_id = CompactString::new(Id::from_uuid(event.event_id).as_str());
         self.describe_page(
             &mut event,
             query.site.as_deref(),

@@ -570,7 +570,7 @@ mod tests {
         let gauge = SpoolGauge::default();
         let (mut writer, mut reader, _) = open(dir.path(), &gauge).unwrap();
         let mut big = event(0);
-        big.url = "x".repeat(2000);
+        big.url = "x".repeat(2000).into();
         let per_batch = 1000;
         let batches = (SEGMENT_BYTES as usize / (per_batch * 2000)) + 2;
         for b in 0..batches {
