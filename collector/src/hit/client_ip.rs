@@ -9,9 +9,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use compact_str::{CompactString, ToCompactString};
-
 use http::HeaderMap;
+use http::header::{FORWARDED, HeaderName};
 use ipnet::IpNet;
+
+/// A constant: looking a header up by its name as text parses the name first.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The CIDRs whose forwarding headers are believed. Deployments name a handful, so a linear scan
 /// beats any tree here.
@@ -53,7 +56,7 @@ impl TrustedProxies {
             return peer;
         }
         let forwarded: Vec<&str> = headers
-            .get_all(http::header::FORWARDED)
+            .get_all(FORWARDED)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
@@ -65,7 +68,7 @@ impl TrustedProxies {
             return self.rightmost_untrusted(peer, hops);
         }
         let hops = headers
-            .get_all("x-forwarded-for")
+            .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))

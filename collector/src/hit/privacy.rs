@@ -7,13 +7,15 @@
 //! cookies and decides where `/optout` and `/optin` may send the browser back to.
 
 use http::HeaderMap;
-use http::header::{ORIGIN, REFERER};
+use http::header::{DNT, HeaderName, ORIGIN, REFERER};
 use url::Url;
 
 use crate::hit::visitor::{COOKIE_NAME, CookiePolicy, request_cookies};
 
 /// The opt-out cookie; its presence (value `1`) withholds every hit of that browser.
 pub const OPTOUT_COOKIE: &str = "ff_optout";
+/// Global Privacy Control. Header names are constants: looking one up by text parses it first.
+const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 /// Days the opt-out cookie lives (browsers that cap cookie lifetimes, at 400 days, cap it).
 pub const OPTOUT_MAX_AGE_DAYS: u32 = 5 * 365;
 /// Query parameter (and beacon field) by which a page says its visitor consented: `consent=1`.
@@ -69,7 +71,7 @@ pub enum Consent<'a> {
 impl PrivacyPolicy {
     /// The reason to record nothing of this hit, if there is one.
     pub fn withhold(&self, headers: &HeaderMap, consent: Consent<'_>) -> Option<Withheld> {
-        let header_is_1 = |name: &str| {
+        let header_is_1 = |name: HeaderName| {
             headers
                 .get(name)
                 .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
@@ -78,9 +80,9 @@ impl PrivacyPolicy {
             .any(|(name, value)| name == OPTOUT_COOKIE.as_bytes() && value == b"1")
         {
             Some(Withheld::OptedOut)
-        } else if self.honor_dnt && header_is_1("dnt") {
+        } else if self.honor_dnt && header_is_1(DNT) {
             Some(Withheld::DoNotTrack)
-        } else if self.honor_gpc && header_is_1("sec-gpc") {
+        } else if self.honor_gpc && header_is_1(SEC_GPC) {
             Some(Withheld::GlobalPrivacyControl)
         } else if self.consent_required && !consent.allows_recording() {
             Some(Withheld::NoConsent)
