@@ -182,7 +182,7 @@ impl App {
     }
 
     /// The row of one beacon event, without who sent it (see [`App::stamp`]).
-    fn beacon_event(&self, incoming: BeaconEvent, now: i64) -> Result<Event, Rejection> {
+    fn beacon_event(&self, incoming: BeaconEvent, now: i64) -> Result<Box<Event>, Rejection> {
         let site = incoming.site().to_owned();
         let (mut event, url, referrer, title) = match incoming {
             BeaconEvent::Pageview {
@@ -192,7 +192,7 @@ impl App {
                 title,
                 ..
             } => {
-                let mut event = Event::new(Kind::Pageview, now);
+                let mut event = Box::new(Event::new(Kind::Pageview, now));
                 event.pageview_id = pageview_id.into();
                 (event, url, referrer, title)
             }
@@ -202,7 +202,7 @@ impl App {
                 engaged_ms,
                 ..
             } => {
-                let mut event = Event::new(Kind::Engagement, now);
+                let mut event = Box::new(Event::new(Kind::Engagement, now));
                 event.pageview_id = pageview_id.into();
                 event.dwell_ms = engaged_ms;
                 (event, url, String::new(), String::new())

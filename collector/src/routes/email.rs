@@ -35,7 +35,7 @@ impl App {
             return answer;
         }
         let now = now_ms();
-        let mut event = Event::new(Kind::EmailOpen, now);
+        let mut event = Box::new(Event::new(Kind::EmailOpen, now));
         let ip = self.stamp_client(&mut event, req.headers(), peer, now);
         event.via_proxy = email::is_image_proxy(&event.user_agent, ip);
         event.campaign = open.campaign.into();

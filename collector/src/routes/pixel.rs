@@ -56,7 +56,7 @@ impl App {
         query: &PixelQuery<'_>,
         peer: SocketAddr,
         visitor: &Visitor,
-    ) -> Result<Event, Rejection> {
+    ) -> Result<Box<Event>, Rejection> {
         let header = |name| {
             req.headers()
                 .get(name)
@@ -69,7 +69,7 @@ impl App {
             .or_else(|| header(REFERER))
             .unwrap_or_default();
         let now = now_ms();
-        let mut event = Event::new(Kind::Pageview, now);
+        let mut event = Box::new(Event::new(Kind::Pageview, now));
         event.pageview_id = CompactString::new(Id::from_uuid(event.event_id).as_str());
         self.describe_page(
             &mut event,

@@ -50,8 +50,8 @@ impl Queue {
     }
 
     /// Hands `event` to the writer without waiting. Gives it back when the queue is full.
-    pub fn push(&self, event: Event) -> Result<(), Box<Event>> {
-        self.events.push(Box::new(event))
+    pub fn push(&self, event: Box<Event>) -> Result<(), Box<Event>> {
+        self.events.push(event)
     }
 
     /// Takes the oldest waiting event.
