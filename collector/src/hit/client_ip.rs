@@ -103,13 +103,16 @@ pub fn network_prefix(ip: IpAddr) -> CompactString {
         // Written digit by digit: formatting through `IpNet` (or `format!`) cost more than the
         // rest of the client-IP handling together.
         IpAddr::V4(v4) => {
-            let mut out = CompactString::const_new("");
+            let mut out = [0u8; "255.255.255.0/24".len()];
+            let mut len = 0;
             for octet in &v4.octets()[..3] {
-                push_decimal(&mut out, *octet);
-                out.push('.');
+                len += write_decimal(&mut out[len..], *octet);
+                out[len] = b'.';
+                len += 1;
             }
-            out.push_str("0/24");
-            out
+            out[len..len + 4].copy_from_slice(b"0/24");
+            len += 4;
+            CompactString::new(std::str::from_utf8(&out[..len]).expect("digits and dots are ASCII"))
         }
         IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, 48)
             .expect("48 is a valid prefix")
@@ -118,14 +121,19 @@ pub fn network_prefix(ip: IpAddr) -> CompactString {
     }
 }
 
-fn push_decimal(out: &mut CompactString, n: u8) {
-    if n >= 100 {
-        out.push(char::from(b'0' + n / 100));
+/// Writes `n` in decimal at the start of `out`; returns the number of digits.
+fn write_decimal(out: &mut [u8], n: u8) -> usize {
+    let len = match n {
+        100.. => 3,
+        10.. => 2,
+        _ => 1,
+    };
+    let mut rest = n;
+    for slot in out[..len].iter_mut().rev() {
+        *slot = b'0' + rest % 10;
+        rest /= 10;
     }
-    if n >= 10 {
-        out.push(char::from(b'0' + n / 10 % 10));
-    }
-    out.push(char::from(b'0' + n % 10));
+    len
 }
 
 /// The `for=` node of one `Forwarded` element, e.g. `for=192.0.2.60;proto=http`.
@@ -250,6 +258,7 @@ mod tests {
         assert_eq!(network_prefix(ip("203.0.113.77")), "203.0.113.0/24");
         assert_eq!(network_prefix(ip("1.20.100.255")), "1.20.100.0/24");
         assert_eq!(network_prefix(ip("0.0.0.0")), "0.0.0.0/24");
+        assert_eq!(network_prefix(ip("255.9.10.1")), "255.9.10.0/24");
         assert_eq!(network_prefix(ip("2001:db8:1:2:3::9")), "2001:db8:1::/48");
         assert_eq!(
             network_prefix(ip("::ffff:198.51.100.200")),
