@@ -1,13 +1,18 @@
 //! The inserter: reads batches from the spool, in order, and stores them in ClickHouse.
 //!
 //! Each batch is inserted with the deduplication token it was spooled with, retried with
-//! backoff until ClickHouse takes it, and then committed in the spool. Reading and committing
-//! are file I/O, so they run on tokio's blocking pool. On shutdown the inserter stores every
-//! complete batch it can within the grace period; whatever is left stays in the spool for the
-//! next start.
+//! backoff until ClickHouse takes it, and then committed in the spool. On shutdown the inserter
+//! stores every complete batch it can within the grace period; whatever is left stays in the
+//! spool for the next start.
+//!
+//! The inserter runs on a thread of its own with a single-threaded runtime ([`Inserter::spawn`]):
+//! reading a batch back from the spool and encoding it (RowBinary, LZ4) takes milliseconds of
+//! CPU for a full batch, which on the server's runtime would stall every connection of the
+//! worker it ran on. On its own thread that work, and the spool's file I/O, block nothing else.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clickhouse::Client;
@@ -24,7 +29,7 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 
 pub struct Inserter {
     pub client: Client,
-    pub reader: Arc<Mutex<SpoolReader>>,
+    pub reader: SpoolReader,
     pub gauge: Arc<SpoolGauge>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<SinkStatus>,
@@ -41,13 +46,26 @@ pub struct InserterReport {
 }
 
 impl Inserter {
+    /// Starts [`Inserter::run`] on a thread of its own.
+    pub fn spawn(
+        self,
+        drain: watch::Receiver<bool>,
+    ) -> std::io::Result<JoinHandle<InserterReport>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("footfall-inserter".into())
+            .spawn(move || runtime.block_on(self.run(drain)))
+    }
+
     /// Runs until `drain` turns true and the spool holds no complete batch (or the grace period
     /// is over).
-    pub async fn run(self, mut drain: watch::Receiver<bool>) -> InserterReport {
+    async fn run(mut self, mut drain: watch::Receiver<bool>) -> InserterReport {
         let mut report = InserterReport::default();
         let mut draining_since: Option<Instant> = None;
         loop {
-            match self.with_reader(SpoolReader::next_batch).await {
+            match self.reader.next_batch() {
                 Ok(Some(spooled)) => {
                     if !self
                         .store(spooled, &mut report, &mut draining_since, &mut drain)
@@ -80,7 +98,7 @@ impl Inserter {
     /// Inserts one spooled batch until it is stored, then commits it. Returns false if it gave
     /// up because the shutdown grace period ran out.
     async fn store(
-        &self,
+        &mut self,
         spooled: SpooledBatch,
         report: &mut InserterReport,
         draining_since: &mut Option<Instant>,
@@ -121,27 +139,10 @@ impl Inserter {
                 }
             }
         }
-        let (gauge, end) = (self.gauge.clone(), spooled.end);
-        if let Err(error) = self
-            .with_reader(move |reader| reader.commit(end, &gauge))
-            .await
-        {
+        if let Err(error) = self.reader.commit(spooled.end, &self.gauge) {
             // The batch is stored; replaying it after a restart is deduplicated by its token.
             tracing::error!(%error, "committing the spool position failed");
         }
         true
-    }
-
-    /// Runs `f` on the spool reader on tokio's blocking pool: it does file I/O.
-    async fn with_reader<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut SpoolReader) -> T + Send + 'static,
-    ) -> T {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            f(&mut reader.lock().unwrap_or_else(|e| e.into_inner()))
-        })
-        .await
-        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
     }
 }

@@ -3,7 +3,7 @@
 //! Request handlers only ever call [`Queue::push`], which never waits: the event goes into a
 //! bounded lock-free queue or, when that is full, is refused at once (the caller counts it).
 //! The [`appender`] thread moves queued events into the [`spool`], an append-only log on disk,
-//! cutting them into batches; the [`inserter`] task reads batches back in order and [`insert`]s
+//! cutting them into batches; the [`inserter`] thread reads batches back in order and [`insert`]s
 //! each into ClickHouse, retrying with [`backoff`] until it is stored. Framing, spooling,
 //! batching, retry and I/O are separate pieces, each testable alone.
 //!
@@ -20,13 +20,12 @@ pub mod inserter;
 pub mod spool;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 use self::appender::Appender;
 use self::inserter::{Inserter, InserterReport};
@@ -103,12 +102,12 @@ pub struct SinkConfig {
     pub shutdown_grace: Duration,
 }
 
-/// The running sink: the appender thread and the inserter task.
+/// The running sink: the appender thread and the inserter thread.
 pub struct Sink {
     stop_appender: Arc<AtomicBool>,
     appender: std::thread::JoinHandle<()>,
     drain: watch::Sender<bool>,
-    inserter: JoinHandle<InserterReport>,
+    inserter: std::thread::JoinHandle<InserterReport>,
 }
 
 impl Sink {
@@ -151,7 +150,7 @@ impl Sink {
             .spawn(move || appender.run(&stop))?;
         let inserter = Inserter {
             client,
-            reader: Arc::new(Mutex::new(reader)),
+            reader,
             gauge,
             metrics,
             status,
@@ -159,7 +158,7 @@ impl Sink {
             shutdown_grace: config.shutdown_grace,
         };
         let (drain, drain_rx) = watch::channel(false);
-        let inserter = tokio::spawn(inserter.run(drain_rx));
+        let inserter = inserter.spawn(drain_rx)?;
         Ok(Self {
             stop_appender,
             appender,
@@ -180,8 +179,11 @@ impl Sink {
             tracing::error!("the spool appender panicked");
         }
         let _ = self.drain.send(true);
-        self.inserter
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+        let inserter = self.inserter;
+        match tokio::task::spawn_blocking(move || inserter.join()).await {
+            Ok(Ok(report)) => report,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
     }
 }
