@@ -2,23 +2,19 @@
 //! uncached, as a new agent costs once), the GeoIP lookup of a client IP, and all of it as a
 //! hit pays it ([`Enricher::apply`]: what enrichment adds to the pixel path).
 //!
-//! The GeoIP database is built here with the tests' MaxMind DB writer (City layout, IPv6 tree
-//! with IPv4 under `::/96`, so an IPv4 lookup walks the same 120-odd nodes as in GeoLite2).
+//! The GeoIP database is [`common::city_db::city_database`].
 //!
 //! `cargo bench -p footfall-benches --bench enrich`
 
-// Shared with the tests, which use all of it.
-#[allow(dead_code)]
-#[path = "../../collector/tests/common/mmdb.rs"]
-mod mmdb;
+mod common {
+    pub mod city_db;
+}
 
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use footfall_collector::enrich::Enricher;
-use footfall_collector::enrich::geoip::GeoIp;
 use footfall_collector::enrich::user_agent::{AgentCache, classify};
 use footfall_collector::event::{Event, Kind};
 
@@ -51,24 +47,7 @@ fn user_agent(c: &mut Criterion) {
 }
 
 fn geoip(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("footfall-bench-geoip-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("city.mmdb");
-    let networks: Vec<(String, mmdb::Value)> = (0..=255u8)
-        .map(|i| {
-            (
-                format!("{i}.{i}.0.0/16"),
-                mmdb::city("DE", "Berlin", &format!("City {i}")),
-            )
-        })
-        .chain([(
-            "2001:db8::/32".to_owned(),
-            mmdb::city("JP", "Tokyo", "Shibuya"),
-        )])
-        .collect();
-    mmdb::write(&path, "GeoLite2-City", networks);
-    let geoip = Arc::new(GeoIp::open(&path).unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
+    let geoip = common::city_db::city_database();
 
     let mut group = c.benchmark_group("geoip");
     group.throughput(Throughput::Elements(1));

@@ -1,7 +1,12 @@
 //! The in-process pixel path: request parsing → visitor cookie → client IP → sealed IP → event
 //! queued, with the response built. No network and no ClickHouse: a thread drains the queue.
+//! Without a GeoIP database, and once more with one ([`common::city_db`]) for a returning visitor.
 //!
 //! `cargo bench -p footfall-benches --bench pixel`
+
+mod common {
+    pub mod city_db;
+}
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -9,6 +14,7 @@ use std::net::SocketAddr;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use footfall_benches::cpu_time::ThreadCpuTime;
 use footfall_benches::fixtures::{app, pixel_request};
+use footfall_collector::enrich::Enricher;
 use footfall_collector::id::Id;
 use footfall_collector::sink::Queue;
 
@@ -25,7 +31,7 @@ fn pixel(c: &mut Criterion<ThreadCpuTime>) {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     });
-    let app = app(queue);
+    let mut app = app(queue);
     let peer: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let mut group = c.benchmark_group("pixel");
     group.throughput(Throughput::Elements(1));
@@ -38,6 +44,10 @@ fn pixel(c: &mut Criterion<ThreadCpuTime>) {
         Some(&format!("_ga=GA1.2.3; ff_id={}; theme=dark", Id::random())),
     );
     group.bench_function("returning_visitor", |b| {
+        b.iter(|| black_box(app.handle(black_box(&returning), peer)))
+    });
+    app.enricher = Enricher::new(Some(common::city_db::city_database()));
+    group.bench_function("returning_visitor_geoip", |b| {
         b.iter(|| black_box(app.handle(black_box(&returning), peer)))
     });
     group.finish();
