@@ -5,6 +5,12 @@
 //! and size every few seconds and swaps in a new reader (`arc-swap`, so lookups never wait)
 //! without a restart. A file that cannot be read at start is an error then; a broken new
 //! edition is logged and the old one kept.
+//!
+//! Decoding a GeoLite2 City record is most of a lookup's cost (names in eight languages,
+//! continent, location... to be skipped over), and many networks share one record. Each edition
+//! therefore keeps a bounded cache of decoded places keyed by the record's offset in the file,
+//! the cache key `maxminddb` offers for this; a site's visitors come from a few thousand places
+//! at most, so nearly every lookup is a tree walk and a cache hit.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use compact_str::CompactString;
 use maxminddb::{MaxMindDbError, Reader, geoip2};
+use quick_cache::sync::Cache;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
@@ -51,10 +58,13 @@ fn stamp(path: &Path) -> Stamp {
     Some((meta.modified().ok()?, meta.len()))
 }
 
+/// Distinct records whose places are kept decoded, per edition.
+const PLACE_CACHE_CAPACITY: usize = 10_000;
+
 /// A GeoIP database that follows its file.
 pub struct GeoIp {
     path: PathBuf,
-    reader: ArcSwap<Reader<Vec<u8>>>,
+    edition: ArcSwap<Edition>,
     /// The edition last tried, loaded or not, so a broken file is reported once.
     tried: Mutex<Stamp>,
 }
@@ -65,7 +75,7 @@ impl GeoIp {
         let reader = read(path)?;
         Ok(Self {
             path: path.to_owned(),
-            reader: ArcSwap::from_pointee(reader),
+            edition: ArcSwap::from_pointee(Edition::new(reader)),
             tried: Mutex::new(tried),
         })
     }
@@ -73,23 +83,22 @@ impl GeoIp {
     /// The place of `ip`; empty for addresses the database does not cover (private ranges,
     /// loopback) and for records it cannot decode.
     pub fn lookup(&self, ip: IpAddr) -> Place {
-        let reader = self.reader.load();
-        let record = reader
-            .lookup(ip)
-            .and_then(|found| found.decode::<geoip2::City>());
-        let Ok(Some(record)) = record else {
+        let edition = self.edition.load();
+        let Ok(found) = edition.reader.lookup(ip) else {
             return Place::default();
         };
-        let name = |names: &geoip2::Names| CompactString::new(names.english.unwrap_or_default());
-        Place {
-            country: CompactString::new(record.country.iso_code.unwrap_or_default()),
-            region: record
-                .subdivisions
-                .first()
-                .map(|s| name(&s.names))
-                .unwrap_or_default(),
-            city: name(&record.city.names),
+        let Some(offset) = found.offset() else {
+            return Place::default();
+        };
+        if let Some(place) = edition.places.get(&offset) {
+            return place;
         }
+        let place = match found.decode::<geoip2::City>() {
+            Ok(Some(record)) => place_of(&record),
+            _ => Place::default(),
+        };
+        edition.places.insert(offset, place.clone());
+        place
     }
 
     /// Loads the file again if it changed since it was last tried. Returns whether a new edition
@@ -106,7 +115,8 @@ impl GeoIp {
             }
             *tried = now;
         }
-        self.reader.store(Arc::new(read(&self.path)?));
+        self.edition
+            .store(Arc::new(Edition::new(read(&self.path)?)));
         Ok(true)
     }
 
@@ -139,6 +149,34 @@ impl GeoIp {
                 Err(error) => tracing::warn!(%error, "GeoIP reload task failed"),
             }
         }
+    }
+}
+
+/// One edition of the database with the places decoded from it so far.
+struct Edition {
+    reader: Reader<Vec<u8>>,
+    places: Cache<usize, Place>,
+}
+
+impl Edition {
+    fn new(reader: Reader<Vec<u8>>) -> Self {
+        Self {
+            reader,
+            places: Cache::new(PLACE_CACHE_CAPACITY),
+        }
+    }
+}
+
+fn place_of(record: &geoip2::City<'_>) -> Place {
+    let name = |names: &geoip2::Names| CompactString::new(names.english.unwrap_or_default());
+    Place {
+        country: CompactString::new(record.country.iso_code.unwrap_or_default()),
+        region: record
+            .subdivisions
+            .first()
+            .map(|s| name(&s.names))
+            .unwrap_or_default(),
+        city: name(&record.city.names),
     }
 }
 
