@@ -6,6 +6,7 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use footfall_benches::cpu_time::ThreadCpuTime;
@@ -14,6 +15,7 @@ use footfall_collector::hit::page::{Page, Referrer};
 use footfall_collector::hit::query::PixelQuery;
 use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter, Visitor};
 use footfall_collector::id::Id;
+use footfall_collector::rate_limit::RateLimit;
 use footfall_collector::routes::now_ms;
 use footfall_collector::sealer::Sealer;
 use footfall_seal::{EpochKey, SecretKey};
@@ -101,6 +103,9 @@ fn client_ip(c: &mut Criterion<ThreadCpuTime>) {
     group.bench_function("network_prefix", |b| {
         b.iter(|| network_prefix(black_box(client)))
     });
+    // An allowance no loop of the bench exhausts: every call is a full check that passes.
+    let limit = RateLimit::new(NonZeroU32::MAX, NonZeroU32::MAX);
+    group.bench_function("rate_limit", |b| b.iter(|| limit.allows(black_box(client))));
     group.finish();
 }
 

@@ -43,6 +43,7 @@ pub fn app(queue: Queue) -> App {
         metrics: Arc::new(Metrics::new()),
         status: Arc::new(SinkStatus::default()),
         allowed_origins: Default::default(),
+        rate_limit: None,
     }
 }
 

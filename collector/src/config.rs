@@ -4,6 +4,7 @@
 //! options a user would type.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -173,6 +174,17 @@ pub struct ServeArgs {
     /// Most connections served at once; past it new connections wait in the listen backlog.
     #[arg(long, env = "FOOTFALL_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+    /// Hits a second one client (an IPv4 address, an IPv6 /64) may have recorded; past it they
+    /// are answered but not stored. Off unless set.
+    #[arg(long, env = "FOOTFALL_RATE_LIMIT_PER_IP")]
+    pub rate_limit_per_ip: Option<NonZeroU32>,
+    /// Hits one client may send at once before the per-IP rate applies (default: the rate).
+    #[arg(
+        long,
+        env = "FOOTFALL_RATE_LIMIT_BURST",
+        requires = "rate_limit_per_ip"
+    )]
+    pub rate_limit_burst: Option<NonZeroU32>,
 
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]

@@ -11,8 +11,9 @@
 //!
 //! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing. Before anything is
 //! recorded, [`hit::privacy`] decides whether the visitor lets it be (opt-out, DNT, GPC,
-//! consent); [`signing`] makes email-open tokens and customer links unforgeable. [`tracker`] is the script pages
-//! embed, and [`cors`] says which pages may send its beacons.
+//! consent); [`signing`] makes email-open tokens and customer links unforgeable;
+//! [`rate_limit`] optionally caps the hits one client may have recorded. [`tracker`] is the
+//! script pages embed, and [`cors`] says which pages may send its beacons.
 
 pub mod config;
 pub mod cors;
@@ -22,6 +23,7 @@ pub mod hit;
 pub mod id;
 pub mod keys;
 pub mod metrics;
+pub mod rate_limit;
 pub mod response;
 pub mod routes;
 pub mod schema;

@@ -35,11 +35,13 @@ pub enum Rejection {
     DwellOutOfRange,
     /// A beacon from a page whose origin is not in FOOTFALL_ALLOWED_ORIGINS.
     OriginNotAllowed,
+    /// A client past FOOTFALL_RATE_LIMIT_PER_IP.
+    RateLimited,
 }
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 10] = [
+    pub const ALL: [Rejection; 11] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
@@ -50,6 +52,7 @@ impl Rejection {
         Rejection::BadBeacon,
         Rejection::DwellOutOfRange,
         Rejection::OriginNotAllowed,
+        Rejection::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +67,7 @@ impl Rejection {
             Rejection::BadBeacon => "bad_beacon",
             Rejection::DwellOutOfRange => "dwell_out_of_range",
             Rejection::OriginNotAllowed => "origin_not_allowed",
+            Rejection::RateLimited => "rate_limited",
         }
     }
 }
@@ -97,6 +101,7 @@ pub struct Metrics {
     customer_links_rejected: Counter,
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
+    pub rate_limit_clients: Gauge,
     pub batches_written: Counter,
     pub rows_written: Counter,
     pub insert_retries: Counter,
@@ -125,6 +130,7 @@ impl Metrics {
         let customer_links_rejected = Counter::default();
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
+        let rate_limit_clients = Gauge::default();
         let batches_written = Counter::default();
         let rows_written = Counter::default();
         let insert_retries = Counter::default();
@@ -165,6 +171,11 @@ impl Metrics {
             "queue_depth",
             "Events waiting in memory for the spool",
             queue_depth.clone(),
+        );
+        registry.register(
+            "rate_limit_clients",
+            "Clients the per-IP rate limit is tracking (0 when it is off)",
+            rate_limit_clients.clone(),
         );
         registry.register(
             "batches_written",
@@ -241,6 +252,7 @@ impl Metrics {
             registry,
             truncated,
             queue_depth,
+            rate_limit_clients,
             batches_written,
             rows_written,
             insert_retries,

@@ -27,6 +27,7 @@ use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::visitor::{CookiePolicy, CookieWriter};
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimit;
 use crate::routes::{App, now_ms};
 use crate::schema::{self, SchemaError};
 use crate::sealer::Sealer;
@@ -158,6 +159,9 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         domain: args.cookie_domain.clone(),
         secure: !args.dev,
     };
+    let rate_limit = args
+        .rate_limit_per_ip
+        .map(|rate| Arc::new(RateLimit::new(rate, args.rate_limit_burst.unwrap_or(rate))));
     let app = Arc::new(App {
         cookie: CookieWriter::new(&cookie_policy),
         opt_out_cookies: OptOutCookies::new(&cookie_policy),
@@ -178,6 +182,7 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         } else {
             args.allowed_origins.clone()
         },
+        rate_limit: rate_limit.clone(),
     });
     let limits = Limits {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
@@ -187,6 +192,9 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     if let Some(geoip) = geoip {
         tokio::spawn(geoip.watch(GEOIP_CHECK_INTERVAL, metrics.clone(), stop_rx.clone()));
+    }
+    if let Some(rate_limit) = rate_limit {
+        tokio::spawn(rate_limit.prune_regularly(stop_rx.clone()));
     }
     let task = tokio::spawn(async move {
         serve(listener, app, limits, stop_rx).await;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDb, get, spawn_collector};
+use common::{TestDb, get, metric, post, spawn_collector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -257,4 +257,81 @@ async fn slowloris_does_not_starve_normal_clients_and_memory_stays_bounded() {
     );
     assert_eq!(common::signal_and_wait(child, "TERM").await.code(), Some(0));
     assert_eq!(db.count("SELECT count() FROM events").await, 51);
+}
+
+#[tokio::test]
+async fn the_per_ip_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
+    let db = TestDb::new();
+    // One hit a minute after a burst of 3: nothing is replenished while the test runs.
+    let collector = db
+        .start(&[
+            "--trusted-proxies",
+            "127.0.0.1",
+            "--rate-limit-per-ip",
+            "1",
+            "--rate-limit-burst",
+            "3",
+        ])
+        .await;
+    let addr = collector.local_addr();
+    let target = format!(
+        "/p.gif?site=limited&url={}",
+        common::enc("https://example.com/")
+    );
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+
+    let mut stored = 0;
+    for _ in 0..8 {
+        let answer = get(addr, &target, &from("203.0.113.5")).await;
+        assert_eq!(answer.status, 200, "the pixel always answers its GIF");
+        assert_eq!(answer.body.as_ref(), footfall_collector::response::GIF);
+        stored += usize::from(answer.visitor_cookie().is_some());
+    }
+    assert_eq!(
+        stored, 3,
+        "the burst is stored (and gets its cookie), the rest is not"
+    );
+    // The same client's beacon is refused with 429, another client goes on.
+    let beacon = post(
+        addr,
+        "/e",
+        &[
+            ("x-forwarded-for", "203.0.113.5"),
+            ("content-type", "application/json"),
+        ],
+        r#"[{"kind":"pageview","site":"limited","url":"https://example.com/b","pageview_id":"pv0123456789abcdef"}]"#,
+    )
+    .await;
+    assert_eq!(beacon.status, 429);
+    assert_eq!(beacon.headers["retry-after"], "1");
+    assert!(String::from_utf8_lossy(&beacon.body).contains("too many hits"));
+    for _ in 0..3 {
+        let answer = get(addr, &target, &from("203.0.113.6")).await;
+        assert!(
+            answer.visitor_cookie().is_some(),
+            "another client has its own allowance"
+        );
+    }
+    // IPv6 clients are counted by /64: rotating the interface id does not help.
+    for host in ["1", "2", "3", "4"] {
+        let client = format!("2001:db8:5:6::{host}");
+        let answer = get(addr, &target, &[("x-forwarded-for", client.as_str())]).await;
+        assert_eq!(answer.visitor_cookie().is_some(), host != "4", "{client}");
+    }
+
+    assert_eq!(
+        metric(
+            addr,
+            "footfall_hits_rejected_total{reason=\"rate_limited\"}"
+        )
+        .await,
+        5 + 1 + 1
+    );
+    assert_eq!(metric(addr, "footfall_rate_limit_clients").await, 3);
+    collector.shutdown().await;
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE site = 'limited'")
+            .await,
+        3 + 3 + 3
+    );
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestDb, enc, get};
+use common::{TestDb, enc, get, metric};
 
 fn pixel(extra: &str) -> String {
     format!(
@@ -24,14 +24,6 @@ fn collector_cli(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn metrics_line(metrics: &str, name: &str) -> u64 {
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .unwrap_or_else(|| panic!("{name} in {metrics}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 #[tokio::test]
@@ -74,14 +66,14 @@ async fn opted_out_dnt_gpc_and_unconsented_hits_get_the_gif_and_leave_nothing() 
         "consent=1 is recorded and gets the cookie"
     );
 
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
     for (_, _, reason) in cases {
         let expected = if reason == "dnt" { 2 } else { 1 };
         assert_eq!(
-            metrics_line(
-                &metrics,
+            metric(
+                addr,
                 &format!("footfall_hits_withheld_total{{reason=\"{reason}\"}}")
-            ),
+            )
+            .await,
             expected
         );
     }
@@ -284,23 +276,20 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
             "{forged}"
         );
     }
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
     assert_eq!(
-        metrics_line(
-            &metrics,
+        metric(
+            addr,
             "footfall_hits_rejected_total{reason=\"bad_email_token\"}"
-        ),
+        )
+        .await,
         5
     );
     assert_eq!(
-        metrics_line(
-            &metrics,
-            "footfall_hits_accepted_total{kind=\"email_open\"}"
-        ),
+        metric(addr, "footfall_hits_accepted_total{kind=\"email_open\"}").await,
         2
     );
     assert_eq!(
-        metrics_line(&metrics, "footfall_hits_withheld_total{reason=\"dnt\"}"),
+        metric(addr, "footfall_hits_withheld_total{reason=\"dnt\"}").await,
         1
     );
     collector.shutdown().await;
@@ -351,9 +340,8 @@ async fn signed_customer_links_are_stored_and_linked_forged_ones_are_ignored() {
         "a forged link does not stop the hit"
     );
     get(addr, &pixel("&cid=cust-8"), &[]).await;
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
     assert_eq!(
-        metrics_line(&metrics, "footfall_customer_links_rejected_total"),
+        metric(addr, "footfall_customer_links_rejected_total").await,
         2
     );
     collector.shutdown().await;

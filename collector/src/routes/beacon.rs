@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, SET_COOKIE};
+use http::header::{
+    ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, SET_COOKIE,
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -74,7 +76,13 @@ impl App {
                 Err(refusal) => {
                     self.metrics.rejected(refusal.reason);
                     tracing::debug!(reason = %refusal.reason, message = %refusal.message, "beacon not stored");
-                    response::json_error(refusal.status, &refusal.message)
+                    let mut answer = response::json_error(refusal.status, &refusal.message);
+                    if refusal.status == StatusCode::TOO_MANY_REQUESTS {
+                        answer
+                            .headers_mut()
+                            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                    }
+                    answer
                 }
             }
         };
@@ -95,6 +103,11 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let ip = self.client(headers, peer).map_err(|reason| Refusal {
+            reason,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "too many hits from this address; try again later".into(),
+        })?;
         let essence = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -159,7 +172,7 @@ impl App {
             let mut event = self.beacon_event(incoming, now).map_err(|reason| {
                 Refusal::bad(reason, format!("event {index}: {}", explain(reason)))
             })?;
-            self.stamp(&mut event, headers, peer, &visitor, now);
+            self.stamp(&mut event, headers, ip, &visitor, now);
             self.link_customer(
                 &mut event,
                 query.customer_id.as_deref(),

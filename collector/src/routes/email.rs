@@ -34,9 +34,16 @@ impl App {
             self.metrics.withheld(reason);
             return answer;
         }
+        let ip = match self.client(req.headers(), peer) {
+            Ok(ip) => ip,
+            Err(reason) => {
+                self.metrics.rejected(reason);
+                return answer;
+            }
+        };
         let now = now_ms();
         let mut event = Box::new(Event::new(Kind::EmailOpen, now));
-        let ip = self.stamp_client(&mut event, req.headers(), peer, now);
+        self.stamp_client(&mut event, req.headers(), ip, now);
         event.via_proxy = email::is_image_proxy(&event.user_agent, ip);
         event.campaign = open.campaign.into();
         event.recipient = open.recipient.into();

@@ -28,6 +28,8 @@ impl App {
 
     pub(super) fn metrics_text(&self) -> Response<Body> {
         self.metrics.queue_depth.set(self.queue.depth() as i64);
+        let clients = self.rate_limit.as_ref().map_or(0, |limit| limit.clients());
+        self.metrics.rate_limit_clients.set(clients as i64);
         response::text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",

@@ -6,7 +6,8 @@
 //! [`App::handle`], which benchmarks call in process. Each endpoint's handler has a file of its
 //! own; what they share lives here: describing the page, stamping who sent a hit (visitor id,
 //! enrichment, sealed IP), linking a customer, and handing the event to the sink.
-//! Handlers ask [`PrivacyPolicy::withhold`] first whether the visitor lets a hit be recorded.
+//! Handlers ask [`PrivacyPolicy::withhold`] first whether the visitor lets a hit be recorded,
+//! then `App::client` who the client is and whether the rate limit lets it be recorded.
 
 mod beacon;
 mod email;
@@ -34,6 +35,7 @@ use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::query::valid_site;
 use crate::hit::visitor::{CookieWriter, Visitor};
 use crate::metrics::{Metrics, Rejection};
+use crate::rate_limit::RateLimit;
 use crate::response::{self, Body};
 use crate::sealer::Sealer;
 use crate::signing::Signer;
@@ -56,6 +58,8 @@ pub struct App {
     pub signer: Signer,
     /// Pages that may send beacons (any in --dev).
     pub allowed_origins: AllowedOrigins,
+    /// Hits a second per client, if limited.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -164,29 +168,32 @@ impl App {
         Ok(())
     }
 
+    /// The client's address (behind trusted proxies, the visitor's), unless the rate limit
+    /// says this client has sent enough for now.
+    fn client(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<IpAddr, Rejection> {
+        let ip = self.trusted_proxies.client_ip(peer.ip(), headers);
+        match &self.rate_limit {
+            Some(limit) if !limit.allows(ip) => Err(Rejection::RateLimited),
+            _ => Ok(ip),
+        }
+    }
+
     /// Fills in who sent a hit: visitor id, then [`App::stamp_client`].
     fn stamp(
         &self,
         event: &mut Event,
         headers: &HeaderMap,
-        peer: SocketAddr,
+        ip: IpAddr,
         visitor: &Visitor,
         now: i64,
     ) {
         event.visitor_id = CompactString::new(visitor.id.as_str());
-        self.stamp_client(event, headers, peer, now);
+        self.stamp_client(event, headers, ip, now);
     }
 
     /// Fills in the user agent, what the client IP and user agent tell (worked out before the
-    /// IP is sealed), the sealed IP and its network; returns the IP.
-    fn stamp_client(
-        &self,
-        event: &mut Event,
-        headers: &HeaderMap,
-        peer: SocketAddr,
-        now: i64,
-    ) -> IpAddr {
-        let ip = self.trusted_proxies.client_ip(peer.ip(), headers);
+    /// IP is sealed), the sealed IP and its network.
+    fn stamp_client(&self, event: &mut Event, headers: &HeaderMap, ip: IpAddr, now: i64) {
         let ua = headers
             .get(USER_AGENT)
             // Checked as UTF-8 first: the lossy conversion walks a valid string far more slowly.
@@ -208,7 +215,6 @@ impl App {
         event.ip_key_id = key_id;
         event.ip_sealed.0 = Some(sealed);
         event.ip_prefix = network_prefix(ip);
-        ip
     }
 
     /// Puts the customer id of a validly signed link (`cid`, `cs`) on `event`; a forged link is

@@ -68,6 +68,7 @@ impl App {
             .filter(|u| !u.is_empty())
             .or_else(|| header(REFERER))
             .unwrap_or_default();
+        let ip = self.client(req.headers(), peer)?;
         let now = now_ms();
         let mut event = Box::new(Event::new(Kind::Pageview, now));
         event.pageview_id = CompactString::new(Id::from_uuid(event.event_id).as_str());
@@ -78,7 +79,7 @@ impl App {
             query.referrer.as_deref().unwrap_or_default(),
             query.title.as_deref().unwrap_or_default(),
         )?;
-        self.stamp(&mut event, req.headers(), peer, visitor, now);
+        self.stamp(&mut event, req.headers(), ip, visitor, now);
         self.link_customer(
             &mut event,
             query.customer_id.as_deref(),

@@ -46,7 +46,7 @@ pub struct InserterReport {
 }
 
 impl Inserter {
-    /// Starts [`Inserter::run`] on a thread of its own.
+    /// Starts the inserter on a thread of its own, with a single-threaded runtime.
     pub fn spawn(
         self,
         drain: watch::Receiver<bool>,

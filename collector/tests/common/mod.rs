@@ -255,6 +255,16 @@ pub async fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> An
     request(addr, "GET", target, headers).await
 }
 
+/// The value of the sample `name` (with its labels) in the collector's `/metrics`.
+pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} in {metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 /// `url` percent-encoded for a query string.
 pub fn enc(url: &str) -> String {
     form_urlencoded::byte_serialize(url.as_bytes()).collect()
