@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use footfall_collector::config::{ClickHouseArgs, DEFAULT_DATA_DIR};
+use footfall_collector::config::{ClickHouseArgs, DEFAULT_DATA_DIR, RetentionArgs, SchemaArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,9 +26,9 @@ pub enum Command {
     /// A data subject's rights: a copy of their data, or its erasure.
     Subject(SubjectArgs),
     /// Delete now every row older than the retention period (ClickHouse TTLs do it eventually).
-    Retention(ClickHouseArgs),
+    Retention(SchemaArgs),
     /// Apply the schema: the collector's tables and the aggregator's rollups, tokens and audit.
-    Migrate(ClickHouseArgs),
+    Migrate(SchemaArgs),
     /// Recompute the rollups of a range of days from raw events (after a first install, or an
     /// erasure).
     Backfill(BackfillArgs),
@@ -103,6 +103,8 @@ pub struct ServeArgs {
     pub refresh_secs: u64,
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -237,7 +239,18 @@ mod tests {
         let cli =
             Cli::try_parse_from(["footfall-aggregator", "retention", "--retention-days", "30"])
                 .unwrap();
-        assert!(matches!(cli.command, Command::Retention(c) if c.retention_days == 30));
+        assert!(matches!(cli.command, Command::Retention(c) if c.retention.retention_days == 30));
+        assert!(
+            Cli::try_parse_from([
+                "footfall-aggregator",
+                "token",
+                "list",
+                "--retention-days",
+                "30"
+            ])
+            .is_err(),
+            "commands that neither migrate nor purge take no retention"
+        );
         assert!(Cli::try_parse_from(["footfall-aggregator", "keygen"]).is_ok());
     }
 

@@ -11,6 +11,7 @@ use footfall_aggregator::day::Day;
 use footfall_aggregator::report::{self, Request};
 use footfall_aggregator::subject::{self, Subject};
 use footfall_aggregator::{audit, keygen, retention, rollup, serve, token};
+use footfall_collector::config::SchemaArgs;
 use footfall_collector::keys;
 use tracing_subscriber::EnvFilter;
 
@@ -37,8 +38,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", pair.public_key);
         }
         Command::Subject(args) => run_subject(args).await?,
-        Command::Retention(ch) => {
-            let purged = retention::enforce(&ch.client(), ch.retention_days).await?;
+        Command::Retention(SchemaArgs {
+            clickhouse: ch,
+            retention: kept,
+        }) => {
+            let purged = retention::enforce(&ch.client(), kept.retention_days).await?;
             for p in purged {
                 println!(
                     "{}: deleted {} rows older than {} days",
@@ -46,11 +50,14 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Migrate(ch) => {
+        Command::Migrate(SchemaArgs {
+            clickhouse: ch,
+            retention,
+        }) => {
             let applied = rollup::migrate(
                 &ch.server_client(),
                 &ch.clickhouse_database,
-                ch.retention_days,
+                retention.retention_days,
             )
             .await?;
             println!("schema up to date (aggregator migrations applied now: {applied:?})");

@@ -75,7 +75,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
     rollup::migrate(
         &ch.server_client(),
         &ch.clickhouse_database,
-        ch.retention_days,
+        args.retention.retention_days,
     )
     .await?;
     let listener = TcpListener::bind(args.listen)

@@ -33,7 +33,7 @@ pub enum Command {
     /// Run the HTTP server (the default). Applies the schema first.
     Serve(Box<ServeArgs>),
     /// Apply the ClickHouse schema and exit.
-    Migrate(ClickHouseArgs),
+    Migrate(SchemaArgs),
     /// Print a signed email-open marker or customer link (needs FOOTFALL_SECRET).
     Sign(SignArgs),
 }
@@ -93,9 +93,25 @@ pub struct ClickHouseArgs {
         hide_env_values = true
     )]
     pub clickhouse_password: String,
+}
+
+/// How long personal data is kept: for the commands that apply the schema (whose TTLs follow
+/// it) or enforce it.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
     /// Days raw events, sealed IPs and identities are kept.
     #[arg(long, env = "FOOTFALL_RETENTION_DAYS", default_value_t = 395, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub retention_days: u32,
+}
+
+/// Where the schema lives and the retention its TTLs follow: `migrate`, and the aggregator's
+/// `migrate` and `retention`.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 impl ClickHouseArgs {
@@ -134,6 +150,8 @@ pub enum SameSite {
 pub struct ServeArgs {
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 
     /// Address to serve on.
     #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8080")]
@@ -251,7 +269,7 @@ mod tests {
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.clickhouse.clickhouse_database, "footfall");
         assert_eq!(s.flush_interval_ms, 1000);
-        assert_eq!(s.clickhouse.retention_days, 395);
+        assert_eq!(s.retention.retention_days, 395);
         assert!(!s.trusted_proxies.contains("10.0.0.1".parse().unwrap()));
         assert!(s.geoip_db.is_none());
         assert!(
@@ -320,9 +338,15 @@ mod tests {
             "migrate",
             "--clickhouse-database",
             "x",
+            "--retention-days",
+            "30",
         ])
         .unwrap();
-        assert!(matches!(cli.command, Some(Command::Migrate(c)) if c.clickhouse_database == "x"));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Migrate(c))
+                if c.clickhouse.clickhouse_database == "x" && c.retention.retention_days == 30
+        ));
         assert!(Cli::try_parse_from(["footfall-collector", "--trusted-proxies", "bogus"]).is_err());
         assert!(
             Cli::try_parse_from([

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use footfall_collector::config::{Cli, Command, SignArgs, SignCommand};
+use footfall_collector::config::{Cli, Command, SchemaArgs, SignArgs, SignCommand};
 use footfall_collector::hit::{customer, email};
 use footfall_collector::signing::Signer;
 use footfall_collector::{keys, schema, server};
@@ -38,11 +38,14 @@ async fn main() -> anyhow::Result<()> {
             }
             tracing::info!(rows_written = report.rows_written, "collector stopped");
         }
-        Command::Migrate(ch) => {
+        Command::Migrate(SchemaArgs {
+            clickhouse: ch,
+            retention,
+        }) => {
             let applied = schema::migrate(
                 &ch.server_client(),
                 &ch.clickhouse_database,
-                ch.retention_days,
+                retention.retention_days,
             )
             .await
             .context("applying the schema failed")?;

@@ -110,7 +110,7 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     schema::migrate(
         &ch.server_client(),
         &ch.clickhouse_database,
-        ch.retention_days,
+        args.retention.retention_days,
     )
     .await?;
     let listener = TcpListener::bind(args.listen)
