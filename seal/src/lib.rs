@@ -15,7 +15,8 @@
 //! nanoseconds, where ChaCha20-Poly1305 spends hundreds computing keystream and Poly1305 set-up
 //! for a single block (see BENCHMARKS.md). Random 96-bit nonces are safe for far more IPs than
 //! one key ever seals: at a million hits a second, a one-minute epoch seals 6·10⁷, and the
-//! chance that two of them share a nonce is about 10⁻¹⁴.
+//! chance that two of them share a nonce is about 10⁻¹⁴. IPs sealed by earlier versions under
+//! XChaCha20-Poly1305 ([`LEGACY_SEALED_IP_LEN`] bytes) still open with the same data key.
 //!
 //! Only the holder of the [`SecretKey`] (the aggregator's `subject` commands) can open a sealed
 //! data key ([`SecretKey::open_epoch_key`]) and with it the IPs ([`OpenedEpochKey::open_ip`]).
@@ -30,12 +31,16 @@ use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
 /// Length of a sealed IP: nonce, 16 bytes of address, authentication tag.
 pub const SEALED_IP_LEN: usize = NONCE_LEN + 16 + TAG_LEN;
 const NONCE_LEN: usize = 12;
+/// Length of an IP sealed by earlier versions: 24-byte XChaCha20 nonce, address, tag.
+pub const LEGACY_SEALED_IP_LEN: usize = LEGACY_NONCE_LEN + 16 + TAG_LEN;
+const LEGACY_NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const KEY_LEN: usize = 32;
 
@@ -100,8 +105,10 @@ impl SecretKey {
         if key.len() != KEY_LEN {
             return Err(SealError::BadSealedKey);
         }
-        let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| SealError::BadSealedKey)?;
-        Ok(OpenedEpochKey { cipher })
+        Ok(OpenedEpochKey {
+            cipher: Aes256Gcm::new_from_slice(&key).map_err(|_| SealError::BadSealedKey)?,
+            legacy: XChaCha20Poly1305::new_from_slice(&key).map_err(|_| SealError::BadSealedKey)?,
+        })
     }
 }
 
@@ -158,25 +165,42 @@ impl EpochKey {
 /// An epoch's data key opened with the private key: it can read IPs sealed under that epoch.
 pub struct OpenedEpochKey {
     cipher: Aes256Gcm,
+    /// For IPs sealed before AES-256-GCM (XChaCha20-Poly1305, [`LEGACY_SEALED_IP_LEN`] bytes),
+    /// which stay readable for as long as retention keeps them.
+    legacy: XChaCha20Poly1305,
 }
 
 impl OpenedEpochKey {
-    /// Decrypts a sealed IP made by [`EpochKey::seal_ip`].
+    /// Decrypts a sealed IP made by [`EpochKey::seal_ip`] (or by the XChaCha20-Poly1305
+    /// sealing of earlier versions, told apart by its length).
     pub fn open_ip(&self, sealed: &[u8]) -> Result<IpAddr, SealError> {
-        if sealed.len() != SEALED_IP_LEN {
-            return Err(SealError::BadSealedIp);
-        }
-        let (nonce, rest) = sealed.split_at(NONCE_LEN);
-        let (ciphertext, tag) = rest.split_at(16);
-        let mut octets: [u8; 16] = ciphertext.try_into().map_err(|_| SealError::BadSealedIp)?;
-        self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(nonce),
-                &[],
-                &mut octets,
-                Tag::from_slice(tag),
-            )
-            .map_err(|_| SealError::BadSealedIp)?;
+        let mut octets = [0u8; 16];
+        let opened = match sealed.len() {
+            SEALED_IP_LEN => {
+                let (nonce, rest) = sealed.split_at(NONCE_LEN);
+                let (ciphertext, tag) = rest.split_at(16);
+                octets.copy_from_slice(ciphertext);
+                self.cipher.decrypt_in_place_detached(
+                    Nonce::from_slice(nonce),
+                    &[],
+                    &mut octets,
+                    Tag::from_slice(tag),
+                )
+            }
+            LEGACY_SEALED_IP_LEN => {
+                let (nonce, rest) = sealed.split_at(LEGACY_NONCE_LEN);
+                let (ciphertext, tag) = rest.split_at(16);
+                octets.copy_from_slice(ciphertext);
+                self.legacy.decrypt_in_place_detached(
+                    XNonce::from_slice(nonce),
+                    &[],
+                    &mut octets,
+                    chacha20poly1305::Tag::from_slice(tag),
+                )
+            }
+            _ => return Err(SealError::BadSealedIp),
+        };
+        opened.map_err(|_| SealError::BadSealedIp)?;
         Ok(Ipv6Addr::from(octets).to_canonical())
     }
 }
@@ -216,6 +240,34 @@ mod tests {
             let sealed = epoch.seal_ip(ip);
             assert_eq!(opened.open_ip(&sealed).unwrap(), ip);
         }
+    }
+
+    #[test]
+    fn ips_sealed_by_earlier_versions_still_open() {
+        let secret = SecretKey::generate();
+        let epoch = EpochKey::generate(&secret.public_key());
+        let key = secret.0.unseal(epoch.sealed_key()).unwrap();
+        // What earlier versions stored: nonce, then XChaCha20-Poly1305 of the 16-byte address.
+        let legacy = XChaCha20Poly1305::new_from_slice(&key).unwrap();
+        let nonce = [7u8; LEGACY_NONCE_LEN];
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut sealed = nonce.to_vec();
+        sealed.extend(
+            chacha20poly1305::aead::Aead::encrypt(
+                &legacy,
+                XNonce::from_slice(&nonce),
+                &ip_bytes(ip)[..],
+            )
+            .unwrap(),
+        );
+        assert_eq!(sealed.len(), LEGACY_SEALED_IP_LEN);
+        let opened = secret.open_epoch_key(epoch.sealed_key()).unwrap();
+        assert_eq!(opened.open_ip(&sealed).unwrap(), ip);
+        sealed[LEGACY_NONCE_LEN] ^= 1;
+        assert!(matches!(
+            opened.open_ip(&sealed),
+            Err(SealError::BadSealedIp)
+        ));
     }
 
     #[test]
