@@ -51,12 +51,31 @@ impl Inserter {
         self,
         drain: watch::Receiver<bool>,
     ) -> std::io::Result<JoinHandle<InserterReport>> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
+        // The runtime is built on the new thread: one dropped on the caller's (async) thread
+        // would panic. Whether it could be built comes back over `ready`.
+        let (ready, built) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
             .name("footfall-inserter".into())
-            .spawn(move || runtime.block_on(self.run(drain)))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => {
+                        let _ = ready.send(Ok(()));
+                        runtime.block_on(self.run(drain))
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        InserterReport::default()
+                    }
+                }
+            })?;
+        match built.recv() {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(std::io::Error::other("the inserter thread ended at start")),
+        }
     }
 
     /// Runs until `drain` turns true and the spool holds no complete batch (or the grace period

@@ -143,11 +143,7 @@ impl Sink {
             fsync_interval: config.fsync_interval,
             max_bytes: config.max_bytes,
         };
-        let stop_appender = Arc::new(AtomicBool::new(false));
-        let stop = stop_appender.clone();
-        let appender = std::thread::Builder::new()
-            .name("footfall-appender".into())
-            .spawn(move || appender.run(&stop))?;
+        // The inserter first: if the appender cannot start, it is told to drain and exits.
         let inserter = Inserter {
             client,
             reader,
@@ -159,6 +155,14 @@ impl Sink {
         };
         let (drain, drain_rx) = watch::channel(false);
         let inserter = inserter.spawn(drain_rx)?;
+        let stop_appender = Arc::new(AtomicBool::new(false));
+        let stop = stop_appender.clone();
+        let appender = std::thread::Builder::new()
+            .name("footfall-appender".into())
+            .spawn(move || appender.run(&stop))
+            .inspect_err(|_| {
+                let _ = drain.send(true);
+            })?;
         Ok(Self {
             stop_appender,
             appender,
