@@ -192,15 +192,15 @@ pub struct ServeArgs {
     /// Most connections served at once; past it new connections wait in the listen backlog.
     #[arg(long, env = "FOOTFALL_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
-    /// Hits a second one client (an IPv4 address, an IPv6 /64) may have recorded; past it they
+    /// Hits a minute one client (an IPv4 address, an IPv6 /64) may have recorded; past it they
     /// are answered but not stored. Off unless set.
-    #[arg(long, env = "FOOTFALL_RATE_LIMIT_PER_IP")]
-    pub rate_limit_per_ip: Option<NonZeroU32>,
-    /// Hits one client may send at once before the per-IP rate applies (default: the rate).
+    #[arg(long, env = "FOOTFALL_RATE_LIMIT_PER_MINUTE")]
+    pub rate_limit_per_minute: Option<NonZeroU32>,
+    /// Hits one client may send at once before the per-minute rate applies (default: the rate).
     #[arg(
         long,
         env = "FOOTFALL_RATE_LIMIT_BURST",
-        requires = "rate_limit_per_ip"
+        requires = "rate_limit_per_minute"
     )]
     pub rate_limit_burst: Option<NonZeroU32>,
 

@@ -35,7 +35,7 @@ pub enum Rejection {
     DwellOutOfRange,
     /// A beacon from a page whose origin is not in FOOTFALL_ALLOWED_ORIGINS.
     OriginNotAllowed,
-    /// A client past FOOTFALL_RATE_LIMIT_PER_IP.
+    /// A client past FOOTFALL_RATE_LIMIT_PER_MINUTE.
     RateLimited,
 }
 

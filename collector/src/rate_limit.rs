@@ -1,17 +1,19 @@
-//! The optional per-client rate limit (`FOOTFALL_RATE_LIMIT_PER_IP`): how many hits a second one
-//! client may have recorded, with a burst allowance.
+//! The optional per-client rate limit (`FOOTFALL_RATE_LIMIT_PER_MINUTE`): how many hits a minute
+//! one client may have recorded, with a burst allowance. Every event of a beacon counts as a hit.
 //!
 //! A flood from one address (a broken script in a loop, a crawler, someone inflating counts)
 //! would otherwise fill the queue and the spool and skew every report. Requests past the limit
 //! are answered as usual (the pixel and email marker with their GIF, a beacon with `429`) but
-//! nothing of them is stored, and each is counted as `rate_limited`.
+//! nothing of them is stored, and each is counted as `rate_limited`. Email opens fetched by a
+//! mail provider's image proxy are not limited: one proxy address fetches for many readers.
 //!
 //! The client is the address [`crate::hit::client_ip`] worked out (behind trusted proxies, the
 //! visitor's), an IPv6 client by its /64: one host usually holds a whole /64, so counting single
 //! IPv6 addresses would let it rotate past any limit. The limiter is `governor`'s keyed GCRA:
 //! one atomic word per client, no locks on the hot path beyond the map's shard. Clients idle
-//! long enough to have a full allowance again are dropped every [`PRUNE_INTERVAL`], so memory
-//! follows the number of recently active clients.
+//! long enough to have a full allowance again are dropped every [`PRUNE_INTERVAL`] (on the
+//! blocking pool: it walks and locks the whole map), so memory follows the number of recently
+//! active clients.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -29,16 +31,17 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// `per_second` hits a second per client, up to `burst` at once.
-    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+    /// `per_minute` hits a minute per client, up to `burst` at once.
+    pub fn new(per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
         Self {
-            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
         }
     }
 
-    /// Whether one more hit of `ip` may be recorded now; counts it if so.
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        self.limiter.check_key(&client_key(ip)).is_ok()
+    /// Whether `hits` more hits of `ip` may be recorded now; counts them if so. More hits than
+    /// the burst are never allowed at once.
+    pub fn allows(&self, ip: IpAddr, hits: NonZeroU32) -> bool {
+        matches!(self.limiter.check_key_n(&client_key(ip), hits), Ok(Ok(())))
     }
 
     /// Clients currently tracked.
@@ -57,9 +60,11 @@ impl RateLimit {
         let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
         loop {
             tokio::select! {
-                _ = ticks.tick() => self.prune(),
+                _ = ticks.tick() => {}
                 _ = stop.changed() => return,
             }
+            let limit = self.clone();
+            let _ = tokio::task::spawn_blocking(move || limit.prune()).await;
         }
     }
 }
@@ -79,13 +84,15 @@ fn client_key(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
+    const ONE: NonZeroU32 = NonZeroU32::MIN;
+
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
-    fn limit(per_second: u32, burst: u32) -> RateLimit {
+    fn limit(per_minute: u32, burst: u32) -> RateLimit {
         RateLimit::new(
-            NonZeroU32::new(per_second).unwrap(),
+            NonZeroU32::new(per_minute).unwrap(),
             NonZeroU32::new(burst).unwrap(),
         )
     }
@@ -93,24 +100,33 @@ mod tests {
     #[test]
     fn a_client_gets_its_burst_then_waits_while_others_go_on() {
         // One a minute: nothing is replenished while the test runs.
-        let limit = RateLimit {
-            limiter: RateLimiter::keyed(
-                Quota::per_minute(NonZeroU32::new(1).unwrap())
-                    .allow_burst(NonZeroU32::new(3).unwrap()),
-            ),
-        };
+        let limit = limit(1, 3);
         let a = ip("203.0.113.1");
-        let allowed: Vec<bool> = (0..5).map(|_| limit.allows(a)).collect();
+        let allowed: Vec<bool> = (0..5).map(|_| limit.allows(a, ONE)).collect();
         assert_eq!(allowed, [true, true, true, false, false]);
         assert!(
-            limit.allows(ip("203.0.113.2")),
+            limit.allows(ip("203.0.113.2"), ONE),
             "another client has its own allowance"
         );
         assert!(
-            limit.allows(ip("::ffff:203.0.113.3")),
+            limit.allows(ip("::ffff:203.0.113.3"), ONE),
             "an IPv4-mapped address is its IPv4 client"
         );
-        assert!(!limit.allows(ip("::ffff:203.0.113.1")));
+        assert!(!limit.allows(ip("::ffff:203.0.113.1"), ONE));
+    }
+
+    #[test]
+    fn several_hits_at_once_take_as_many_and_never_more_than_the_burst() {
+        let limit = limit(1, 3);
+        let b = ip("203.0.113.9");
+        let two = NonZeroU32::new(2).unwrap();
+        assert!(
+            !limit.allows(b, NonZeroU32::new(4).unwrap()),
+            "more than the burst"
+        );
+        assert!(limit.allows(b, two));
+        assert!(!limit.allows(b, two), "only one is left");
+        assert!(limit.allows(b, ONE));
     }
 
     #[test]
@@ -122,26 +138,27 @@ mod tests {
         assert_eq!(client_key(ip("203.0.113.9")), ip("203.0.113.9"));
         assert_eq!(client_key(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
         let limit = limit(1, 2);
-        assert!(limit.allows(ip("2001:db8:1:2::1")));
-        assert!(limit.allows(ip("2001:db8:1:2::2")));
+        assert!(limit.allows(ip("2001:db8:1:2::1"), ONE));
+        assert!(limit.allows(ip("2001:db8:1:2::2"), ONE));
         assert!(
-            !limit.allows(ip("2001:db8:1:2::3")),
+            !limit.allows(ip("2001:db8:1:2::3"), ONE),
             "rotating addresses inside one /64 does not help"
         );
         assert!(
-            limit.allows(ip("2001:db8:1:3::1")),
+            limit.allows(ip("2001:db8:1:3::1"), ONE),
             "the next /64 is another client"
         );
     }
 
     #[test]
     fn allowance_comes_back_and_idle_clients_are_forgotten() {
-        let limit = limit(10, 1);
+        // 600 a minute: one every 100 ms.
+        let limit = limit(600, 1);
         let a = ip("198.51.100.7");
-        assert!(limit.allows(a));
-        assert!(!limit.allows(a));
+        assert!(limit.allows(a, ONE));
+        assert!(!limit.allows(a, ONE));
         std::thread::sleep(Duration::from_millis(150));
-        assert!(limit.allows(a), "one hit per 100 ms comes back");
+        assert!(limit.allows(a, ONE), "one hit per 100 ms comes back");
         assert_eq!(limit.clients(), 1);
         // Two intervals on: the client's state is one of a client never seen.
         std::thread::sleep(Duration::from_millis(250));

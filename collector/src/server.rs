@@ -160,7 +160,7 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         secure: !args.dev,
     };
     let rate_limit = args
-        .rate_limit_per_ip
+        .rate_limit_per_minute
         .map(|rate| Arc::new(RateLimit::new(rate, args.rate_limit_burst.unwrap_or(rate))));
     let app = Arc::new(App {
         cookie: CookieWriter::new(&cookie_policy),

@@ -260,14 +260,14 @@ async fn slowloris_does_not_starve_normal_clients_and_memory_stays_bounded() {
 }
 
 #[tokio::test]
-async fn the_per_ip_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
+async fn the_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
     let db = TestDb::new();
     // One hit a minute after a burst of 3: nothing is replenished while the test runs.
     let collector = db
         .start(&[
             "--trusted-proxies",
             "127.0.0.1",
-            "--rate-limit-per-ip",
+            "--rate-limit-per-minute",
             "1",
             "--rate-limit-burst",
             "3",
@@ -278,11 +278,23 @@ async fn the_per_ip_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
         "/p.gif?site=limited&url={}",
         common::enc("https://example.com/")
     );
-    let from = |client: &'static str| [("x-forwarded-for", client)];
+    let pixel_from = |client: &'static str| {
+        let target = target.clone();
+        async move { get(addr, &target, &[("x-forwarded-for", client)]).await }
+    };
+    let beacon_from = |client: &'static str, events: usize| async move {
+        let one = r#"{"kind":"pageview","site":"limited","url":"https://example.com/b","pageview_id":"pv0123456789abcdef"}"#;
+        let body = format!("[{}]", vec![one; events].join(","));
+        let headers = [
+            ("x-forwarded-for", client),
+            ("content-type", "application/json"),
+        ];
+        post(addr, "/e", &headers, body).await
+    };
 
     let mut stored = 0;
     for _ in 0..8 {
-        let answer = get(addr, &target, &from("203.0.113.5")).await;
+        let answer = pixel_from("203.0.113.5").await;
         assert_eq!(answer.status, 200, "the pixel always answers its GIF");
         assert_eq!(answer.body.as_ref(), footfall_collector::response::GIF);
         stored += usize::from(answer.visitor_cookie().is_some());
@@ -291,27 +303,21 @@ async fn the_per_ip_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
         stored, 3,
         "the burst is stored (and gets its cookie), the rest is not"
     );
-    // The same client's beacon is refused with 429, another client goes on.
-    let beacon = post(
-        addr,
-        "/e",
-        &[
-            ("x-forwarded-for", "203.0.113.5"),
-            ("content-type", "application/json"),
-        ],
-        r#"[{"kind":"pageview","site":"limited","url":"https://example.com/b","pageview_id":"pv0123456789abcdef"}]"#,
-    )
-    .await;
-    assert_eq!(beacon.status, 429);
-    assert_eq!(beacon.headers["retry-after"], "1");
-    assert!(String::from_utf8_lossy(&beacon.body).contains("too many hits"));
-    for _ in 0..3 {
-        let answer = get(addr, &target, &from("203.0.113.6")).await;
-        assert!(
-            answer.visitor_cookie().is_some(),
-            "another client has its own allowance"
-        );
-    }
+    let refused = beacon_from("203.0.113.5", 1).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(String::from_utf8_lossy(&refused.body).contains("too many hits"));
+
+    // Another client has its own allowance, and every event of a beacon counts.
+    assert_eq!(beacon_from("203.0.113.6", 2).await.status, 204);
+    assert_eq!(
+        beacon_from("203.0.113.6", 2).await.status,
+        429,
+        "one hit left, two asked"
+    );
+    assert!(pixel_from("203.0.113.6").await.visitor_cookie().is_some());
+    assert!(pixel_from("203.0.113.6").await.visitor_cookie().is_none());
+
     // IPv6 clients are counted by /64: rotating the interface id does not help.
     for host in ["1", "2", "3", "4"] {
         let client = format!("2001:db8:5:6::{host}");
@@ -325,13 +331,13 @@ async fn the_per_ip_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
             "footfall_hits_rejected_total{reason=\"rate_limited\"}"
         )
         .await,
-        5 + 1 + 1
+        (5 + 1) + (1 + 1) + 1
     );
     assert_eq!(metric(addr, "footfall_rate_limit_clients").await, 3);
     collector.shutdown().await;
     assert_eq!(
         db.count("SELECT count() FROM events WHERE site = 'limited'")
             .await,
-        3 + 3 + 3
+        3 + (2 + 1) + 3
     );
 }

@@ -2,7 +2,7 @@
 //!
 //! The database is read whole into memory and looked up before the IP is sealed. Providers
 //! publish new editions every week or so: [`GeoIp::watch`] checks the file's modification time
-//! and size every few seconds and swaps in a new reader (`arc-swap`, so lookups never wait)
+//! and size every few seconds and swaps in a new edition (`arc-swap`, so lookups never wait)
 //! without a restart. A file that cannot be read at start is an error then; a broken new
 //! edition is logged and the old one kept.
 //!

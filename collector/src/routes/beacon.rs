@@ -1,6 +1,7 @@
 //! `POST /e` and its CORS preflight: events from the tracker script.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,7 +47,7 @@ impl App {
     /// `POST /e`: events from the tracker, with the pixel's `consent`, `cid` and `cs` in the
     /// query string. `204` when every event was queued or the visitor lets nothing be recorded,
     /// `400` with the reason when any is bad (then none is stored), `403` for a page of a
-    /// foreign origin.
+    /// foreign origin, `429` when the client is past the rate limit (every event counts).
     pub(super) async fn beacon<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -103,11 +104,6 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let ip = self.client(headers, peer).map_err(|reason| Refusal {
-            reason,
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: "too many hits from this address; try again later".into(),
-        })?;
         let essence = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -165,6 +161,14 @@ impl App {
             Refusal::bad(reason, error.to_string())
         })?;
 
+        // Every event counts against the rate limit: a beacon carries up to 50.
+        let ip = self.client_ip(headers, peer);
+        let hits = NonZeroU32::new(parsed.len() as u32).unwrap_or(NonZeroU32::MIN);
+        self.within_rate_limit(ip, hits).map_err(|reason| Refusal {
+            reason,
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "too many hits from this address; try again later".into(),
+        })?;
         let visitor = Visitor::from_headers(headers);
         let now = now_ms();
         let mut events = Vec::with_capacity(parsed.len());

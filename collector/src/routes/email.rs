@@ -1,7 +1,9 @@
 //! `GET /o/{token}.gif`: the email-open marker.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 
+use http::header::USER_AGENT;
 use http::{Method, Request, Response};
 
 use super::{App, now_ms};
@@ -34,17 +36,22 @@ impl App {
             self.metrics.withheld(reason);
             return answer;
         }
-        let ip = match self.client(req.headers(), peer) {
-            Ok(ip) => ip,
-            Err(reason) => {
-                self.metrics.rejected(reason);
-                return answer;
-            }
-        };
+        let ip = self.client_ip(req.headers(), peer);
+        let user_agent = req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let via_proxy = email::is_image_proxy(user_agent, ip);
+        // A provider's image proxy fetches for many readers from few addresses: not limited.
+        if !via_proxy && let Err(reason) = self.within_rate_limit(ip, NonZeroU32::MIN) {
+            self.metrics.rejected(reason);
+            return answer;
+        }
         let now = now_ms();
         let mut event = Box::new(Event::new(Kind::EmailOpen, now));
         self.stamp_client(&mut event, req.headers(), ip, now);
-        event.via_proxy = email::is_image_proxy(&event.user_agent, ip);
+        event.via_proxy = via_proxy;
         event.campaign = open.campaign.into();
         event.recipient = open.recipient.into();
         if let Err(reason) = self.accept(event) {

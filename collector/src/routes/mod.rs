@@ -7,7 +7,8 @@
 //! own; what they share lives here: describing the page, stamping who sent a hit (visitor id,
 //! enrichment, sealed IP), linking a customer, and handing the event to the sink.
 //! Handlers ask [`PrivacyPolicy::withhold`] first whether the visitor lets a hit be recorded,
-//! then `App::client` who the client is and whether the rate limit lets it be recorded.
+//! then `App::client_ip` who the client is and `App::within_rate_limit` whether it has sent
+//! enough for now.
 
 mod beacon;
 mod email;
@@ -16,6 +17,7 @@ mod opt_out;
 mod pixel;
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -168,13 +170,16 @@ impl App {
         Ok(())
     }
 
-    /// The client's address (behind trusted proxies, the visitor's), unless the rate limit
-    /// says this client has sent enough for now.
-    fn client(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<IpAddr, Rejection> {
-        let ip = self.trusted_proxies.client_ip(peer.ip(), headers);
+    /// The client's address: behind trusted proxies, the visitor's.
+    fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+        self.trusted_proxies.client_ip(peer.ip(), headers)
+    }
+
+    /// Whether `ip` may have `hits` more hits recorded now, if there is a rate limit.
+    fn within_rate_limit(&self, ip: IpAddr, hits: NonZeroU32) -> Result<(), Rejection> {
         match &self.rate_limit {
-            Some(limit) if !limit.allows(ip) => Err(Rejection::RateLimited),
-            _ => Ok(ip),
+            Some(limit) if !limit.allows(ip, hits) => Err(Rejection::RateLimited),
+            _ => Ok(()),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `GET /p.gif`: the tracking pixel, for pages without the script and for no-JS visitors.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 
 use compact_str::CompactString;
 use http::header::{HeaderValue, REFERER, SET_COOKIE};
@@ -68,7 +69,8 @@ impl App {
             .filter(|u| !u.is_empty())
             .or_else(|| header(REFERER))
             .unwrap_or_default();
-        let ip = self.client(req.headers(), peer)?;
+        let ip = self.client_ip(req.headers(), peer);
+        self.within_rate_limit(ip, NonZeroU32::MIN)?;
         let now = now_ms();
         let mut event = Box::new(Event::new(Kind::Pageview, now));
         event.pageview_id = CompactString::new(Id::from_uuid(event.event_id).as_str());
