@@ -429,3 +429,63 @@ async fn retention_ttls_cover_every_table_with_personal_data() {
         assert!(create.contains(ttl), "{table}: {create}");
     }
 }
+
+#[tokio::test]
+async fn the_rate_limit_spares_email_opens_by_image_proxies() {
+    let db = TestDb::new();
+    let collector = db
+        .start(&[
+            "--trusted-proxies",
+            "127.0.0.0/8",
+            "--rate-limit-per-minute",
+            "1",
+            "--rate-limit-burst",
+            "1",
+        ])
+        .await;
+    let addr = collector.local_addr();
+    let data_dir = db.data_dir.path().to_str().unwrap();
+    let path = collector_cli(&[
+        "sign",
+        "email",
+        "--campaign",
+        "winter",
+        "--recipient",
+        "sub-7",
+        "--data-dir",
+        data_dir,
+    ]);
+    let gmail =
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
+    for _ in 0..3 {
+        let reader = [
+            ("user-agent", "Thunderbird/128.0"),
+            ("x-forwarded-for", "198.51.100.9"),
+        ];
+        assert_eq!(get(addr, &path, &reader).await.status, 200);
+        let proxy = [("user-agent", gmail), ("x-forwarded-for", "66.249.84.1")];
+        assert_eq!(get(addr, &path, &proxy).await.status, 200);
+    }
+    assert_eq!(
+        metric(
+            addr,
+            "footfall_hits_rejected_total{reason=\"rate_limited\"}"
+        )
+        .await,
+        2,
+        "the reader's client is limited"
+    );
+    collector.shutdown().await;
+    let rows = db
+        .rows("SELECT via_proxy FROM events WHERE kind = 'email_open' ORDER BY via_proxy")
+        .await;
+    let via_proxy: Vec<bool> = rows
+        .iter()
+        .map(|r| r["via_proxy"].as_bool().unwrap())
+        .collect();
+    assert_eq!(
+        via_proxy,
+        [false, true, true, true],
+        "every proxy fetch is kept"
+    );
+}
