@@ -28,10 +28,10 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit, OsRng};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::XChaCha20Poly1305;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -174,35 +174,33 @@ impl OpenedEpochKey {
     /// Decrypts a sealed IP made by [`EpochKey::seal_ip`] (or by the XChaCha20-Poly1305
     /// sealing of earlier versions, told apart by its length).
     pub fn open_ip(&self, sealed: &[u8]) -> Result<IpAddr, SealError> {
-        let mut octets = [0u8; 16];
-        let opened = match sealed.len() {
-            SEALED_IP_LEN => {
-                let (nonce, rest) = sealed.split_at(NONCE_LEN);
-                let (ciphertext, tag) = rest.split_at(16);
-                octets.copy_from_slice(ciphertext);
-                self.cipher.decrypt_in_place_detached(
-                    Nonce::from_slice(nonce),
-                    &[],
-                    &mut octets,
-                    Tag::from_slice(tag),
-                )
-            }
-            LEGACY_SEALED_IP_LEN => {
-                let (nonce, rest) = sealed.split_at(LEGACY_NONCE_LEN);
-                let (ciphertext, tag) = rest.split_at(16);
-                octets.copy_from_slice(ciphertext);
-                self.legacy.decrypt_in_place_detached(
-                    XNonce::from_slice(nonce),
-                    &[],
-                    &mut octets,
-                    chacha20poly1305::Tag::from_slice(tag),
-                )
-            }
+        let octets = match sealed.len() {
+            SEALED_IP_LEN => open_with(&self.cipher, sealed, NONCE_LEN),
+            LEGACY_SEALED_IP_LEN => open_with(&self.legacy, sealed, LEGACY_NONCE_LEN),
             _ => return Err(SealError::BadSealedIp),
-        };
-        opened.map_err(|_| SealError::BadSealedIp)?;
+        }
+        .map_err(|_| SealError::BadSealedIp)?;
         Ok(Ipv6Addr::from(octets).to_canonical())
     }
+}
+
+/// Opens nonce, 16 bytes of ciphertext and tag, as laid out by [`EpochKey::seal_ip`].
+fn open_with<A: AeadInPlace>(
+    cipher: &A,
+    sealed: &[u8],
+    nonce_len: usize,
+) -> Result<[u8; 16], aes_gcm::aead::Error> {
+    let (nonce, rest) = sealed.split_at(nonce_len);
+    let (ciphertext, tag) = rest.split_at(16);
+    let mut octets = [0u8; 16];
+    octets.copy_from_slice(ciphertext);
+    cipher.decrypt_in_place_detached(
+        aes_gcm::aead::Nonce::<A>::from_slice(nonce),
+        &[],
+        &mut octets,
+        aes_gcm::aead::Tag::<A>::from_slice(tag),
+    )?;
+    Ok(octets)
 }
 
 fn ip_bytes(ip: IpAddr) -> [u8; 16] {
@@ -229,6 +227,7 @@ fn decode_key(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, SealError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chacha20poly1305::XNonce;
 
     #[test]
     fn ip_round_trips_through_seal_and_open() {
