@@ -26,6 +26,20 @@ fn collector_cli(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// The `/o/TOKEN.gif` path `footfall-collector sign email` makes with the secret in `data_dir`.
+fn sign_email(campaign: &str, recipient: &str, data_dir: &std::path::Path) -> String {
+    collector_cli(&[
+        "sign",
+        "email",
+        "--campaign",
+        campaign,
+        "--recipient",
+        recipient,
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ])
+}
+
 #[tokio::test]
 async fn opted_out_dnt_gpc_and_unconsented_hits_get_the_gif_and_leave_nothing() {
     let db = TestDb::new();
@@ -199,17 +213,7 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
     let db = TestDb::new();
     let collector = db.start(&["--trusted-proxies", "127.0.0.0/8"]).await;
     let addr = collector.local_addr();
-    let data_dir = db.data_dir.path().to_str().unwrap();
-    let path = collector_cli(&[
-        "sign",
-        "email",
-        "--campaign",
-        "autumn",
-        "--recipient",
-        "sub-42",
-        "--data-dir",
-        data_dir,
-    ]);
+    let path = sign_email("autumn", "sub-42", db.data_dir.path());
     assert!(path.starts_with("/o/") && path.ends_with(".gif"), "{path}");
 
     let reader = get(
@@ -250,17 +254,7 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
             "another secret that is long enough to use",
         )
         .unwrap();
-        let dir = other.path().to_str().unwrap();
-        collector_cli(&[
-            "sign",
-            "email",
-            "--campaign",
-            "autumn",
-            "--recipient",
-            "sub-42",
-            "--data-dir",
-            dir,
-        ])
+        sign_email("autumn", "sub-42", other.path())
     };
     for forged in [
         tampered.as_str(),
@@ -444,17 +438,7 @@ async fn the_rate_limit_spares_email_opens_by_image_proxies() {
         ])
         .await;
     let addr = collector.local_addr();
-    let data_dir = db.data_dir.path().to_str().unwrap();
-    let path = collector_cli(&[
-        "sign",
-        "email",
-        "--campaign",
-        "winter",
-        "--recipient",
-        "sub-7",
-        "--data-dir",
-        data_dir,
-    ]);
+    let path = sign_email("winter", "sub-7", db.data_dir.path());
     let gmail =
         "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)";
     for _ in 0..3 {
