@@ -143,13 +143,16 @@ text = open(sys.argv[1]).read()
 def us(v):
     n, unit = re.match(r"([\d.]+)(us|ms|s)", v).groups()
     return float(n) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
-print(json.dumps({
-    "throughput": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
-    "requests": int(re.search(r"(\d+) requests in", text).group(1)),
-    "p50_us": us(re.search(r"50%\s+(\S+)", text).group(1)),
-    "p99_us": us(re.search(r"99%\s+(\S+)", text).group(1)),
-    "non_2xx": int((re.search(r"Non-2xx or 3xx responses: (\d+)", text) or [0, 0])[1]),
-}))
+try:
+    print(json.dumps({
+        "throughput": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", text).group(1)),
+        "p50_us": us(re.search(r"50%\s+(\S+)", text).group(1)),
+        "p99_us": us(re.search(r"99%\s+(\S+)", text).group(1)),
+        "non_2xx": int((re.search(r"Non-2xx or 3xx responses: (\d+)", text) or [0, 0])[1]),
+    }))
+except (AttributeError, ValueError):
+    sys.exit("compare: could not read wrk's output:\n" + text)
 PY
 }
 
