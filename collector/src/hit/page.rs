@@ -199,13 +199,13 @@ pub fn plain_url(raw: &str) -> Option<HttpUrl<'_>> {
     let path = &text[path_start..path_end];
     let query = query_at.map_or("", |q| &text[q + 1..]);
     let plain = plain_host(host)
-        && plain_part(path, |b| b != b'?')
+        && plain_part(path)
         && !path.contains("/.")
         && !path
             .as_bytes()
             .windows(3)
             .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'e'))
-        && plain_part(query, |_| true);
+        && plain_part(query);
     plain.then(|| HttpUrl {
         text: Cow::Borrowed(text),
         host: start..path_start,
@@ -226,7 +226,7 @@ fn plain_host(host: &str) -> bool {
 }
 
 /// Characters the `url` crate leaves as they are in paths and queries, `%` only as an escape.
-fn plain_part(part: &str, also: impl Fn(u8) -> bool) -> bool {
+fn plain_part(part: &str) -> bool {
     let bytes = part.as_bytes();
     bytes.iter().enumerate().all(|(i, &b)| {
         let safe = b.is_ascii_alphanumeric()
@@ -253,7 +253,7 @@ fn plain_part(part: &str, also: impl Fn(u8) -> bool) -> bool {
         let escape = b == b'%'
             && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
             && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
-        (safe || escape) && also(b)
+        safe || escape
     })
 }
 
