@@ -182,6 +182,27 @@ fn assert_anonymous(csv: &str, secrets: &Secrets) {
     assert!(!csv.contains('?'), "a query string leaked into\n{csv}");
 }
 
+/// The report API as `footfall-aggregator serve` starts it, on a free port, for `db`.
+async fn start_api(db: &TestDb, refresh_secs: &str) -> serve::Server {
+    let url = common::clickhouse_url();
+    let argv = [
+        "footfall-aggregator",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--refresh-secs",
+        refresh_secs,
+        "--clickhouse-url",
+        &url,
+        "--clickhouse-database",
+        &db.name,
+    ];
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    serve::start(args).await.unwrap()
+}
+
 #[tokio::test]
 async fn reports_hold_exact_numbers_suppress_small_rows_and_no_identifier() {
     let (db, secrets) = prepared().await;
@@ -386,23 +407,7 @@ async fn the_api_needs_a_token_within_scope_and_audits_every_export() {
         "tokens are not kept"
     );
 
-    let url = common::clickhouse_url();
-    let argv = [
-        "footfall-aggregator",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--refresh-secs",
-        "0",
-        "--clickhouse-url",
-        &url,
-        "--clickhouse-database",
-        &db.name,
-    ];
-    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-        unreachable!()
-    };
-    let server = serve::start(args).await.unwrap();
+    let server = start_api(&db, "0").await;
     let addr = server.local_addr();
     let bearer = |t: &str| format!("Bearer {t}");
     let pages = format!("/v1/reports/pages.csv?from={DAY1}&to={DAY1}&site=shop");
@@ -509,23 +514,7 @@ async fn serve_keeps_todays_visits_fresh() {
         insert.write(&e).await.unwrap();
     }
     insert.end().await.unwrap();
-    let url = common::clickhouse_url();
-    let argv = [
-        "footfall-aggregator",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--refresh-secs",
-        "1",
-        "--clickhouse-url",
-        &url,
-        "--clickhouse-database",
-        &db.name,
-    ];
-    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-        unreachable!()
-    };
-    let server = serve::start(args).await.unwrap();
+    let server = start_api(&db, "1").await;
     let visits = db
         .wait_for_count(
             "SELECT sum(visits) FROM sessions_daily WHERE dimension = 'all' AND day >= today() - 1",
