@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestDb, get, post, request};
+use common::{TestDb, get, metric, post, request};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const PAGE_ORIGIN: &str = "https://shop.example.com";
@@ -177,22 +177,25 @@ async fn bad_beacons_get_400_with_the_reason_and_nothing_is_stored() {
         assert!(error.contains(expected), "{body:.60}: {error}");
         assert!(answer.visitor_cookie().is_none());
     }
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
-    assert!(
-        metrics.contains(r#"footfall_hits_rejected_total{reason="dwell_out_of_range"} 1"#),
-        "{metrics}"
+    assert_eq!(
+        metric(
+            addr,
+            r#"footfall_hits_rejected_total{reason="dwell_out_of_range"}"#
+        )
+        .await,
+        1
     );
-    assert!(
-        metrics.contains(r#"footfall_hits_rejected_total{reason="bad_beacon"} 8"#),
-        "{metrics}"
+    assert_eq!(
+        metric(addr, r#"footfall_hits_rejected_total{reason="bad_beacon"}"#).await,
+        8
     );
-    assert!(
-        metrics.contains(r#"footfall_hits_rejected_total{reason="bad_url"} 1"#),
-        "{metrics}"
+    assert_eq!(
+        metric(addr, r#"footfall_hits_rejected_total{reason="bad_url"}"#).await,
+        1
     );
-    assert!(
-        metrics.contains(r#"footfall_hits_rejected_total{reason="bad_site"} 1"#),
-        "{metrics}"
+    assert_eq!(
+        metric(addr, r#"footfall_hits_rejected_total{reason="bad_site"}"#).await,
+        1
     );
 
     // A good beacon after all that is stored: the connection and the queue are fine.
@@ -297,10 +300,13 @@ async fn only_allowed_origins_may_send_beacons() {
     assert_eq!(bad.status, 400);
     assert_eq!(bad.headers["access-control-allow-origin"], PAGE_ORIGIN);
 
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
-    assert!(
-        metrics.contains(r#"footfall_hits_rejected_total{reason="origin_not_allowed"} 1"#),
-        "{metrics}"
+    assert_eq!(
+        metric(
+            addr,
+            r#"footfall_hits_rejected_total{reason="origin_not_allowed"}"#
+        )
+        .await,
+        1
     );
     collector.shutdown().await;
     assert_eq!(db.count("SELECT count() FROM events").await, 2);
@@ -439,14 +445,9 @@ async fn beacons_honour_opt_out_dnt_gpc_and_consent_and_carry_customer_links() {
     assert_eq!(stored.status, 204);
     assert!(stored.visitor_cookie().is_some());
 
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
     for reason in ["dnt", "gpc", "opted_out", "no_consent"] {
-        assert!(
-            metrics.contains(&format!(
-                "footfall_hits_withheld_total{{reason=\"{reason}\"}} 1"
-            )),
-            "{reason}: {metrics}"
-        );
+        let name = format!("footfall_hits_withheld_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(addr, &name).await, 1, "{reason}");
     }
     collector.shutdown().await;
     let rows = db

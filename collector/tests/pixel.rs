@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestDb, enc, get};
+use common::{TestDb, enc, get, metric};
 
 const PAGE: &str = "https://shop.example.com/shoes/red?utm_source=newsletter&utm_medium=email&utm_campaign=autumn&color=red#reviews";
 
@@ -248,26 +248,21 @@ async fn bad_input_gets_the_gif_is_counted_and_is_not_stored() {
     .await;
     assert_eq!(head.status, 200);
 
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
     for reason in ["missing_site", "bad_site", "missing_url"] {
-        assert!(
-            metrics.contains(&format!(
-                "footfall_hits_rejected_total{{reason=\"{reason}\"}} 1"
-            )),
-            "{reason}: {metrics}"
-        );
+        let name = format!("footfall_hits_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(addr, &name).await, 1, "{reason}");
     }
-    assert!(
-        metrics.contains("footfall_hits_rejected_total{reason=\"bad_url\"} 2"),
-        "{metrics}"
+    assert_eq!(
+        metric(addr, "footfall_hits_rejected_total{reason=\"bad_url\"}").await,
+        2
     );
-    assert!(
-        metrics.contains("footfall_fields_truncated_total{field=\"page\"} 1"),
-        "{metrics}"
+    assert_eq!(
+        metric(addr, "footfall_fields_truncated_total{field=\"page\"}").await,
+        1
     );
-    assert!(
-        metrics.contains("footfall_hits_accepted_total{kind=\"pageview\"} 2"),
-        "{metrics}"
+    assert_eq!(
+        metric(addr, "footfall_hits_accepted_total{kind=\"pageview\"}").await,
+        2
     );
     collector.shutdown().await;
     let rows = db
@@ -287,16 +282,9 @@ async fn hits_are_written_within_the_flush_interval_without_a_shutdown() {
         get(collector.local_addr(), &target, &[]).await;
     }
     assert_eq!(db.wait_for_count("SELECT count() FROM events", 3).await, 3);
-    let metrics = String::from_utf8(
-        get(collector.local_addr(), "/metrics", &[])
-            .await
-            .body
-            .to_vec(),
-    )
-    .unwrap();
-    assert!(
-        metrics.contains("footfall_rows_written_total 3"),
-        "{metrics}"
+    assert_eq!(
+        metric(collector.local_addr(), "footfall_rows_written_total").await,
+        3
     );
     collector.shutdown().await;
 }
