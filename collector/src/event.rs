@@ -25,16 +25,25 @@ pub enum Kind {
     Pageview,
     Engagement,
     EmailOpen,
+    /// A custom event (`event_name`, `props`): the tracker's `footfall()`, tagged elements,
+    /// outbound links, downloads, 404s, or the pixel's `event=`.
+    Custom,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Pageview, Kind::Engagement, Kind::EmailOpen];
+    pub const ALL: [Kind; 4] = [
+        Kind::Pageview,
+        Kind::Engagement,
+        Kind::EmailOpen,
+        Kind::Custom,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Pageview => "pageview",
             Kind::Engagement => "engagement",
             Kind::EmailOpen => "email_open",
+            Kind::Custom => "custom",
         }
     }
 }
@@ -52,7 +61,10 @@ impl<'de> Deserialize<'de> for Kind {
             .into_iter()
             .find(|k| k.as_str() == name)
             .ok_or_else(|| {
-                de::Error::unknown_variant(name, &["pageview", "engagement", "email_open"])
+                de::Error::unknown_variant(
+                    name,
+                    &["pageview", "engagement", "email_open", "custom"],
+                )
             })
     }
 }
@@ -129,6 +141,12 @@ pub struct Event {
     pub recipient: CompactString,
     /// On `email_open` rows: fetched by a mail provider's image proxy, not the reader's client.
     pub via_proxy: bool,
+    /// On `custom` rows: the event's name and its properties (ClickHouse `Map(String, String)`,
+    /// bounded by [`crate::hit::props`]).
+    pub event_name: CompactString,
+    pub props: Vec<(CompactString, CompactString)>,
+    /// On `engagement` rows: the largest share of the page seen, in percent.
+    pub scroll_depth: u8,
 }
 
 impl Event {

@@ -37,11 +37,13 @@ pub enum Rejection {
     OriginNotAllowed,
     /// A client past FOOTFALL_RATE_LIMIT_PER_MINUTE.
     RateLimited,
+    /// A custom event whose name is empty, too long or holds control characters.
+    BadEvent,
 }
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 11] = [
+    pub const ALL: [Rejection; 12] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
@@ -53,6 +55,7 @@ impl Rejection {
         Rejection::DwellOutOfRange,
         Rejection::OriginNotAllowed,
         Rejection::RateLimited,
+        Rejection::BadEvent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Rejection {
             Rejection::DwellOutOfRange => "dwell_out_of_range",
             Rejection::OriginNotAllowed => "origin_not_allowed",
             Rejection::RateLimited => "rate_limited",
+            Rejection::BadEvent => "bad_event",
         }
     }
 }

@@ -101,6 +101,15 @@ WHERE customer_id != '' AND visitor_id != ''
 GROUP BY customer_id, visitor_id",
         ],
     },
+    Migration {
+        version: 4,
+        name: "custom events and scroll depth",
+        statements: &[
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS event_name LowCardinality(String) DEFAULT ''",
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS props Map(String, String) CODEC(ZSTD(1))",
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS scroll_depth UInt8 DEFAULT 0",
+        ],
+    },
 ];
 
 /// A table whose rows expire with the retention period.

@@ -324,10 +324,7 @@ async fn the_tracker_script_is_served_with_an_etag() {
         "text/javascript; charset=utf-8"
     );
     assert_eq!(script.headers["cache-control"], "public, max-age=3600");
-    assert_eq!(
-        &script.body[..],
-        footfall_collector::tracker::SCRIPT.as_bytes()
-    );
+    assert_eq!(&script.body[..], footfall_collector::tracker::script());
     let etag = script.headers["etag"].to_str().unwrap().to_owned();
     let again = get(addr, "/t.js", &[("if-none-match", &etag)]).await;
     assert_eq!(again.status, 304);

@@ -34,6 +34,11 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A browser with `extra` command-line switches.
+    async fn start_with(extra: &[&str]) -> Self {
         use std::os::unix::process::CommandExt as _;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -60,7 +65,8 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let args = [
+        let profile_dir = format!("--user-data-dir={}", browser._profile.path().display());
+        let mut args = vec![
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -69,8 +75,9 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
-            &format!("--user-data-dir={}", browser._profile.path().display()),
+            &profile_dir,
         ];
+        args.extend_from_slice(extra);
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium(), "args": args},
@@ -126,6 +133,36 @@ impl Browser {
             Some(json!({ "script": script, "args": [] })),
         )
         .await
+    }
+
+    /// Runs `script`, which ends by calling `done` (its last argument), and returns what it
+    /// passed.
+    async fn run_async(&self, script: &str) -> Value {
+        self.session(
+            "POST",
+            "execute/async",
+            Some(json!({ "script": format!("var done = arguments[0]; {script}"), "args": [] })),
+        )
+        .await
+    }
+
+    /// Clicks the element `css` selects, as a user would (WebDriver element click).
+    async fn click(&self, css: &str) {
+        let found = self
+            .session(
+                "POST",
+                "element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned();
+        self.session("POST", &format!("element/{id}/click"), Some(json!({})))
+            .await;
     }
 
     /// The value of cookie `name` as the browser holds it for the current page.
@@ -189,6 +226,7 @@ fn chromium() -> String {
 async fn serve_site(collector: SocketAddr) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let site_addr = addr;
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -196,17 +234,7 @@ async fn serve_site(collector: SocketAddr) -> SocketAddr {
             };
             let service = service_fn(
                 move |req: http::Request<hyper::body::Incoming>| async move {
-                    let snippet = format!(
-                        r#"<script defer src="http://{collector}/t.js" data-site="{SITE}"></script>"#
-                    );
-                    let head = if req.uri().path().starts_with("/page/") {
-                        snippet
-                    } else {
-                        String::new()
-                    };
-                    let html = format!(
-                        "<!doctype html><html><head><title>Test page</title>{head}</head><body><p>Hello</p></body></html>"
-                    );
+                    let html = page_html(req.uri().path(), collector, site_addr);
                     let mut response = http::Response::new(Full::new(Bytes::from(html)));
                     response
                         .headers_mut()
@@ -221,6 +249,52 @@ async fn serve_site(collector: SocketAddr) -> SocketAddr {
         }
     });
     addr
+}
+
+/// The test site's page at `path`. Pages under `/page/` embed the snippet; some of them are
+/// made for the custom-event tests:
+/// - `/page/events`: the queue stub and a call made before the script loads, a tagged button,
+///   a tagged form, a download link and an outbound link (to `localhost`, another host);
+/// - `/page/quiet`: the same, with every automatic feature switched off on the script tag;
+/// - `/page/long`: a page five screens long;
+/// - `/page/missing`: an error page with the 404 marker.
+fn page_html(path: &str, collector: SocketAddr, site: SocketAddr) -> String {
+    if !path.starts_with("/page/") {
+        return "<!doctype html><html><head><title>Away</title></head><body><p>Away</p></body></html>".into();
+    }
+    let switches = if path == "/page/quiet" {
+        r#" data-outbound="off" data-downloads="off" data-404="off" data-scroll="off""#
+    } else {
+        ""
+    };
+    let mut head = format!(
+        r#"<script defer src="http://{collector}/t.js" data-site="{SITE}"{switches}></script>"#
+    );
+    let mut body = String::from("<p>Hello</p>");
+    match path {
+        "/page/events" | "/page/quiet" => {
+            head.insert_str(
+                0,
+                "<script>window.footfall = window.footfall || function() { (footfall.q = footfall.q || []).push(arguments) };
+                 footfall('Early', {props: {when: 'before load'}});</script>",
+            );
+            let port = site.port();
+            body.push_str(&format!(
+                r#"<button id="cta" data-footfall-event="Cta" data-footfall-prop-position="top">Try</button>
+                <a id="download" href="/files/report.pdf?token=secret">Report</a>
+                <a id="outbound" href="http://localhost:{port}/away?ref=x">Partner</a>
+                <form id="contact" data-footfall-event="Contact" data-footfall-prop-form="footer" action="/away" method="get">
+                  <input name="email" value="jane@example.com"><button id="send" type="submit">Send</button>
+                </form>"#
+            ));
+        }
+        "/page/long" => body.push_str(r#"<div style="height: 5000px">Long</div>"#),
+        "/page/missing" => head.push_str(r#"<meta name="footfall-404">"#),
+        _ => {}
+    }
+    format!(
+        "<!doctype html><html><head><title>Test page</title>{head}</head><body>{body}</body></html>"
+    )
 }
 
 /// Engaged milliseconds reported for the page view of `path`: the largest report, since each
@@ -452,5 +526,221 @@ async fn consent_and_a_customer_link_given_by_the_page_apply_to_its_beacons() {
     assert_eq!(
         (views[0]["path"].as_str(), views[0]["customer_id"].as_str()),
         (Some("/page/shop/cart"), Some("cust-9"))
+    );
+}
+
+/// Custom events of `site`'s visitors as (event name, props, path), in time order.
+async fn custom_events(db: &TestDb) -> Vec<(String, Value, String)> {
+    db.rows("SELECT event_name, props, path FROM events WHERE kind = 'custom' ORDER BY ts")
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r["event_name"].as_str().unwrap().to_owned(),
+                r["props"].clone(),
+                r["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+const NORMAL_CHROME: &str = "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+                             (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_events_queued_called_and_tagged_are_stored_with_their_properties() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+
+    browser.visit(&format!("http://{site}/page/events")).await;
+    let custom = "SELECT count() FROM events WHERE kind = 'custom'";
+    assert_eq!(db.wait_for_count(custom, 1).await, 1, "the queued call");
+    browser
+        .run("footfall('Signup', {props: {plan: 'pro', seats: 3}})")
+        .await;
+    browser.click("#cta").await;
+    assert_eq!(db.wait_for_count(custom, 3).await, 3);
+    // Submitting the form navigates away; its event still arrives.
+    browser.click("#send").await;
+    assert_eq!(db.wait_for_count(custom, 4).await, 4);
+    browser.quit().await;
+    collector.shutdown().await;
+
+    let events = custom_events(&db).await;
+    let expected = [
+        ("Early", json!({"when": "before load"})),
+        ("Signup", json!({"plan": "pro", "seats": "3"})),
+        ("Cta", json!({"position": "top"})),
+        ("Contact", json!({"form": "footer"})),
+    ];
+    for ((name, props, path), (want_name, want_props)) in events.iter().zip(expected) {
+        assert_eq!(
+            (name.as_str(), props, path.as_str()),
+            (want_name, &want_props, "/page/events")
+        );
+    }
+    assert_eq!(
+        db.count(
+            "SELECT uniqExact(pageview_id) FROM events
+             WHERE pageview_id IN (SELECT pageview_id FROM events WHERE kind = 'pageview')"
+        )
+        .await,
+        1,
+        "every custom event belongs to the page view"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_links_and_downloads_are_stored_as_host_and_path_unless_switched_off() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+    let named = |name: &str| {
+        format!("SELECT count() FROM events WHERE kind = 'custom' AND event_name = '{name}'")
+    };
+
+    browser.visit(&format!("http://{site}/page/events")).await;
+    browser.click("#download").await;
+    assert_eq!(db.wait_for_count(&named("File Download"), 1).await, 1);
+    browser.visit(&format!("http://{site}/page/events")).await;
+    browser.click("#outbound").await;
+    assert_eq!(
+        db.wait_for_count(&named("Outbound Link: Click"), 1).await,
+        1
+    );
+
+    // With the features off, the same clicks send nothing (the page's own call still counts).
+    browser.visit(&format!("http://{site}/page/quiet")).await;
+    browser.click("#download").await;
+    browser.visit(&format!("http://{site}/page/quiet")).await;
+    browser.click("#outbound").await;
+    browser.visit(&format!("http://{site}/page/quiet")).await;
+    assert_eq!(db.wait_for_count(&named("Early"), 5).await, 5);
+    browser.visit(&format!("http://{site}/away")).await;
+    let engagements = "SELECT count() FROM events WHERE kind = 'engagement'";
+    db.wait_for_count(engagements, 5).await;
+    browser.quit().await;
+    collector.shutdown().await;
+
+    let clicks = db
+        .rows(
+            "SELECT event_name, props FROM events
+             WHERE kind = 'custom' AND event_name != 'Early' ORDER BY ts",
+        )
+        .await;
+    assert_eq!(
+        clicks,
+        [
+            json!({"event_name": "File Download", "props": {"url": "127.0.0.1/files/report.pdf"}}),
+            json!({"event_name": "Outbound Link: Click", "props": {"url": "localhost/away"}}),
+        ],
+        "no query string, and nothing from the quiet page"
+    );
+    assert_eq!(
+        db.count(
+            "SELECT max(scroll_depth) FROM events WHERE kind = 'engagement' AND path = '/page/quiet'"
+        )
+        .await,
+        0,
+        "scroll depth switched off"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scroll_depth_is_the_largest_share_seen_and_a_404_page_is_an_event() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+
+    browser.visit(&format!("http://{site}/page/long")).await;
+    let views = "SELECT count() FROM events WHERE kind = 'pageview'";
+    assert_eq!(db.wait_for_count(views, 1).await, 1);
+    let seen = browser
+        .run_async(
+            "addEventListener('scroll', function() {
+               var e = document.documentElement;
+               done(Math.round((scrollY + innerHeight) / e.scrollHeight * 100));
+             }, {once: true});
+             scrollTo(0, document.documentElement.scrollHeight / 2);",
+        )
+        .await
+        .as_u64()
+        .unwrap();
+    assert!((40..=80).contains(&seen), "{seen} % seen");
+    // Back at the top: the largest share seen stays.
+    browser
+        .run_async(
+            "addEventListener('scroll', function() { done() }, {once: true}); scrollTo(0, 0);",
+        )
+        .await;
+    browser.visit(&format!("http://{site}/page/missing")).await;
+    let not_found = "SELECT count() FROM events WHERE kind = 'custom' AND event_name = '404'";
+    assert_eq!(db.wait_for_count(not_found, 1).await, 1);
+    browser.visit(&format!("http://{site}/away")).await;
+    let engaged = "SELECT uniqExact(pageview_id) FROM events WHERE kind = 'engagement'";
+    assert_eq!(db.wait_for_count(engaged, 2).await, 2);
+    browser.quit().await;
+    collector.shutdown().await;
+
+    let depth = |path: &str| {
+        format!(
+            "SELECT max(scroll_depth) FROM events WHERE kind = 'engagement' AND path = '{path}'"
+        )
+    };
+    assert_eq!(db.count(&depth("/page/long")).await, seen);
+    assert_eq!(
+        db.count(&depth("/page/missing")).await,
+        100,
+        "a short page is all seen"
+    );
+    let events = custom_events(&db).await;
+    assert_eq!(
+        events,
+        [(
+            "404".to_owned(),
+            json!({"path": "/page/missing"}),
+            "/page/missing".to_owned()
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_driven_by_automation_is_stored_as_a_bot_even_with_a_normal_user_agent() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let site = serve_site(collector.local_addr()).await;
+
+    // navigator.webdriver is true in a WebDriver session: the tracker flags every event.
+    let driven = Browser::start_with(&[NORMAL_CHROME]).await;
+    driven.visit(&format!("http://{site}/page/driven")).await;
+    assert_eq!(driven.run("return navigator.webdriver").await, true);
+    let views = "SELECT count() FROM events WHERE kind = 'pageview'";
+    assert_eq!(db.wait_for_count(views, 1).await, 1);
+    driven.quit().await;
+    // The same browser hiding automation looks like a person, and is stored as one.
+    let hidden = Browser::start_with(&[
+        NORMAL_CHROME,
+        "--disable-blink-features=AutomationControlled",
+    ])
+    .await;
+    hidden.visit(&format!("http://{site}/page/hidden")).await;
+    assert_eq!(hidden.run("return navigator.webdriver").await, false);
+    assert_eq!(db.wait_for_count(views, 2).await, 2);
+    hidden.quit().await;
+    collector.shutdown().await;
+
+    let rows = db
+        .rows("SELECT path, browser, is_bot FROM events WHERE kind = 'pageview' ORDER BY ts")
+        .await;
+    assert_eq!(
+        rows,
+        [
+            json!({"path": "/page/driven", "browser": "Chrome", "is_bot": true}),
+            json!({"path": "/page/hidden", "browser": "Chrome", "is_bot": false}),
+        ]
     );
 }

@@ -3,9 +3,16 @@
 //! One event or an array of them. Parsing is strict (unknown fields and kinds are errors with
 //! a message saying which) and bounded: the body size is capped by the handler, the number of
 //! events and every free-text field here. Page fields are checked later the way the pixel's are
-//! ([`crate::hit::page`]), so a page view means the same whichever way it arrived.
+//! ([`crate::hit::page`]), so a page view means the same whichever way it arrived; custom
+//! events' names and properties are bounded by [`crate::hit::props`].
+//!
+//! Every event may carry `"bot": true`: the tracker says so when the browser is driven by
+//! automation (`navigator.webdriver`), and the row is stored flagged as a bot.
+
+use std::fmt;
 
 use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
 
 /// Most events in one body.
 pub const MAX_EVENTS: usize = 50;
@@ -15,6 +22,8 @@ pub const MAX_ENGAGED_MS: u32 = 24 * 60 * 60 * 1000;
 const FIELD_MAX: usize = 8192;
 /// Page-view ids are made by the tracker: 16 to 64 characters of `[0-9A-Za-z]`.
 const PAGEVIEW_ID_LEN: std::ops::RangeInclusive<usize> = 16..=64;
+/// Most properties read from one custom event; [`crate::hit::props`] keeps at most 30 of them.
+const PROPS_READ_MAX: usize = 1000;
 
 /// One event as the tracker sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -29,22 +38,89 @@ pub enum BeaconEvent {
         referrer: String,
         #[serde(default)]
         title: String,
+        #[serde(default)]
+        bot: bool,
     },
     /// The visitor has been engaged with page view `pageview_id` for `engaged_ms` in total so
-    /// far; later reports of the same page view supersede earlier ones.
+    /// far, and has seen `scroll_depth` percent of the page at most; later reports of the same
+    /// page view supersede earlier ones.
     Engagement {
         site: String,
         url: String,
         pageview_id: String,
         engaged_ms: u32,
+        #[serde(default)]
+        scroll_depth: u8,
+        #[serde(default)]
+        bot: bool,
+    },
+    /// A custom event `event` on page view `pageview_id`, with properties.
+    Custom {
+        site: String,
+        url: String,
+        pageview_id: String,
+        event: String,
+        #[serde(default)]
+        props: RawProps,
+        #[serde(default)]
+        bot: bool,
     },
 }
 
 impl BeaconEvent {
     pub fn site(&self) -> &str {
         match self {
-            Self::Pageview { site, .. } | Self::Engagement { site, .. } => site,
+            Self::Pageview { site, .. }
+            | Self::Engagement { site, .. }
+            | Self::Custom { site, .. } => site,
         }
+    }
+
+    /// Whether the tracker found the browser driven by automation.
+    pub fn bot(&self) -> bool {
+        match self {
+            Self::Pageview { bot, .. }
+            | Self::Engagement { bot, .. }
+            | Self::Custom { bot, .. } => *bot,
+        }
+    }
+}
+
+/// A custom event's properties as sent: a JSON object of strings, numbers and booleans, in
+/// the order sent (numbers and booleans as their JSON text; `null` is left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawProps(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RawProps {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = RawProps;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "an object of at most {PROPS_READ_MAX} strings, numbers or booleans"
+                )
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawProps, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                    let value = match value {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::Bool(b) => b.to_string(),
+                        serde_json::Value::Null => continue,
+                        _ => return Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
+                    };
+                    if pairs.len() == PROPS_READ_MAX {
+                        return Err(de::Error::invalid_length(pairs.len() + 1, &self));
+                    }
+                    pairs.push((key, value));
+                }
+                Ok(RawProps(pairs))
+            }
+        }
+        d.deserialize_map(Object)
     }
 }
 
@@ -62,6 +138,8 @@ pub enum BeaconError {
     BadPageviewId { index: usize },
     #[error("event {index}: `engaged_ms` is more than a day ({MAX_ENGAGED_MS})")]
     EngagedTooLong { index: usize },
+    #[error("event {index}: `scroll_depth` is a percentage, 0 to 100")]
+    ScrollDepth { index: usize },
 }
 
 /// The events of one body, validated; `index` in errors counts from 0.
@@ -96,13 +174,23 @@ fn check(index: usize, event: &BeaconEvent) -> Result<(), BeaconError> {
             url,
             pageview_id,
             engaged_ms,
+            scroll_depth,
             ..
         } => {
             if *engaged_ms > MAX_ENGAGED_MS {
                 return Err(BeaconError::EngagedTooLong { index });
             }
+            if *scroll_depth > 100 {
+                return Err(BeaconError::ScrollDepth { index });
+            }
             (url, pageview_id, [("referrer", ""), ("title", "")])
         }
+        BeaconEvent::Custom {
+            url,
+            pageview_id,
+            event,
+            ..
+        } => (url, pageview_id, [("event", event), ("title", "")]),
     };
     for (field, text) in [("url", url)].into_iter().chain(texts) {
         if text.len() > FIELD_MAX {
@@ -134,6 +222,7 @@ mod tests {
                 pageview_id: "abcdefghijABCDEFGHIJ12".into(),
                 referrer: String::new(),
                 title: String::new(),
+                bot: false,
             }]
         );
         let engagement = r#"{"kind":"engagement","site":"s","url":"https://example.com/","pageview_id":"abcdefghijABCDEFGHIJ12","engaged_ms":1500}"#;
@@ -143,6 +232,34 @@ mod tests {
             both[1],
             BeaconEvent::Engagement {
                 engaged_ms: 1500,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn custom_events_scroll_depth_and_the_bot_flag() {
+        let custom = r#"{"kind":"custom","site":"s","url":"https://example.com/","pageview_id":"abcdefghijABCDEFGHIJ12","event":"Signup","props":{"plan":"pro","seats":3,"trial":true,"none":null},"bot":true}"#;
+        let parsed = parse(custom.as_bytes()).unwrap();
+        let BeaconEvent::Custom { event, props, .. } = &parsed[0] else {
+            panic!("a custom event");
+        };
+        assert_eq!(event, "Signup");
+        assert_eq!(
+            props.0,
+            [
+                ("plan".to_owned(), "pro".to_owned()),
+                ("seats".to_owned(), "3".to_owned()),
+                ("trial".to_owned(), "true".to_owned())
+            ]
+        );
+        assert!(parsed[0].bot());
+        let engagement = r#"{"kind":"engagement","site":"s","url":"https://example.com/","pageview_id":"abcdefghijABCDEFGHIJ12","engaged_ms":1,"scroll_depth":75}"#;
+        assert!(matches!(
+            parse(engagement.as_bytes()).unwrap()[0],
+            BeaconEvent::Engagement {
+                scroll_depth: 75,
+                bot: false,
                 ..
             }
         ));
@@ -190,6 +307,42 @@ mod tests {
             (
                 PV.replace("pageview\"", "engagement\""),
                 "missing field `engaged_ms`",
+            ),
+            (
+                PV.replace("pageview\"", "engagement\"").replacen(
+                    '{',
+                    r#"{"engaged_ms":1,"scroll_depth":101,"#,
+                    1,
+                ),
+                "`scroll_depth` is a percentage",
+            ),
+            (
+                PV.replace("pageview\"", "custom\""),
+                "missing field `event`",
+            ),
+            (
+                PV.replace("pageview\"", "custom\"").replacen(
+                    '{',
+                    r#"{"event":"E","props":{"a":{"b":1}},"#,
+                    1,
+                ),
+                "an object of at most",
+            ),
+            (
+                PV.replace("pageview\"", "custom\"").replacen(
+                    '{',
+                    r#"{"event":"E","props":[1],"#,
+                    1,
+                ),
+                "an object of at most",
+            ),
+            (
+                PV.replace("pageview\"", "custom\"").replacen(
+                    '{',
+                    &format!(r#"{{"event":"{}","#, "x".repeat(FIELD_MAX + 1)),
+                    1,
+                ),
+                "`event` is longer",
             ),
         ];
         for (body, expected) in cases {

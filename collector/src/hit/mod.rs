@@ -9,5 +9,6 @@ pub mod customer;
 pub mod email;
 pub mod page;
 pub mod privacy;
+pub mod props;
 pub mod query;
 pub mod visitor;

@@ -1,5 +1,6 @@
-//! The pixel's query string: `site`, `url`, `ref`, `title`, and the privacy-related `consent`,
-//! `cid`, `cs` (see [`super::privacy`] and [`super::customer`]).
+//! The pixel's query string: `site`, `url`, `ref`, `title`, the privacy-related `consent`,
+//! `cid`, `cs` (see [`super::privacy`] and [`super::customer`]), and for a custom event
+//! `event` with its properties `p.KEY=VALUE` (see [`super::props`]).
 //!
 //! Decoding is lossy on purpose: invalid UTF-8 becomes U+FFFD rather than failing, because a
 //! pixel must never break a page. What matters (site, URL) is validated afterwards.
@@ -24,6 +25,9 @@ pub struct PixelQuery<'a> {
     pub consent: Option<Cow<'a, str>>,
     pub customer_id: Option<Cow<'a, str>>,
     pub customer_signature: Option<Cow<'a, str>>,
+    pub event: Option<Cow<'a, str>>,
+    /// `p.KEY=VALUE` pairs in the order given, keys without their `p.`.
+    pub props: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 impl<'a> PixelQuery<'a> {
@@ -32,7 +36,8 @@ impl<'a> PixelQuery<'a> {
         let mut q = Self::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let slot = match decode(key).as_ref() {
+            let key = decode(key);
+            let slot = match key.as_ref() {
                 "site" => &mut q.site,
                 "url" => &mut q.url,
                 "ref" => &mut q.referrer,
@@ -40,6 +45,15 @@ impl<'a> PixelQuery<'a> {
                 CONSENT_PARAM => &mut q.consent,
                 customer::ID_PARAM => &mut q.customer_id,
                 customer::SIGNATURE_PARAM => &mut q.customer_signature,
+                "event" => &mut q.event,
+                name if name.starts_with("p.") => {
+                    let prop = match key {
+                        Cow::Borrowed(k) => Cow::Borrowed(&k[2..]),
+                        Cow::Owned(k) => Cow::Owned(k[2..].to_owned()),
+                    };
+                    q.props.push((prop, decode(value)));
+                    continue;
+                }
                 _ => continue,
             };
             if slot.is_none() {
@@ -130,6 +144,21 @@ mod tests {
             ),
             (Some("1"), Some("c+1"), Some("abc"))
         );
+    }
+
+    #[test]
+    fn a_custom_event_and_its_properties() {
+        let q = PixelQuery::parse(
+            "site=s&event=Newsletter+Open&p.issue=42&p%2Ecamp=spring&p.=x&event=B",
+        );
+        assert_eq!(q.event.as_deref(), Some("Newsletter Open"));
+        let props: Vec<(&str, &str)> = q
+            .props
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        assert_eq!(props, [("issue", "42"), ("camp", "spring"), ("", "x")]);
+        assert!(PixelQuery::parse("site=s").props.is_empty());
     }
 
     #[test]

@@ -173,10 +173,13 @@ impl App {
         let now = now_ms();
         let mut events = Vec::with_capacity(parsed.len());
         for (index, incoming) in parsed.into_iter().enumerate() {
+            let bot = incoming.bot();
             let mut event = self.beacon_event(incoming, now).map_err(|reason| {
                 Refusal::bad(reason, format!("event {index}: {}", explain(reason)))
             })?;
             self.stamp(&mut event, headers, ip, &visitor, now);
+            // The tracker saw automation (navigator.webdriver) that the user agent may hide.
+            event.is_bot |= bot;
             self.link_customer(
                 &mut event,
                 query.customer_id.as_deref(),
@@ -201,7 +204,7 @@ impl App {
     /// The row of one beacon event, without who sent it (see [`App::stamp`]).
     fn beacon_event(&self, incoming: BeaconEvent, now: i64) -> Result<Box<Event>, Rejection> {
         let site = incoming.site().to_owned();
-        let (mut event, url, referrer, title) = match incoming {
+        let (mut event, url, referrer, title, custom) = match incoming {
             BeaconEvent::Pageview {
                 url,
                 pageview_id,
@@ -211,21 +214,43 @@ impl App {
             } => {
                 let mut event = Box::new(Event::new(Kind::Pageview, now));
                 event.pageview_id = pageview_id.into();
-                (event, url, referrer, title)
+                (event, url, referrer, title, None)
             }
             BeaconEvent::Engagement {
                 url,
                 pageview_id,
                 engaged_ms,
+                scroll_depth,
                 ..
             } => {
                 let mut event = Box::new(Event::new(Kind::Engagement, now));
                 event.pageview_id = pageview_id.into();
                 event.dwell_ms = engaged_ms;
-                (event, url, String::new(), String::new())
+                event.scroll_depth = scroll_depth;
+                (event, url, String::new(), String::new(), None)
+            }
+            BeaconEvent::Custom {
+                url,
+                pageview_id,
+                event: name,
+                props,
+                ..
+            } => {
+                let mut event = Box::new(Event::new(Kind::Custom, now));
+                event.pageview_id = pageview_id.into();
+                (
+                    event,
+                    url,
+                    String::new(),
+                    String::new(),
+                    Some((name, props)),
+                )
             }
         };
         self.describe_page(&mut event, Some(&site), &url, &referrer, &title)?;
+        if let Some((name, props)) = custom {
+            self.describe_custom(&mut event, &name, props.0)?;
+        }
         Ok(event)
     }
 
@@ -257,6 +282,7 @@ fn explain(reason: Rejection) -> &'static str {
         Rejection::BadSite => "`site` must be 1 to 128 letters, digits, '.', '-', '_' or ':'",
         Rejection::MissingUrl => "`url` is missing",
         Rejection::BadUrl => "`url` is not an absolute http(s) URL",
+        Rejection::BadEvent => "`event` must be 1 to 120 bytes without control characters",
         _ => "the event was refused",
     }
 }

@@ -34,6 +34,7 @@ use crate::hit::client_ip::{TrustedProxies, network_prefix};
 use crate::hit::customer::{self, Link};
 use crate::hit::page::{Page, PageError, Referrer, TITLE_MAX, bounded};
 use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
+use crate::hit::props::{self, Props};
 use crate::hit::query::valid_site;
 use crate::hit::visitor::{CookieWriter, Visitor};
 use crate::metrics::{Metrics, Rejection};
@@ -155,6 +156,24 @@ impl App {
         event.utm_content = page.utm.content;
         event.referrer = referrer.url;
         event.referrer_host = referrer.host;
+        Ok(())
+    }
+
+    /// Makes `event` the custom event `name` with `raw_props`, bounded (see [`crate::hit::props`]);
+    /// properties cut or left out are counted, a bad name refuses the event.
+    fn describe_custom<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        event: &mut Event,
+        name: &str,
+        raw_props: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), Rejection> {
+        event.kind = crate::event::Kind::Custom;
+        event.event_name = props::event_name(name).map_err(|_| Rejection::BadEvent)?;
+        let bounded = Props::bound(raw_props);
+        for _ in 0..bounded.cut {
+            self.metrics.truncated("props");
+        }
+        event.props = bounded.pairs;
         Ok(())
     }
 

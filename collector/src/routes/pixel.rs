@@ -1,4 +1,5 @@
-//! `GET /p.gif`: the tracking pixel, for pages without the script and for no-JS visitors.
+//! `GET /p.gif`: the tracking pixel, for pages without the script and for no-JS visitors; with
+//! `event=NAME` (and `p.KEY=VALUE` properties) a custom event on the page instead of a view.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -81,6 +82,9 @@ impl App {
             query.referrer.as_deref().unwrap_or_default(),
             query.title.as_deref().unwrap_or_default(),
         )?;
+        if let Some(name) = &query.event {
+            self.describe_custom(&mut event, name, query.props.iter().map(|(k, v)| (k, v)))?;
+        }
         self.stamp(&mut event, req.headers(), ip, visitor, now);
         self.link_customer(
             &mut event,
