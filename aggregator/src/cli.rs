@@ -6,6 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::audit::Action;
+use crate::budget::{Budget, Period};
+use crate::noise::NoiseKey;
+use crate::report::{ReportError, Rules};
 use footfall_collector::config::{ClickHouseArgs, DEFAULT_DATA_DIR, RetentionArgs, SchemaArgs};
 
 #[derive(Debug, Parser)]
@@ -38,7 +43,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create, list and revoke API tokens.
     Token(TokenArgs),
-    /// List the latest exports (CLI and API).
+    /// List the audit: exports, subject requests and refused requests, newest first.
     Audit(AuditArgs),
 }
 
@@ -60,12 +65,46 @@ pub struct PrivacyArgs {
     /// Leave out every row that stands for fewer distinct visitors (at least 2).
     #[arg(long, env = "FOOTFALL_MIN_VISITORS", default_value_t = crate::report::DEFAULT_MIN_VISITORS)]
     pub min_visitors: u32,
-    /// Differential privacy: add Laplace noise with this epsilon to the counts.
+    /// Differential privacy: discrete Laplace noise with this ε per row (a multiple of 0.001,
+    /// at most 10).
     #[arg(long, env = "FOOTFALL_EPSILON")]
     pub epsilon: Option<f64>,
-    /// Fixes the noise, for tests only: a known seed makes the noise removable.
-    #[arg(long, env = "FOOTFALL_DP_SEED", hide = true)]
-    pub dp_seed: Option<u64>,
+    /// ε each actor (API token, or OS user at the command line) may spend per period.
+    #[arg(long, env = "FOOTFALL_DP_BUDGET", default_value_t = 10.0)]
+    pub dp_budget: f64,
+    /// The calendar period (UTC) over which the budget is spent.
+    #[arg(long, env = "FOOTFALL_DP_BUDGET_PERIOD", value_enum, default_value_t = Period::Month)]
+    pub dp_budget_period: Period,
+    /// File of the secret that fixes the noise (created when missing; default:
+    /// dp-noise.key in the data dir).
+    #[arg(long, env = "FOOTFALL_DP_KEY")]
+    pub dp_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}
+
+impl PrivacyArgs {
+    /// The rules these options set; the noise key is read (or created) only with `--epsilon`.
+    pub fn rules(&self) -> Result<Rules, ReportError> {
+        let limit = self.dp_budget * 1000.0;
+        if !(limit.is_finite() && limit >= 0.0) {
+            return Err(ReportError::BadEpsilon);
+        }
+        let budget = Budget {
+            limit_thousandths: limit.round() as u64,
+            period: self.dp_budget_period,
+        };
+        let key_path = self
+            .dp_key
+            .clone()
+            .unwrap_or_else(|| self.data.data_dir.join("dp-noise.key"));
+        Rules::new(
+            self.min_visitors,
+            self.epsilon,
+            || NoiseKey::load_or_create(&key_path),
+            budget,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -142,9 +181,18 @@ pub enum TokenAction {
 
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
-    /// How many of the latest exports to list.
+    /// How many of the latest entries to list.
     #[arg(long, env = "FOOTFALL_AUDIT_LIMIT", default_value_t = 100)]
     pub limit: u64,
+    /// Only this actor (a token's name, or cli:USER).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this kind of entry.
+    #[arg(long, value_enum)]
+    pub action: Option<Action>,
+    /// Only entries from this day on, YYYY-MM-DD (UTC).
+    #[arg(long)]
+    pub since: Option<String>,
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
 }

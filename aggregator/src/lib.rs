@@ -7,14 +7,16 @@
 //!   (IPs unsealed with the private key), and its erasure;
 //! - [`retention`] deletes what is older than the retention period, now;
 //! - [`rollup`] creates the aggregator's tables (rollups, tokens, audit) and fills the rollups;
-//! - [`report`] turns rollups into anonymous CSV (K-anonymity, [`noise`] for differential
-//!   privacy), the only data that leaves; [`serve`] offers it over HTTP to [`token`] holders;
-//!   [`audit`] records every export.
+//! - [`report`] turns rollups into anonymous CSV ([`spreadsheet`]): K-anonymity, and with
+//!   [`noise`] differential privacy paid for from a [`budget`]; the only data that leaves.
+//!   [`serve`] offers it over HTTP to [`token`] holders; [`audit`] records every export,
+//!   subject request and refusal.
 //!
 //! [`cli`] is the command line. The ClickHouse options are the collector's
 //! ([`footfall_collector::config::ClickHouseArgs`]), and so is the migration runner.
 
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod day;
 pub mod keygen;
@@ -23,6 +25,7 @@ pub mod report;
 pub mod retention;
 pub mod rollup;
 pub mod serve;
+pub mod spreadsheet;
 pub mod subject;
 pub mod token;
 

@@ -104,7 +104,20 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         Command::Audit(args) => {
-            for entry in audit::list(&args.clickhouse.client(), args.limit).await? {
+            let since = match &args.since {
+                Some(s) => Some(
+                    Day::parse(s)
+                        .with_context(|| format!("'{s}' is not a date; give YYYY-MM-DD"))?,
+                ),
+                None => None,
+            };
+            let filter = audit::Filter {
+                actor: args.actor,
+                action: args.action,
+                since,
+                limit: args.limit,
+            };
+            for entry in audit::list(&args.clickhouse.client(), &filter).await? {
                 println!("{}", entry.line());
             }
         }
@@ -132,19 +145,17 @@ async fn run_backfill(args: BackfillArgs) -> anyhow::Result<()> {
 }
 
 async fn run_export(args: ReportArgs) -> anyhow::Result<()> {
-    let mut req = Request::parse(
+    let rules = args.privacy.rules()?;
+    let req = Request::parse(
         &args.report,
         &args.from,
         &args.to,
         args.site.as_deref(),
-        args.privacy.min_visitors,
-        args.privacy.epsilon,
-        args.privacy.dp_seed,
+        &rules,
     )?;
     let client = args.clickhouse.client();
-    let export = report::export(&client, &mut req).await?;
-    // Audited before it is handed out: an export that cannot be recorded is not made.
-    audit::record(&client, "cli", &req, export.rows).await?;
+    // Audited (and charged to the budget) before it is handed out.
+    let export = report::export(&client, &audit::cli_actor(), &req).await?;
     match &args.output {
         Some(path) => std::fs::write(path, &export.csv)
             .with_context(|| format!("writing {}", path.display()))?,
@@ -167,7 +178,18 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
             let subject = Subject::from_who(&args.who)?;
             let key =
                 keys::load_ip_private_key(&args.data.data_dir, args.ip_private_key.as_deref())?;
-            let export = subject::export(&args.clickhouse.client(), &subject, &key).await?;
+            let client = args.clickhouse.client();
+            let export = subject::export(&client, &subject, &key).await?;
+            let events = ["events", "email_opens"]
+                .iter()
+                .filter_map(|k| export.get(k).and_then(|v| v.as_array()))
+                .map(|v| v.len() as u64)
+                .sum();
+            // Recorded before it is handed out, without naming the subject.
+            let mut entry =
+                audit::Entry::new(&audit::cli_actor(), audit::Action::SubjectExport, 200);
+            entry.rows = events;
+            audit::write(&client, &entry).await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&export).context("writing the export")?
@@ -175,8 +197,13 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
             tracing::info!("subject export written");
         }
         SubjectAction::Erase(args) => {
-            let erased =
-                subject::erase(&args.clickhouse.client(), &Subject::from_who(&args.who)?).await?;
+            let client = args.clickhouse.client();
+            let erased = subject::erase(&client, &Subject::from_who(&args.who)?).await?;
+            let mut entry =
+                audit::Entry::new(&audit::cli_actor(), audit::Action::SubjectErase, 200);
+            entry.rows = erased.events + erased.identities;
+            entry.detail = format!("{} visitor ids", erased.visitor_ids);
+            audit::write(&client, &entry).await?;
             println!(
                 "erased {} events and {} identity rows across {} visitor ids; nothing of the subject remains",
                 erased.events, erased.identities, erased.visitor_ids

@@ -1,25 +1,30 @@
 //! Reports: anonymous aggregates read from the rollups, made safe, written as CSV.
 //!
 //! The only way data leaves Footfall. Every report is a set of rows keyed by site and one
-//! dimension, and every row is checked before it is written:
+//! dimension, and every row passes one function, [`Rules::publish`], whatever the report or
+//! the way out (command line, API, dashboard):
 //!
 //! - it stands for at least K distinct visitors (exact count, `uniqExact`; for `email`, distinct
 //!   recipients), else it is left out. No total or "other" row is ever written, so a left-out
 //!   row cannot be recomputed from the rest of the same report;
+//! - with an epsilon, the decision and the counts are noisy ([`crate::noise`]: discrete
+//!   Laplace, fixed per actor, report, range and row), only counts whose per-visitor
+//!   contribution is bounded are written, and the export is paid for from the actor's privacy
+//!   budget ([`crate::budget`]);
 //! - its cells hold no identifier: paths without query string or fragment, referrer hosts,
-//!   country and device names, UTM values and campaign names. Visitor ids, customer ids,
-//!   recipients and IP prefixes are not in the rollups at all (only inside exact-count states);
-//! - with an epsilon, counts get Laplace noise (see [`crate::noise`]) and only counts whose
-//!   per-visitor contribution is bounded are written.
+//!   country and device names, UTM values and campaign names, made safe for spreadsheets
+//!   ([`crate::spreadsheet`]).
 //!
-//! Cells that a spreadsheet would read as a formula are prefixed with `'` ([`spreadsheet_safe`]).
+//! Every export is audited before it is handed out ([`crate::audit`]).
 
 use clickhouse::Client;
 use serde::Deserialize;
 
+use crate::budget::{Budget, Exhausted};
 use crate::day::Day;
-use crate::noise::Laplace;
-use crate::{ClickHouseError, ch, rollup};
+use crate::noise::{Epsilon, Noise, NoiseKey, NoiseKeyError};
+use crate::spreadsheet::{Csv, neutralise};
+use crate::{ClickHouseError, audit, ch, rollup};
 
 /// The default for `--min-visitors`.
 pub const DEFAULT_MIN_VISITORS: u32 = 10;
@@ -90,6 +95,97 @@ impl Report {
     }
 }
 
+/// How every row is anonymised: one set of rules for every report and every way out (CLI,
+/// CSV and JSON API, dashboard).
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// K: a row stands for at least this many distinct visitors.
+    pub min_visitors: u32,
+    /// With differential privacy: the mechanism, and the budget it spends per actor.
+    pub noise: Option<Noise>,
+    pub budget: Budget,
+}
+
+/// Columns noised per row (visitors, visitor-days, and the networks that decide publication):
+/// each gets a third of ε, so that one row costs ε.
+const NOISY_PER_ROW: u64 = 3;
+
+/// A row that passed [`Rules::publish`], with the counts to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Without noise: the exact counts are printed.
+    Exact,
+    /// With noise: these replace the counts.
+    Noisy { visitors: u64, visitor_days: u64 },
+}
+
+impl Rules {
+    /// The rules from the command line's privacy options.
+    pub fn new(
+        min_visitors: u32,
+        epsilon: Option<f64>,
+        key: impl FnOnce() -> Result<NoiseKey, NoiseKeyError>,
+        budget: Budget,
+    ) -> Result<Self, ReportError> {
+        if min_visitors < 2 {
+            return Err(ReportError::MinVisitorsTooLow);
+        }
+        let noise = match epsilon {
+            None => None,
+            Some(e) => {
+                let e = Epsilon::from_f64(e).ok_or(ReportError::BadEpsilon)?;
+                Some(Noise::new(key()?, e))
+            }
+        };
+        Ok(Self {
+            min_visitors,
+            noise,
+            budget,
+        })
+    }
+
+    /// Whether a row with these exact counts may be published, and what it shows. The one test
+    /// every row of every report passes. `context` names the row (who asks, the report, the
+    /// range, the row's keys), so its noise is the same whenever the same row is asked for.
+    ///
+    /// Without noise: at least K distinct visitors. With noise, the decision is taken on noisy
+    /// counts (so that whether a row appears does not tell its exact count): the noisy visitors
+    /// must reach K plus a margin that a row below K passes with probability at most
+    /// [`crate::noise::DELTA`]; and the exact count must reach K too, so that no row ever stands for
+    /// fewer.
+    pub fn publish(
+        &self,
+        visitors: u64,
+        visitor_days: u64,
+        days: u64,
+        context: &[&str],
+    ) -> Option<Published> {
+        let k = u64::from(self.min_visitors);
+        if visitors < k {
+            return None;
+        }
+        let Some(noise) = &self.noise else {
+            return Some(Published::Exact);
+        };
+        let column = |name: &'static str| {
+            let mut c = context.to_vec();
+            c.push(name);
+            c
+        };
+        // A visitor is in a row's distinct count once, and in its visitor-days at most once a day.
+        let noisy_visitors = noise.count(visitors, NOISY_PER_ROW, &column("visitors"));
+        let threshold = k + noise.margin(NOISY_PER_ROW);
+        if noisy_visitors < threshold as i64 {
+            return None;
+        }
+        let noisy_days = noise.count(visitor_days, NOISY_PER_ROW * days, &column("visitor_days"));
+        Some(Published::Noisy {
+            visitors: noisy_visitors.max(0) as u64,
+            visitor_days: noisy_days.max(0) as u64,
+        })
+    }
+}
+
 /// What to export.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -97,8 +193,7 @@ pub struct Request {
     pub from: Day,
     pub to: Day,
     pub site: Option<String>,
-    pub min_visitors: u32,
-    pub privacy: Option<Laplace>,
+    pub rules: Rules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,12 +212,14 @@ pub enum ReportError {
     BadSite(String),
     #[error("the minimum number of visitors per row must be at least 2")]
     MinVisitorsTooLow,
-    #[error("epsilon must be a number above 0 and at most 10")]
+    #[error("epsilon must be a multiple of 0.001 above 0 and at most 10")]
     BadEpsilon,
     #[error(transparent)]
+    NoiseKey(#[from] NoiseKeyError),
+    #[error(transparent)]
+    Budget(#[from] Exhausted),
+    #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
-    #[error("could not write the CSV: {0}")]
-    Csv(#[from] csv::Error),
 }
 
 impl Request {
@@ -132,9 +229,7 @@ impl Request {
         from: &str,
         to: &str,
         site: Option<&str>,
-        min_visitors: u32,
-        epsilon: Option<f64>,
-        seed: Option<u64>,
+        rules: &Rules,
     ) -> Result<Self, ReportError> {
         let report =
             Report::parse(report).ok_or_else(|| ReportError::UnknownReport(report.into()))?;
@@ -152,21 +247,12 @@ impl Request {
         {
             return Err(ReportError::BadSite(s.into()));
         }
-        if min_visitors < 2 {
-            return Err(ReportError::MinVisitorsTooLow);
-        }
-        let privacy = match epsilon {
-            None => None,
-            Some(e) if e > 0.0 && e <= 10.0 => Some(Laplace::new(e, seed)),
-            Some(_) => return Err(ReportError::BadEpsilon),
-        };
         Ok(Self {
             report,
             from,
             to,
             site: site.map(str::to_owned),
-            min_visitors,
-            privacy,
+            rules: rules.clone(),
         })
     }
 }
@@ -204,48 +290,93 @@ pub struct Export {
     pub suppressed: u64,
 }
 
-/// Runs the report and writes it as CSV.
-pub async fn export(client: &Client, req: &mut Request) -> Result<Export, ReportError> {
+/// One noisy export at a time: the budget is read, charged and recorded as one step.
+static BUDGET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs the report for `actor` (a token's name, or the operator at the command line), records
+/// it in the audit and returns it as CSV. With noise, the export is first charged to the
+/// actor's privacy budget, and refused ([`ReportError::Budget`]) past it. An export that cannot
+/// be audited is not handed out.
+pub async fn export(client: &Client, actor: &str, req: &Request) -> Result<Export, ReportError> {
+    let _one_at_a_time = match &req.rules.noise {
+        Some(_) => Some(BUDGET.lock().await),
+        None => None,
+    };
+    let budget_left = match &req.rules.noise {
+        Some(noise) => {
+            let now = audit::now_secs();
+            let budget = req.rules.budget;
+            let spent = audit::spent(client, actor, budget.period_start(now)).await?;
+            match budget.charge(spent, noise.epsilon(), now) {
+                Ok(left) => Some(left),
+                Err(refused) => {
+                    let entry = audit::Entry {
+                        report: req.report.name().into(),
+                        ..audit::Entry::refused(actor, 429, &refused.to_string())
+                    };
+                    audit::write(client, &entry).await?;
+                    return Err(refused.into());
+                }
+            }
+        }
+        None => None,
+    };
+    let export = write(client, actor, req).await?;
+    audit::record(client, actor, req, export.rows, budget_left).await?;
+    Ok(export)
+}
+
+async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, ReportError> {
     let rows = fetch(client, req).await?;
-    // RFC 4180 ends records with CRLF.
-    let mut out = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    out.write_record(header(req))?;
+    let mut out = Csv::default();
+    out.record(header(req));
     let (mut written, mut suppressed) = (0, 0);
-    let days = req.from.days_through(req.to) as f64;
+    let days = req.from.days_through(req.to) as u64;
+    let (from, to) = (req.from.to_string(), req.to.to_string());
     for row in rows {
-        if row.visitors < u64::from(req.min_visitors) {
+        let context = [
+            actor,
+            req.report.name(),
+            &from,
+            &to,
+            req.site.as_deref().unwrap_or(""),
+            &row.site,
+            &row.a,
+            &row.b,
+            &row.c,
+        ];
+        let Some(published) = req
+            .rules
+            .publish(row.visitors, row.visitor_days, days, &context)
+        else {
             suppressed += 1;
             continue;
-        }
+        };
         let mut cells: Vec<String> = Vec::new();
         if req.report != Report::Email {
-            cells.push(spreadsheet_safe(&row.site));
+            cells.push(neutralise(&row.site));
         }
         let (_, keys) = req.report.shape();
         for (value, (name, _)) in [&row.a, &row.b, &row.c].into_iter().zip(keys) {
             if !name.is_empty() {
-                cells.push(spreadsheet_safe(&key_cell(req.report, value)));
+                cells.push(neutralise(&key_cell(req.report, value)));
             }
         }
-        match &mut req.privacy {
-            Some(noise) => {
-                // A visitor is in a row's distinct count once (sensitivity 1), and in its
-                // visitor-days at most once per day of the range.
-                cells.push(noise.count(row.visitors, 1.0).to_string());
-                cells.push(noise.count(row.visitor_days, days).to_string());
+        match published {
+            Published::Noisy {
+                visitors,
+                visitor_days,
+            } => {
+                cells.push(visitors.to_string());
+                cells.push(visitor_days.to_string());
             }
-            None => cells.extend(metrics(req.report, &row)),
+            Published::Exact => cells.extend(metrics(req.report, &row)),
         }
-        out.write_record(&cells)?;
+        out.record(&cells);
         written += 1;
     }
-    let csv = out
-        .into_inner()
-        .map_err(|e| ReportError::Csv(e.into_error().into()))?;
     Ok(Export {
-        csv,
+        csv: out.into_bytes(),
         rows: written,
         suppressed,
     })
@@ -264,7 +395,7 @@ fn header(req: &Request) -> Vec<&'static str> {
             .map(|(n, _)| *n)
             .filter(|n| !n.is_empty()),
     );
-    let metrics: &[&str] = match (req.report, req.privacy.is_some()) {
+    let metrics: &[&str] = match (req.report, req.rules.noise.is_some()) {
         (Report::Email, true) => &["unique_opens", "opener_days"],
         (_, true) => &["visitors", "visitor_days"],
         (Report::Email, false) => &["opens", "unique_opens"],
@@ -328,16 +459,6 @@ fn key_cell(report: Report, value: &str) -> String {
     }
 }
 
-/// A text cell a spreadsheet will not run: one starting with `=`, `+`, `-`, `@`, tab or CR
-/// gets a leading `'` (the OWASP advice for CSV injection).
-pub fn spreadsheet_safe(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
-    }
-}
-
 async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
     let (dimensions, [(_, a), (_, b), (_, c)]) = req.report.shape();
     let (from, to) = (req.from, req.to);
@@ -368,7 +489,7 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         );
         // Visitor-days (for noise) need each day's distinct count, a level more; without noise
         // the states merge once.
-        let traffic = if req.privacy.is_some() {
+        let traffic = if req.rules.noise.is_some() {
             rollup::traffic_select(&keys, group, &filter)
         } else {
             format!(
@@ -389,7 +510,7 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         (source, 2)
     };
     // Under noise, rows go in key order: an order by exact counts would tell them.
-    let order = if req.report == Report::Daily || req.privacy.is_some() {
+    let order = if req.report == Report::Daily || req.rules.noise.is_some() {
         "a, b, c"
     } else {
         "visitors DESC, hits DESC, a, b, c"
@@ -415,62 +536,92 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formula_cells_are_defused() {
-        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            assert_eq!(spreadsheet_safe(bad), format!("'{bad}"));
-        }
-        assert_eq!(spreadsheet_safe("/pricing"), "/pricing");
-        assert_eq!(spreadsheet_safe(""), "");
-    }
-
-    #[test]
     fn paths_lose_query_and_fragment() {
         assert_eq!(key_cell(Report::Pages, "/a?email=x@y"), "/a");
         assert_eq!(key_cell(Report::Pages, "/a#frag"), "/a");
         assert_eq!(key_cell(Report::Referrers, ""), "(none)");
     }
 
+    fn rules(k: u32, epsilon: Option<f64>) -> Result<Rules, ReportError> {
+        let budget = Budget {
+            limit_thousandths: 10_000,
+            period: crate::budget::Period::Month,
+        };
+        Rules::new(k, epsilon, || Ok(NoiseKey::from_bytes([1; 32])), budget)
+    }
+
     #[test]
     fn bad_parameters_are_refused_with_a_reason() {
-        let p = |r, f, t, s, k, e| Request::parse(r, f, t, s, k, e, None).map(|_| ());
-        assert!(
-            p(
-                "daily",
-                "2026-01-01",
-                "2026-01-31",
-                Some("s"),
-                10,
-                Some(1.0)
-            )
-            .is_ok()
-        );
+        let r = rules(10, None).unwrap();
+        let p = |rep, f, t, s| Request::parse(rep, f, t, s, &r).map(|_| ());
+        assert!(p("daily", "2026-01-01", "2026-01-31", Some("s")).is_ok());
         assert!(matches!(
-            p("nope", "2026-01-01", "2026-01-01", None, 10, None),
+            p("nope", "2026-01-01", "2026-01-01", None),
             Err(ReportError::UnknownReport(_))
         ));
         assert!(matches!(
-            p("daily", "2026-01-32", "2026-01-01", None, 10, None),
+            p("daily", "2026-01-32", "2026-01-01", None),
             Err(ReportError::BadDate(_))
         ));
         assert!(matches!(
-            p("daily", "2026-02-01", "2026-01-01", None, 10, None),
+            p("daily", "2026-02-01", "2026-01-01", None),
             Err(ReportError::Backwards)
         ));
         assert!(matches!(
-            p("daily", "2020-01-01", "2026-01-01", None, 10, None),
+            p("daily", "2020-01-01", "2026-01-01", None),
             Err(ReportError::TooLong)
         ));
         assert!(matches!(
-            p("daily", "2026-01-01", "2026-01-01", Some("a'b"), 10, None),
+            p("daily", "2026-01-01", "2026-01-01", Some("a'b")),
             Err(ReportError::BadSite(_))
         ));
         assert!(matches!(
-            p("daily", "2026-01-01", "2026-01-01", None, 1, None),
+            rules(1, None),
             Err(ReportError::MinVisitorsTooLow)
         ));
-        assert!(matches!(
-            p("daily", "2026-01-01", "2026-01-01", None, 10, Some(0.0)),
-            Err(ReportError::BadEpsilon)
-        ));
+        for bad in [0.0, 0.0001, 11.0] {
+            assert!(matches!(rules(10, Some(bad)), Err(ReportError::BadEpsilon)));
+        }
+        assert!(rules(10, Some(0.5)).is_ok());
+    }
+
+    #[test]
+    fn without_noise_a_row_needs_k_visitors() {
+        let r = rules(10, None).unwrap();
+        assert_eq!(r.publish(9, 9, 1, &["x"]), None);
+        assert_eq!(r.publish(10, 10, 1, &["x"]), Some(Published::Exact));
+    }
+
+    /// Under noise, presence is decided on the noisy count: a row just at K and one just above
+    /// it appear equally rarely (each with probability at most δ), a row far above appears
+    /// always, and one at the threshold about half the time, with rates that differ at K+m and
+    /// K+m+1 only by the noise's factor; never below K.
+    #[test]
+    fn under_noise_presence_follows_the_noisy_count() {
+        let r = rules(10, Some(1.0)).unwrap();
+        let m = r.noise.as_ref().unwrap().margin(NOISY_PER_ROW);
+        let runs = 2000;
+        let rate = |visitors: u64| {
+            (0..runs)
+                .filter(|i| {
+                    r.publish(visitors, visitors, 1, &[&i.to_string()])
+                        .is_some()
+                })
+                .count() as f64
+                / runs as f64
+        };
+        assert_eq!(rate(9), 0.0);
+        assert_eq!(rate(10), 0.0);
+        assert_eq!(rate(11), 0.0);
+        assert_eq!(rate(10 + 3 * m), 1.0);
+        let (at, above) = (rate(10 + m), rate(11 + m));
+        assert!((0.4..0.7).contains(&at), "{at}");
+        // One visitor more changes the chance by at most a factor exp(ε/3).
+        assert!(
+            above >= at && above <= at * (1.0f64 / 3.0).exp() + 0.05,
+            "{at} {above}"
+        );
+        let same = |i: &str| r.publish(80, 300, 5, &[i]);
+        assert_eq!(same("a"), same("a"));
     }
 }

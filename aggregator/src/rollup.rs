@@ -17,7 +17,7 @@
 //!   as much as reading the events, so a month's report reads one ready row per key.
 //!
 //! The aggregator's migrations live in `schema_migrations` under the component `aggregator`,
-//! applied by the collector's migration runner. `api_tokens` and `export_audit` are here too.
+//! applied by the collector's migration runner. `api_tokens` and `audit_log` are here too.
 
 use clickhouse::Client;
 use footfall_collector::schema::{self, Migration, SchemaError};
@@ -166,6 +166,36 @@ ORDER BY at",
 )
 ENGINE = MergeTree
 ORDER BY (dimension, site, month, k1, k2, k3)"],
+    },
+    Migration {
+        version: 3,
+        name: "audit of every export, subject request and refusal, with dates past 2149",
+        statements: &[
+            r"CREATE TABLE IF NOT EXISTS {db}.audit_log
+(
+    at DateTime64(3, 'UTC'),
+    actor String,
+    action LowCardinality(String),
+    status UInt16,
+    report LowCardinality(String),
+    from_day Date32,
+    to_day Date32,
+    site String,
+    min_visitors UInt32,
+    epsilon_thousandths UInt32,
+    budget_left_thousandths Nullable(UInt64),
+    rows UInt64,
+    detail String
+)
+ENGINE = MergeTree
+ORDER BY at",
+            r"INSERT INTO {db}.audit_log (at, actor, action, status, report, from_day, to_day, site,
+                                 min_visitors, epsilon_thousandths, rows)
+SELECT at, actor, 'export', 200, report, from_day, to_day, site, min_visitors,
+       toUInt32(round(epsilon * 1000)), rows
+FROM {db}.export_audit",
+            "DROP TABLE IF EXISTS {db}.export_audit",
+        ],
     },
 ];
 

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::ServeArgs;
 use crate::day::Day;
-use crate::report::{self, Report, ReportError, Request as ReportRequest};
+use crate::report::{self, Report, ReportError, Request as ReportRequest, Rules};
 use crate::{audit, rollup, token};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +39,13 @@ pub enum ServeError {
         "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
     )]
     Schema(#[from] footfall_collector::schema::SchemaError),
+    #[error(transparent)]
+    Privacy(#[from] ReportError),
 }
 
 struct App {
     client: Client,
-    min_visitors: u32,
-    epsilon: Option<f64>,
-    seed: Option<u64>,
+    rules: Rules,
 }
 
 /// A running server.
@@ -78,6 +78,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
         args.retention.retention_days,
     )
     .await?;
+    let rules = args.privacy.rules()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| ServeError::Listen(args.listen, e))?;
@@ -86,9 +87,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
         .map_err(|e| ServeError::Listen(args.listen, e))?;
     let app = Arc::new(App {
         client: ch.client(),
-        min_visitors: args.privacy.min_visitors,
-        epsilon: args.privacy.epsilon,
-        seed: args.privacy.dp_seed,
+        rules,
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(accept(listener, app.clone(), stopped.clone()))];
@@ -164,11 +163,16 @@ async fn refresh_loop(client: Client, every: Duration, mut stopped: watch::Recei
 
 type Answer = Response<Full<Bytes>>;
 
+/// Why a request was refused, kept on the answer for the audit.
+#[derive(Clone)]
+struct Refusal(String);
+
 fn error(status: StatusCode, message: &str) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(
         serde_json::json!({ "error": message }).to_string(),
     )));
     *r.status_mut() = status;
+    r.extensions_mut().insert(Refusal(message.to_owned()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
@@ -182,7 +186,27 @@ fn error(status: StatusCode, message: &str) -> Answer {
     r
 }
 
+/// Answers one request; every refusal is logged and audited with who asked (the token's name,
+/// `-` before a valid token was shown). Budget refusals are audited by the report itself.
 async fn route(app: &App, req: Request<Incoming>) -> Answer {
+    let mut actor = "-".to_owned();
+    let answer = answer(app, req, &mut actor).await;
+    let status = answer.status();
+    if let Some(Refusal(reason)) = answer.extensions().get::<Refusal>()
+        && status.is_client_error()
+    {
+        tracing::warn!(status = status.as_u16(), actor, reason, "request refused");
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            let entry = audit::Entry::refused(&actor, status.as_u16(), reason);
+            if let Err(e) = audit::write(&app.client, &entry).await {
+                tracing::error!(error = %e, "refusal not audited");
+            }
+        }
+    }
+    answer
+}
+
+async fn answer(app: &App, req: Request<Incoming>, actor: &mut String) -> Answer {
     let path = req.uri().path();
     if path == "/healthz" {
         return Response::new(Full::new(Bytes::from_static(b"ok\n")));
@@ -210,7 +234,10 @@ async fn route(app: &App, req: Request<Incoming>) -> Answer {
         );
     };
     let token = match token::verify(&app.client, presented).await {
-        Ok(Some(t)) => t,
+        Ok(Some(t)) => {
+            actor.clone_from(&t.name);
+            t
+        }
         Ok(None) => return error(StatusCode::UNAUTHORIZED, "unknown or revoked token"),
         Err(e) => {
             tracing::error!(error = %e, "token lookup failed");
@@ -237,15 +264,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Answer {
         );
     };
     let site = params.get("site").map(String::as_str);
-    let mut request = match ReportRequest::parse(
-        name,
-        from,
-        to,
-        site,
-        app.min_visitors,
-        app.epsilon,
-        app.seed,
-    ) {
+    let request = match ReportRequest::parse(name, from, to, site, &app.rules) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
@@ -260,8 +279,15 @@ async fn route(app: &App, req: Request<Incoming>) -> Answer {
             "this token reads only its sites: pass site= one of them (and not the email report)",
         );
     }
-    let export = match report::export(&app.client, &mut request).await {
+    let export = match report::export(&app.client, &token.name, &request).await {
         Ok(e) => e,
+        Err(ReportError::Budget(spent)) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, &spent.to_string());
+            let wait = (spent.resets_at - audit::now_secs()).max(1);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            return r;
+        }
         Err(e) => {
             tracing::error!(error = %e, report = name, "export failed");
             return error(
@@ -270,14 +296,6 @@ async fn route(app: &App, req: Request<Incoming>) -> Answer {
             );
         }
     };
-    if let Err(e) = audit::record(&app.client, &token.name, &request, export.rows).await {
-        // An export that cannot be audited is not handed out.
-        tracing::error!(error = %e, "audit failed");
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the export could not be audited",
-        );
-    }
     tracing::info!(
         token = token.name,
         report = name,

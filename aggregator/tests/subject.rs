@@ -90,6 +90,8 @@ async fn record_people(db: &TestDb) -> People {
 #[tokio::test]
 async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leaves_nothing() {
     let db = TestDb::new();
+    // The audit, which records every subject request, is the aggregator's.
+    ok(aggregator(&db, &["migrate"]));
     let p = record_people(&db).await;
 
     let all = export(&db, "--customer", "cust-1");
@@ -164,11 +166,35 @@ async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leav
     assert_eq!(kept.len(), 2, "other people's records stay: {kept:?}");
     assert_eq!(kept[0]["recipient"], "cust-2");
     assert_eq!(kept[1]["visitor_id"], p.stranger.as_str());
+
+    // Every subject request is audited with the OS user who ran it, and never names the subject.
+    let audit = ok(aggregator(&db, &["audit"]));
+    assert_eq!(
+        audit.matches("\tsubject_export\t200\t").count(),
+        4,
+        "{audit}"
+    );
+    assert_eq!(
+        audit.matches("\tsubject_erase\t200\t").count(),
+        1,
+        "{audit}"
+    );
+    assert!(
+        audit
+            .lines()
+            .all(|l| l.split('\t').nth(1).unwrap().starts_with("cli:"))
+    );
+    assert!(audit.contains("\tsubject_erase\t200\t-\t-\t(all sites)\tK=0\tε=-\tbudget left=-\t6 rows\t2 visitor ids"), "{audit}");
+    for needle in ["cust-1", p.laptop.as_str(), p.phone.as_str()] {
+        assert!(!audit.contains(needle));
+    }
 }
 
 #[tokio::test]
 async fn erasing_a_visitor_removes_only_that_browser() {
     let db = TestDb::new();
+    // The audit, which records every subject request, is the aggregator's.
+    ok(aggregator(&db, &["migrate"]));
     let p = record_people(&db).await;
     let said = ok(aggregator(
         &db,
@@ -196,6 +222,8 @@ async fn erasing_a_visitor_removes_only_that_browser() {
 #[tokio::test]
 async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records() {
     let db = TestDb::new();
+    // The audit, which records every subject request, is the aggregator's.
+    ok(aggregator(&db, &["migrate"]));
     let collector = db.start(&[]).await;
     let addr = collector.local_addr();
     let signer = signer(&db);
@@ -253,6 +281,8 @@ async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records
 #[tokio::test]
 async fn subject_commands_say_what_is_wrong() {
     let db = TestDb::new();
+    // The audit, which records every subject request, is the aggregator's.
+    ok(aggregator(&db, &["migrate"]));
     let bad = aggregator(
         &db,
         &["subject", "erase", "--visitor", "'; DROP TABLE events; --"],
@@ -278,6 +308,8 @@ async fn subject_commands_say_what_is_wrong() {
 #[tokio::test]
 async fn keygen_writes_a_pair_the_collector_can_use_and_never_overwrites_it() {
     let db = TestDb::new();
+    // The audit, which records every subject request, is the aggregator's.
+    ok(aggregator(&db, &["migrate"]));
     let said = ok(aggregator(&db, &["keygen"]));
     let public = said.lines().last().unwrap();
     let written = std::fs::read_to_string(db.data_dir.path().join(keys::IP_PUBLIC_FILE)).unwrap();
@@ -291,6 +323,8 @@ async fn keygen_writes_a_pair_the_collector_can_use_and_never_overwrites_it() {
 #[tokio::test]
 async fn retention_deletes_what_is_older_than_the_period_at_once() {
     let db = TestDb::new();
+    // The audit, which records every subject request, is the aggregator's.
+    ok(aggregator(&db, &["migrate"]));
     let collector = db.start(&[]).await;
     get(
         collector.local_addr(),

@@ -16,7 +16,7 @@ pub fn aggregator(db: &TestDb, args: &[&str]) -> Output {
         .args(argv)
         .env("FOOTFALL_DATA_DIR", db.data_dir.path())
         .env_remove("FOOTFALL_IP_PRIVATE_KEY")
-        .env_remove("FOOTFALL_DP_SEED")
+        .env_remove("FOOTFALL_DP_KEY")
         .output()
         .unwrap()
 }

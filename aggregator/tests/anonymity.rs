@@ -1,0 +1,269 @@
+//! Attacks on the anonymity of exports, each as a test against the real ClickHouse: averaging
+//! noise away by asking again, spreadsheet injection through visitor-chosen text, and requests
+//! that must be refused and audited.
+
+#[path = "../../collector/tests/common/mod.rs"]
+mod common;
+mod run;
+
+use clap::Parser as _;
+use common::{TestDb, get};
+use footfall_aggregator::cli::{Cli, Command};
+use footfall_aggregator::serve;
+use footfall_collector::event::{Event, Kind};
+use http::StatusCode;
+use run::{aggregator, ok};
+
+const DAY1: &str = "2026-03-02";
+/// 2026-03-02T10:00:00Z in milliseconds.
+const T0: i64 = 1_772_445_600_000;
+
+/// A page view of `path` by visitor number `n`, from network number `net`.
+fn view(path: &str, n: usize, net: usize) -> Event {
+    let mut e = Event::new(Kind::Pageview, T0 + n as i64 * 1000);
+    e.site = "shop".into();
+    e.visitor_id = format!("anonVisitor{n:011}").into();
+    e.pageview_id = format!("anonVisitor{n:011}{path}").into();
+    e.host = "shop.example".into();
+    e.path = path.into();
+    e.url = format!("https://shop.example{path}").into();
+    e.ip_prefix = format!("10.{}.{}.0/24", net / 256, net % 256).into();
+    e
+}
+
+async fn insert(db: &TestDb, events: &[Event]) {
+    let mut insert = db.client().insert::<Event>("events").await.unwrap();
+    for e in events {
+        insert.write(e).await.unwrap();
+    }
+    insert.end().await.unwrap();
+}
+
+async fn start_api(db: &TestDb, extra: &[&str]) -> serve::Server {
+    let url = common::clickhouse_url();
+    let data_dir = db.data_dir.path().to_str().unwrap();
+    let mut argv = vec![
+        "footfall-aggregator",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--refresh-secs",
+        "0",
+        "--clickhouse-url",
+        &url,
+        "--clickhouse-database",
+        &db.name,
+        "--data-dir",
+        data_dir,
+    ];
+    argv.extend_from_slice(extra);
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    serve::start(args).await.unwrap()
+}
+
+fn token(db: &TestDb, name: &str) -> String {
+    let out = ok(aggregator(db, &["token", "create", "--name", name]));
+    out.split_whitespace().last().unwrap().to_owned()
+}
+
+/// 400 identical noisy questions get one answer (the noise is fixed, so averaging removes
+/// nothing), each is charged to the token's budget, and the 401st is refused with 429 and the
+/// time the budget resets; the refusal is audited with the token's name.
+#[tokio::test]
+async fn asking_again_returns_the_same_noise_until_the_budget_refuses() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let events: Vec<Event> = (0..150).map(|i| view("/popular", i, i)).collect();
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let analyst = token(&db, "analyst");
+    // 400 × 1: exactly the budget.
+    let server = start_api(&db, &["--epsilon", "1", "--dp-budget", "400"]).await;
+    let addr = server.local_addr();
+    let target = format!("/v1/reports/pages.csv?from={DAY1}&to={DAY1}");
+    let auth = format!("Bearer {analyst}");
+    let mut answers = std::collections::HashSet::new();
+    for _ in 0..400 {
+        let a = get(addr, &target, &[("authorization", &auth)]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        answers.insert(String::from_utf8(a.body.to_vec()).unwrap());
+    }
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let answer = answers.into_iter().next().unwrap();
+    let row = answer
+        .lines()
+        .nth(1)
+        .expect("a row of 150 visitors is published");
+    let visitors: i64 = row.split(',').nth(2).unwrap().parse().unwrap();
+    // Scale 3: beyond ±30 has probability below e^-10.
+    assert!((visitors - 150).abs() < 30, "{answer}");
+    assert_ne!(
+        answer,
+        "site,path,visitors,visitor_days\r\nshop,/popular,150,150\r\n"
+    );
+
+    let refused = get(addr, &target, &[("authorization", &auth)]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let body = String::from_utf8_lossy(&refused.body);
+    assert!(body.contains("resets at 2"), "{body}");
+    let wait: i64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0 && wait <= 31 * 86_400, "{wait}");
+    // Another range is another question, and just as refused.
+    let other = format!("/v1/reports/pages.csv?from={DAY1}&to=2026-03-03");
+    let refused = get(addr, &other, &[("authorization", &auth)]).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    server.shutdown().await;
+
+    let audit = ok(aggregator(
+        &db,
+        &["audit", "--actor", "analyst", "--limit", "1000"],
+    ));
+    let exports: Vec<&str> = audit.lines().filter(|l| l.contains("\texport\t")).collect();
+    assert_eq!(exports.len(), 400);
+    assert!(
+        exports[0].contains("ε=1\tbudget left=0\t"),
+        "{}",
+        exports[0]
+    );
+    let refusals = ok(aggregator(&db, &["audit", "--action", "refused"]));
+    assert_eq!(refusals.lines().count(), 2, "{refusals}");
+    assert!(
+        refusals
+            .lines()
+            .all(|l| l.contains("\tanalyst\trefused\t429\tpages\t"))
+    );
+
+    // The command line has a budget of its own (its OS user's) and refuses with an error.
+    let cli = |budget: &str| {
+        aggregator(
+            &db,
+            &[
+                "export",
+                "--report",
+                "pages",
+                "--from",
+                DAY1,
+                "--to",
+                DAY1,
+                "--epsilon",
+                "1",
+                "--dp-budget",
+                budget,
+            ],
+        )
+    };
+    assert_eq!(ok(cli("1")).lines().count(), 2);
+    let spent = cli("1");
+    assert!(!spent.status.success());
+    assert!(String::from_utf8_lossy(&spent.stderr).contains("privacy budget is spent"));
+}
+
+/// Visitor-chosen text that a spreadsheet would split on `;` or run as a formula, also behind
+/// invisible characters or as a full-width look-alike, arrives quoted and defused.
+#[tokio::test]
+async fn hostile_paths_reach_the_csv_quoted_and_defused() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let paths = [
+        "/x;=cmd|' /C calc'!A0",
+        "＝HYPERLINK(\"http://evil\")",
+        "\u{A0}=1+1",
+        "\u{200B}@SUM(A1)",
+        " -2",
+        "/a,b",
+    ];
+    let mut events = Vec::new();
+    for (p, path) in paths.iter().enumerate() {
+        for i in 0..10 {
+            events.push(view(path, p * 100 + i, p * 100 + i));
+        }
+    }
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let csv = ok(aggregator(
+        &db,
+        &["export", "--report", "pages", "--from", DAY1, "--to", DAY1],
+    ));
+    for line in [
+        "shop,\"/x;=cmd|' /C calc'!A0\",10,10,",
+        "shop,\"'＝HYPERLINK(\"\"http://evil\"\")\",10,10,",
+        "shop,\"'\u{A0}=1+1\",10,10,",
+        "shop,\"'\u{200B}@SUM(A1)\",10,10,",
+        "shop,\"' -2\",10,10,",
+        "shop,\"/a,b\",10,10,",
+    ] {
+        assert!(csv.contains(line), "{line:?} not in\n{csv}");
+    }
+}
+
+/// Every refused request is audited with who made it: no token, a wrong token, a token out of
+/// scope, bad parameters.
+#[tokio::test]
+async fn refused_requests_are_audited_with_their_actor() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let scoped = {
+        let out = ok(aggregator(
+            &db,
+            &[
+                "token",
+                "create",
+                "--name",
+                "partner",
+                "--reports",
+                "pages",
+                "--sites",
+                "shop",
+            ],
+        ));
+        out.split_whitespace().last().unwrap().to_owned()
+    };
+    let server = start_api(&db, &[]).await;
+    let addr = server.local_addr();
+    let auth = format!("Bearer {scoped}");
+    let pages = format!("/v1/reports/pages.csv?from={DAY1}&to={DAY1}&site=shop");
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode);
+    let cases: [Case; 4] = [
+        (&pages, vec![], StatusCode::UNAUTHORIZED),
+        (
+            &pages,
+            vec![("authorization", "Bearer fft_0")],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/v1/reports/daily.csv?from=2026-03-02&to=2026-03-02&site=shop",
+            vec![("authorization", &auth)],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/v1/reports/pages.csv?from=2026-03-40&to=2026-03-02&site=shop",
+            vec![("authorization", &auth)],
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (target, headers, status) in &cases {
+        assert_eq!(get(addr, target, headers).await.status, *status, "{target}");
+    }
+    server.shutdown().await;
+    let audit = ok(aggregator(&db, &["audit", "--action", "refused"]));
+    let mut lines: Vec<&str> = audit.lines().collect();
+    lines.reverse();
+    assert_eq!(lines.len(), 4, "{audit}");
+    assert!(lines[0].contains("\t-\trefused\t401\t"), "{}", lines[0]);
+    assert!(
+        lines[1].contains("\t-\trefused\t401\t") && lines[1].ends_with("unknown or revoked token")
+    );
+    assert!(
+        lines[2].contains("\tpartner\trefused\t403\t"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[3].contains("\tpartner\trefused\t400\t") && lines[3].contains("is not a date"));
+    assert!(ok(aggregator(&db, &["audit", "--actor", "nobody"])).is_empty());
+}
