@@ -202,11 +202,14 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
             let mut entry =
                 audit::Entry::new(&audit::cli_actor(), audit::Action::SubjectErase, 200);
             entry.rows = erased.events + erased.identities;
-            entry.detail = format!("{} visitor ids", erased.visitor_ids);
+            entry.detail = format!(
+                "{} visitor ids, rollups of {} days recomputed",
+                erased.visitor_ids, erased.days
+            );
             audit::write(&client, &entry).await?;
             println!(
-                "erased {} events and {} identity rows across {} visitor ids; nothing of the subject remains",
-                erased.events, erased.identities, erased.visitor_ids
+                "erased {} events and {} identity rows across {} visitor ids, and recomputed the rollups of {} days; nothing of the subject remains",
+                erased.events, erased.identities, erased.visitor_ids, erased.days
             );
             tracing::info!(
                 events = erased.events,

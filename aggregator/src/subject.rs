@@ -8,10 +8,17 @@
 //! carrying their customer id, and every email open addressed to them (`recipient` = the
 //! customer id).
 //!
+//! The ids go to ClickHouse only in the body of an `INSERT` into a scratch table, which every
+//! later statement joins: ClickHouse keeps the text of each query (`system.query_log`) and
+//! mutation (`system.mutations`), bound parameters included, and an erased person's id must
+//! not stay there.
+//!
 //! Export unseals IPs with the private key via each event's epoch key in `ip_keys`. Erasure
 //! deletes with `ALTER TABLE ... DELETE ... SETTINGS mutations_sync = 2`, which returns only once
 //! ClickHouse has rewritten the affected parts, so the rows are physically gone, not merely
-//! hidden; then it counts again and fails unless nothing is left.
+//! hidden; then it computes the rollups of the days the person was seen on again (their
+//! unique-visitor states held the person's hashed id), and counts again: it fails unless no row
+//! and no rollup state of theirs is left.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,11 +27,12 @@ use clickhouse::Client;
 use clickhouse::query::Query;
 use footfall_collector::id::Id;
 use footfall_seal::SecretKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::cli::Who;
-use crate::{ClickHouseError, ch};
+use crate::day::Day;
+use crate::{ClickHouseError, ch, rollup};
 
 /// Longest customer id or email recipient accepted, in bytes.
 const CUSTOMER_MAX: usize = 256;
@@ -46,7 +54,7 @@ pub enum SubjectError {
     #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
     #[error(
-        "ClickHouse reported the deletion done, yet {0} rows of the subject remain; run the erasure again"
+        "ClickHouse reported the deletion done, yet {0} rows or rollup states of the subject remain; run the erasure again"
     )]
     NotErased(u64),
 }
@@ -72,76 +80,134 @@ impl Subject {
     }
 }
 
-/// Every visitor id and the customer id (empty for a visitor) whose rows belong to the subject.
+/// The subject's ids, in a scratch table of their own that is filled through an `INSERT`'s body:
+/// every query and mutation below names the table, never an id, so no id of the subject is
+/// left in ClickHouse's query log or in `system.mutations` (which keep the text of every
+/// statement, with bound parameters substituted). Dropped when done.
 struct Scope {
+    table: String,
+    customer: bool,
     visitor_ids: Vec<String>,
-    customer_id: String,
 }
 
-/// Rows of `events` that belong to a scope: the visitors' events (for a customer, not those
-/// linked to a different customer, as on a shared computer), the customer's own events, and the
-/// email opens addressed to them. Binds: visitor ids, then the customer id five times.
-const EVENTS_MATCH: &str = "(has(?, visitor_id) AND (? = '' OR customer_id IN ('', ?)))
-    OR (? != '' AND (customer_id = ? OR (kind = 'email_open' AND recipient = ?)))";
-/// Rows of `identities` that belong to a scope: a visitor's links, or a customer's.
-/// Binds: customer id, visitor ids, customer id.
-const IDENTITIES_MATCH: &str = "(? = '' AND has(?, visitor_id)) OR customer_id = ?";
+#[derive(clickhouse::Row, Serialize)]
+struct ScopeRow<'a> {
+    kind: &'a str,
+    id: &'a str,
+}
 
 impl Scope {
-    fn bind_events(&self, query: Query) -> Query {
-        let c = &self.customer_id;
-        query
-            .bind(&self.visitor_ids)
-            .bind(c)
-            .bind(c)
-            .bind(c)
-            .bind(c)
-            .bind(c)
+    /// Visitor ids of the scope, as a subquery.
+    fn visitors(&self) -> String {
+        format!("(SELECT id FROM {} WHERE kind = 'visitor')", self.table)
     }
 
-    fn bind_identities(&self, query: Query) -> Query {
-        query
-            .bind(&self.customer_id)
-            .bind(&self.visitor_ids)
-            .bind(&self.customer_id)
+    /// The customer id of the scope (none for a visitor), as a subquery.
+    fn customers(&self) -> String {
+        format!("(SELECT id FROM {} WHERE kind = 'customer')", self.table)
+    }
+
+    /// Rows of `events` that belong to the scope: the visitors' events (for a customer, not those
+    /// linked to a different customer, as on a shared computer), the customer's own events, and
+    /// the email opens addressed to them.
+    fn events(&self) -> String {
+        let (v, c) = (self.visitors(), self.customers());
+        if self.customer {
+            format!(
+                "((visitor_id IN {v} AND (customer_id = '' OR customer_id IN {c}))
+                  OR customer_id IN {c} OR (kind = 'email_open' AND recipient IN {c}))"
+            )
+        } else {
+            format!("visitor_id IN {v}")
+        }
+    }
+
+    /// Rows of `identities` that belong to the scope: a visitor's links, or a customer's.
+    fn identities(&self) -> String {
+        if self.customer {
+            format!("customer_id IN {}", self.customers())
+        } else {
+            format!("visitor_id IN {}", self.visitors())
+        }
+    }
+
+    /// The condition selecting the scope's rows of `table`.
+    fn of(&self, table: &str) -> String {
+        match table {
+            "events" => self.events(),
+            _ => self.identities(),
+        }
+    }
+
+    async fn drop(self, client: &Client) {
+        let dropped = client
+            .query(&format!("DROP TABLE IF EXISTS {}", self.table))
+            .execute()
+            .await;
+        if let Err(e) = dropped {
+            tracing::warn!(error = %e, table = self.table, "scratch table of a subject request not dropped");
+        }
     }
 }
 
-/// Binds a scope's values to a condition's placeholders.
-type Bind = fn(&Scope, Query) -> Query;
-
-/// The tables a subject's rows live in: name, condition, and how to bind it.
-const TABLES: [(&str, &str, Bind); 2] = [
-    ("events", EVENTS_MATCH, Scope::bind_events),
-    ("identities", IDENTITIES_MATCH, Scope::bind_identities),
-];
+/// The tables a subject's rows live in.
+const TABLES: [&str; 2] = ["events", "identities"];
 
 async fn scope(client: &Client, subject: &Subject) -> Result<Scope, ClickHouseError> {
-    Ok(match subject {
-        Subject::Visitor(id) => Scope {
-            visitor_ids: vec![id.to_string()],
-            customer_id: String::new(),
-        },
-        Subject::Customer(customer) => {
-            let visitor_ids = client
-                .query(
-                    "SELECT DISTINCT visitor_id FROM (
-                         SELECT visitor_id FROM identities WHERE customer_id = ?
-                         UNION ALL
-                         SELECT visitor_id FROM events WHERE customer_id = ?
-                     ) WHERE visitor_id != '' ORDER BY visitor_id",
-                )
-                .bind(customer)
-                .bind(customer)
-                .fetch_all::<String>()
-                .await
-                .map_err(ch("find the visitor ids linked to the customer"))?;
-            Scope {
-                visitor_ids,
-                customer_id: customer.clone(),
-            }
-        }
-    })
+    let table = format!("subject_scope_{}", Id::random().as_str().to_lowercase());
+    client
+        .query(&format!(
+            "CREATE TABLE {table} (kind LowCardinality(String), id String) ENGINE = Memory"
+        ))
+        .execute()
+        .await
+        .map_err(ch("create the scratch table of a subject request"))?;
+    let (customer, first) = match subject {
+        Subject::Visitor(id) => (false, ("visitor", id.as_str())),
+        Subject::Customer(c) => (true, ("customer", c.as_str())),
+    };
+    let mut insert = client
+        .insert::<ScopeRow>(&table)
+        .await
+        .map_err(ch("fill the scratch table"))?;
+    insert
+        .write(&ScopeRow {
+            kind: first.0,
+            id: first.1,
+        })
+        .await
+        .map_err(ch("fill the scratch table"))?;
+    insert.end().await.map_err(ch("fill the scratch table"))?;
+    let mut scope = Scope {
+        table,
+        customer,
+        visitor_ids: Vec::new(),
+    };
+    if customer {
+        let c = scope.customers();
+        client
+            .query(&format!(
+                "INSERT INTO {t} (kind, id)
+                 SELECT DISTINCT 'visitor', visitor_id FROM (
+                     SELECT visitor_id FROM identities WHERE customer_id IN {c}
+                     UNION ALL
+                     SELECT visitor_id FROM events WHERE customer_id IN {c}
+                 ) WHERE visitor_id != ''",
+                t = scope.table
+            ))
+            .execute()
+            .await
+            .map_err(ch("find the visitor ids linked to the customer"))?;
+    }
+    scope.visitor_ids = client
+        .query(&format!(
+            "SELECT id FROM {} WHERE kind = 'visitor' ORDER BY id",
+            scope.table
+        ))
+        .fetch_all::<String>()
+        .await
+        .map_err(ch("read the visitor ids of the subject"))?;
+    Ok(scope)
 }
 
 #[derive(clickhouse::Row, Deserialize)]
@@ -159,19 +225,32 @@ pub async fn export(
     key: &SecretKey,
 ) -> Result<Value, SubjectError> {
     let scope = scope(client, subject).await?;
+    let result = export_scope(client, subject, &scope, key).await;
+    scope.drop(client).await;
+    result
+}
+
+async fn export_scope(
+    client: &Client,
+    subject: &Subject,
+    scope: &Scope,
+    key: &SecretKey,
+) -> Result<Value, SubjectError> {
     let identities = json_rows(
-        scope.bind_identities(client.query(&format!(
+        client.query(&format!(
             "SELECT customer_id, visitor_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen
-             FROM identities WHERE {IDENTITIES_MATCH} GROUP BY customer_id, visitor_id ORDER BY first_seen"
-        ))),
+             FROM identities WHERE {} GROUP BY customer_id, visitor_id ORDER BY first_seen",
+            scope.identities()
+        )),
         "read identities",
     )
     .await?;
     let mut events = json_rows(
-        scope.bind_events(client.query(&format!(
+        client.query(&format!(
             "SELECT * EXCEPT (ip_key_id, ip_sealed), toString(ip_key_id) AS ip_epoch_key, hex(ip_sealed) AS ip_sealed_hex
-             FROM events WHERE {EVENTS_MATCH} ORDER BY ts, event_id"
-        ))),
+             FROM events WHERE {} ORDER BY ts, event_id",
+            scope.events()
+        )),
         "read events",
     )
     .await?;
@@ -240,44 +319,66 @@ pub struct Erased {
     pub visitor_ids: usize,
     pub events: u64,
     pub identities: u64,
+    /// Days whose rollups were computed again without the subject.
+    pub days: usize,
 }
 
-/// Deletes every record of `subject` and returns once ClickHouse confirms none is left.
+/// Deletes every record of `subject`, computes the rollups of the days they touched again
+/// without them, and returns once ClickHouse confirms that none is left: no row in a table,
+/// and no visitor id of theirs in any unique-visitor state of those days.
 pub async fn erase(client: &Client, subject: &Subject) -> Result<Erased, SubjectError> {
     let scope = scope(client, subject).await?;
+    let result = erase_scope(client, &scope).await;
+    scope.drop(client).await;
+    result
+}
+
+async fn erase_scope(client: &Client, scope: &Scope) -> Result<Erased, SubjectError> {
+    let days: Vec<u16> = client
+        .query(&format!(
+            "SELECT DISTINCT toDate(ts) AS day FROM events WHERE {} ORDER BY day",
+            scope.events()
+        ))
+        .fetch_all()
+        .await
+        .map_err(ch("find the days of the subject's events"))?;
     let mut deleted = [0u64; TABLES.len()];
-    for ((table, condition, bind), deleted) in TABLES.iter().zip(&mut deleted) {
+    for (table, deleted) in TABLES.iter().zip(&mut deleted) {
+        let condition = scope.of(table);
         *deleted = count(
-            bind(
-                &scope,
-                client.query(&format!("SELECT count() FROM {table} WHERE {condition}")),
-            ),
+            client.query(&format!("SELECT count() FROM {table} WHERE {condition}")),
             table,
         )
         .await?;
         if *deleted > 0 {
-            bind(
-                &scope,
-                client.query(&format!(
+            client
+                .query(&format!(
                     "ALTER TABLE {table} DELETE WHERE {condition} SETTINGS mutations_sync = 2"
-                )),
-            )
-            .execute()
-            .await
-            .map_err(ch(format!("delete from {table}")))?;
+                ))
+                .execute()
+                .await
+                .map_err(ch(format!("delete from {table}")))?;
         }
     }
+    let days: Vec<Day> = days
+        .into_iter()
+        .map(|d| Day::from_epoch(i64::from(d)))
+        .collect();
+    for (from, to) in runs(&days) {
+        rollup::backfill(client, from, to).await?;
+    }
     let mut left = 0;
-    for (table, condition, bind) in TABLES {
+    for table in TABLES {
         left += count(
-            bind(
-                &scope,
-                client.query(&format!("SELECT count() FROM {table} WHERE {condition}")),
-            ),
+            client.query(&format!(
+                "SELECT count() FROM {table} WHERE {}",
+                scope.of(table)
+            )),
             table,
         )
         .await?;
     }
+    left += rollup_members(client, scope).await?;
     if left > 0 {
         return Err(SubjectError::NotErased(left));
     }
@@ -285,7 +386,35 @@ pub async fn erase(client: &Client, subject: &Subject) -> Result<Erased, Subject
         visitor_ids: scope.visitor_ids.len(),
         events: deleted[0],
         identities: deleted[1],
+        days: days.len(),
     })
+}
+
+/// Consecutive days as ranges `(first, last)`.
+fn runs(days: &[Day]) -> Vec<(Day, Day)> {
+    let mut out: Vec<(Day, Day)> = Vec::new();
+    for &day in days {
+        match out.last_mut() {
+            Some((_, last)) if last.plus(1) == day => *last = day,
+            _ => out.push((day, day)),
+        }
+    }
+    out
+}
+
+/// Rollup rows whose unique-visitor (or unique-recipient) state holds one of the scope's ids:
+/// merging the ids' own state into it would not raise its count by as many ids.
+async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHouseError> {
+    client
+        .query(&format!(
+            "WITH (SELECT uniqExactState(id) FROM {t}) AS ids, (SELECT count() FROM {t}) AS n
+             SELECT count() FROM traffic_daily
+             WHERE arrayReduce('uniqExactMerge', [visitors, ids]) < finalizeAggregation(visitors) + n",
+            t = scope.table,
+        ))
+        .fetch_one()
+        .await
+        .map_err(ch("test the rollups for the subject's visitor ids"))
 }
 
 async fn count(query: Query, table: &str) -> Result<u64, ClickHouseError> {
