@@ -62,7 +62,7 @@ async fn record_people(db: &TestDb) -> People {
     let collector = db.start(&["--trusted-proxies", "127.0.0.0/8"]).await;
     let addr = collector.local_addr();
     let signer = signer(db);
-    let link = customer::sign("cust-1", &signer).unwrap();
+    let link = customer::sign("cust-1", "s", common::now_secs(), &signer).unwrap();
     let page = |path: &str, extra: &str| {
         format!(
             "/p.gif?site=s&url={}{extra}",
@@ -286,7 +286,7 @@ async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records
     let as_customer = |id: &str| {
         format!(
             "/p.gif?site=s&url={url}&{}",
-            customer::sign(id, &signer).unwrap()
+            customer::sign(id, "s", common::now_secs(), &signer).unwrap()
         )
     };
     let shared = get(addr, &as_customer("alice"), &[])

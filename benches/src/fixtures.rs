@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use footfall_collector::enrich::Enricher;
+use footfall_collector::hit::customer::LinkPolicy;
 use footfall_collector::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter};
 use footfall_collector::metrics::Metrics;
@@ -32,6 +33,10 @@ pub fn app(queue: Queue) -> App {
             consent_required: false,
         },
         signer: Signer::new(&[7; 32]),
+        customer_links: LinkPolicy {
+            signer: Signer::new(&[7; 32]),
+            max_age_secs: 900,
+        },
         trusted_proxies: "10.0.0.0/8".parse().expect("a valid CIDR"),
         enricher: Enricher::new(None),
         sealer: Arc::new(Sealer::new(

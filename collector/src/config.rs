@@ -64,12 +64,32 @@ pub enum SignCommand {
         #[arg(long)]
         recipient: String,
     },
-    /// Print the query parameters (`cid=...&cs=...`) that link a logged-in customer's hits.
+    /// Print the query parameters (`cid=...&cs=...`) that link a logged-in customer's hits on
+    /// one site for the next few minutes, and (on standard error) when they expire.
     Customer {
         /// The customer's id in your systems.
         #[arg(long)]
         id: String,
+        /// The site (the pixel's and tracker's `site`) whose pages carry the link.
+        #[arg(long)]
+        site: String,
+        #[command(flatten)]
+        links: LinkArgs,
     },
+}
+
+/// How long a signed customer link is believed: `serve` checks it, `sign` says it.
+#[derive(Debug, Clone, Args)]
+pub struct LinkArgs {
+    /// Minutes after it was signed that a customer link still links a hit.
+    #[arg(long, env = "FOOTFALL_CUSTOMER_LINK_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub customer_link_minutes: u32,
+}
+
+impl LinkArgs {
+    pub fn max_age_secs(&self) -> i64 {
+        i64::from(self.customer_link_minutes) * 60
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -152,6 +172,8 @@ pub struct ServeArgs {
     pub clickhouse: ClickHouseArgs,
     #[command(flatten)]
     pub retention: RetentionArgs,
+    #[command(flatten)]
+    pub links: LinkArgs,
 
     /// Address to serve on.
     #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8080")]
@@ -313,8 +335,25 @@ mod tests {
         );
         assert_eq!(sign.data_dir, PathBuf::from("d"));
         assert!(
-            Cli::try_parse_from(["footfall-collector", "sign", "customer"]).is_err(),
-            "--id is required"
+            Cli::try_parse_from(["footfall-collector", "sign", "customer", "--id", "c"]).is_err(),
+            "--site is required"
+        );
+        let cli = Cli::try_parse_from([
+            "footfall-collector",
+            "sign",
+            "customer",
+            "--id",
+            "c",
+            "--site",
+            "shop",
+        ])
+        .unwrap();
+        let Some(Command::Sign(sign)) = cli.command else {
+            panic!("sign")
+        };
+        assert!(
+            matches!(sign.what, SignCommand::Customer { links, .. } if links.max_age_secs() == 15 * 60),
+            "links live 15 minutes by default"
         );
     }
 

@@ -1,8 +1,11 @@
 //! The `footfall-collector` binary: parses the command line and runs the command.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use anyhow::Context as _;
 use clap::Parser as _;
 use footfall_collector::config::{Cli, Command, SchemaArgs, SignArgs, SignCommand};
+use footfall_collector::hit::query::valid_site;
 use footfall_collector::hit::{customer, email};
 use footfall_collector::signing::Signer;
 use footfall_collector::{keys, schema, server};
@@ -59,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `sign` prints: an email-open marker's path, or a customer link's query parameters.
+/// What `sign` prints: an email-open marker's path, or a customer link's query parameters (and,
+/// on standard error so that scripts can take standard output as it is, when the link expires).
 fn sign(args: SignArgs) -> anyhow::Result<String> {
     let signer = Signer::new(&keys::load_secret(
         &args.data_dir,
@@ -71,7 +75,22 @@ fn sign(args: SignArgs) -> anyhow::Result<String> {
             campaign,
             recipient,
         } => email::marker_path(&email::token(&campaign, &recipient, &signer)?),
-        SignCommand::Customer { id } => customer::sign(&id, &signer)?,
+        SignCommand::Customer { id, site, links } => {
+            anyhow::ensure!(
+                valid_site(&site),
+                "--site must be 1 to 128 letters, digits, '.', '-', '_' or ':', as the pixel's `site`"
+            );
+            let now = SystemTime::now();
+            let issued = now.duration_since(UNIX_EPOCH)?.as_secs() as i64;
+            let link = customer::sign(&id, &site, issued, &signer)?;
+            let expires = now + Duration::from_secs(links.max_age_secs() as u64);
+            eprintln!(
+                "expires {} ({} minutes; FOOTFALL_CUSTOMER_LINK_MINUTES)",
+                httpdate::fmt_http_date(expires),
+                links.customer_link_minutes
+            );
+            link
+        }
     })
 }
 

@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::event::Kind;
+use crate::hit::customer::Rejected;
 use crate::hit::privacy::Withheld;
 
 /// Why a hit was not accepted. Each has a label value on `footfall_hits_rejected_total`.
@@ -102,7 +103,7 @@ pub struct Metrics {
     accepted: [Counter; Kind::ALL.len()],
     rejected: [Counter; Rejection::ALL.len()],
     withheld: [Counter; Withheld::ALL.len()],
-    customer_links_rejected: Counter,
+    customer_links_rejected: [Counter; Rejected::ALL.len()],
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
     pub rate_limit_clients: Gauge,
@@ -131,7 +132,7 @@ impl Metrics {
         let accepted_family = Family::<KindLabel, Counter>::default();
         let rejected_family = Family::<ReasonLabel, Counter>::default();
         let withheld_family = Family::<ReasonLabel, Counter>::default();
-        let customer_links_rejected = Counter::default();
+        let customer_links_family = Family::<ReasonLabel, Counter>::default();
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
         let rate_limit_clients = Gauge::default();
@@ -163,8 +164,8 @@ impl Metrics {
         );
         registry.register(
             "customer_links_rejected",
-            "Customer links with an invalid signature (the hit was recorded without the link)",
-            customer_links_rejected.clone(),
+            "Customer links not believed (the hit was recorded without the link), by reason: forged, expired, refused (a navigation or cross-site request)",
+            customer_links_family.clone(),
         );
         registry.register(
             "fields_truncated",
@@ -252,7 +253,11 @@ impl Metrics {
                     .get_or_create(&ReasonLabel { reason: w.as_str() })
                     .clone()
             }),
-            customer_links_rejected,
+            customer_links_rejected: Rejected::ALL.map(|r| {
+                customer_links_family
+                    .get_or_create(&ReasonLabel { reason: r.as_str() })
+                    .clone()
+            }),
             registry,
             truncated,
             queue_depth,
@@ -283,8 +288,8 @@ impl Metrics {
         self.withheld[reason as usize].inc();
     }
 
-    pub fn customer_link_rejected(&self) {
-        self.customer_links_rejected.inc();
+    pub fn customer_link_rejected(&self, reason: Rejected) {
+        self.customer_links_rejected[reason as usize].inc();
     }
 
     pub fn truncated(&self, field: &'static str) {
@@ -332,7 +337,7 @@ mod tests {
         m.rejected(Rejection::BadUrl);
         m.truncated("url");
         m.withheld(Withheld::DoNotTrack);
-        m.customer_link_rejected();
+        m.customer_link_rejected(Rejected::Expired);
         let text = m.render();
         for line in [
             r#"footfall_hits_accepted_total{kind="pageview"} 2"#,
@@ -341,7 +346,8 @@ mod tests {
             r#"footfall_fields_truncated_total{field="url"} 1"#,
             r#"footfall_hits_withheld_total{reason="dnt"} 1"#,
             r#"footfall_hits_withheld_total{reason="opted_out"} 0"#,
-            "footfall_customer_links_rejected_total 1",
+            r#"footfall_customer_links_rejected_total{reason="expired"} 1"#,
+            r#"footfall_customer_links_rejected_total{reason="refused"} 0"#,
             "footfall_insert_duration_seconds_bucket",
         ] {
             assert!(text.contains(line), "{line} missing in {text}");

@@ -23,6 +23,7 @@ use crate::config::{ConsentMode, SameSite, ServeArgs};
 use crate::cors::AllowedOrigins;
 use crate::enrich::Enricher;
 use crate::enrich::geoip::{GeoIp, GeoIpError};
+use crate::hit::customer::LinkPolicy;
 use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::visitor::{CookiePolicy, CookieWriter};
 use crate::keys::{self, KeyError};
@@ -171,6 +172,10 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
             consent_required: args.consent == ConsentMode::Required,
         },
         signer: Signer::new(&keys.secret),
+        customer_links: LinkPolicy {
+            signer: Signer::new(&keys.secret),
+            max_age_secs: args.links.max_age_secs(),
+        },
         trusted_proxies: args.trusted_proxies.clone(),
         enricher: Enricher::new(geoip.clone()),
         sealer,

@@ -22,7 +22,8 @@ impl Purpose {
     fn label(self) -> &'static [u8] {
         match self {
             Purpose::EmailOpen => b"footfall email-open v1\0",
-            Purpose::CustomerLink => b"footfall customer-link v1\0",
+            // v2 signs site and time of issue too; a v1 link (the id alone) no longer verifies.
+            Purpose::CustomerLink => b"footfall customer-link v2\0",
         }
     }
 }

@@ -409,7 +409,13 @@ async fn beacons_honour_opt_out_dnt_gpc_and_consent_and_carry_customer_links() {
     let addr = collector.local_addr();
     let secret = footfall_collector::keys::load_secret(db.data_dir.path(), None, true).unwrap();
     let signer = footfall_collector::signing::Signer::new(&secret);
-    let link = footfall_collector::hit::customer::sign("cust-7", &signer).unwrap();
+    let link = footfall_collector::hit::customer::sign(
+        "cust-7",
+        "shop.example.com",
+        common::now_secs(),
+        &signer,
+    )
+    .unwrap();
     let pv = "PageView0000000000000001";
     let plain = ("content-type", "text/plain");
     let withheld = [

@@ -485,7 +485,8 @@ async fn consent_and_a_customer_link_given_by_the_page_apply_to_its_beacons() {
     let collector = db.start(&["--consent", "required"]).await;
     let secret = footfall_collector::keys::load_secret(db.data_dir.path(), None, true).unwrap();
     let signer = footfall_collector::signing::Signer::new(&secret);
-    let link = footfall_collector::hit::customer::sign("cust-9", &signer).unwrap();
+    let link = footfall_collector::hit::customer::sign("cust-9", SITE, common::now_secs(), &signer)
+        .unwrap();
     let params: std::collections::HashMap<_, _> = form_urlencoded::parse(link.as_bytes()).collect();
     let site = serve_site(collector.local_addr()).await;
     let browser = Browser::start().await;

@@ -65,14 +65,7 @@ async fn opted_out_dnt_gpc_and_unconsented_hits_get_the_gif_and_leave_nothing() 
         );
     }
     // A signed customer link does not override the choice either.
-    let link = collector_cli(&[
-        "sign",
-        "customer",
-        "--id",
-        "c-1",
-        "--data-dir",
-        db.data_dir.path().to_str().unwrap(),
-    ]);
+    let (link, _) = sign_customer("c-1", "s", db.data_dir.path().to_str().unwrap());
     get(addr, &pixel(&format!("&consent=1&{link}")), &[("dnt", "1")]).await;
     let consented = get(addr, &pixel("&consent=1"), &[]).await;
     assert!(
@@ -312,16 +305,54 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
     assert_eq!(ip.to_string(), "198.51.100.9");
 }
 
+/// `footfall-collector sign customer --id ID --site SITE` with the secret in `data_dir`: the
+/// link, and what it says on standard error.
+fn sign_customer(id: &str, site: &str, data_dir: &str) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
+        .args([
+            "sign",
+            "customer",
+            "--id",
+            id,
+            "--site",
+            site,
+            "--data-dir",
+            data_dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// How a browser fetches the pixel as an image of a page on the same site.
+const AS_IMAGE: [(&str, &str); 3] = [
+    ("sec-fetch-mode", "no-cors"),
+    ("sec-fetch-dest", "image"),
+    ("sec-fetch-site", "same-site"),
+];
+
 #[tokio::test]
 async fn signed_customer_links_are_stored_and_linked_forged_ones_are_ignored() {
     let db = TestDb::new();
     let collector = db.start(&[]).await;
     let addr = collector.local_addr();
     let data_dir = db.data_dir.path().to_str().unwrap();
-    let link = collector_cli(&["sign", "customer", "--id", "cust-7", "--data-dir", data_dir]);
+    let (link, said) = sign_customer("cust-7", "s", data_dir);
     assert!(link.starts_with("cid=cust-7&cs="), "{link}");
+    assert!(
+        said.contains("expires") && said.contains("GMT") && said.contains("15 minutes"),
+        "{said}"
+    );
 
-    let visitor = get(addr, &pixel(&format!("&{link}")), &[])
+    let visitor = get(addr, &pixel(&format!("&{link}")), &AS_IMAGE)
         .await
         .visitor_cookie()
         .unwrap();
@@ -334,19 +365,25 @@ async fn signed_customer_links_are_stored_and_linked_forged_ones_are_ignored() {
         "a forged link does not stop the hit"
     );
     get(addr, &pixel("&cid=cust-8"), &[]).await;
+    let other_site = pixel(&format!("&{link}")).replace("site=s&", "site=other&");
+    get(addr, &other_site, &[]).await;
     assert_eq!(
-        metric(addr, "footfall_customer_links_rejected_total").await,
-        2
+        metric(
+            addr,
+            r#"footfall_customer_links_rejected_total{reason="forged"}"#
+        )
+        .await,
+        3
     );
     collector.shutdown().await;
 
     assert_eq!(
         db.count("SELECT count() FROM events").await,
-        4,
+        5,
         "forged links are recorded unlinked"
     );
     assert_eq!(
-        db.count("SELECT count() FROM events WHERE customer_id = 'cust-8'")
+        db.count("SELECT count() FROM events WHERE customer_id != 'cust-7' AND customer_id != ''")
             .await,
         0
     );
@@ -366,6 +403,84 @@ async fn signed_customer_links_are_stored_and_linked_forged_ones_are_ignored() {
     assert_eq!(identities[0]["ordered"], 1);
 }
 
+/// The attack on a bearer link: a customer copies the link from their own page and makes a
+/// victim's browser open it as a navigation (a link, a redirect) or from another site, with the
+/// victim's cookie. And a link kept past its lifetime.
+#[tokio::test]
+async fn a_replayed_or_expired_customer_link_links_nobody() {
+    let db = TestDb::new();
+    let collector = db.start(&["--customer-link-minutes", "5"]).await;
+    let addr = collector.local_addr();
+    let secret = footfall_collector::keys::load_secret(db.data_dir.path(), None, true).unwrap();
+    let signer = footfall_collector::signing::Signer::new(&secret);
+    let sign = |issued| footfall_collector::hit::customer::sign("attacker", "s", issued, &signer);
+    let victim = format!("ff_id={}", footfall_collector::id::Id::random());
+    let fresh = sign(common::now_secs()).unwrap();
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 5] = [
+        (
+            fresh.clone(),
+            vec![
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            "refused",
+        ),
+        (
+            fresh.clone(),
+            vec![
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document"),
+                ("sec-fetch-site", "same-site"),
+            ],
+            "refused",
+        ),
+        (
+            fresh.clone(),
+            vec![
+                ("sec-fetch-mode", "no-cors"),
+                ("sec-fetch-dest", "image"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            "refused",
+        ),
+        (
+            sign(common::now_secs() - 5 * 60 - 30).unwrap(),
+            AS_IMAGE.to_vec(),
+            "expired",
+        ),
+        (
+            sign(common::now_secs() + 3600).unwrap(),
+            AS_IMAGE.to_vec(),
+            "expired",
+        ),
+    ];
+    for (link, mut headers, _) in cases.clone() {
+        headers.push(("cookie", &victim));
+        let answer = get(addr, &pixel(&format!("&{link}")), &headers).await;
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.visitor_cookie().is_some(),
+            "the victim's hit is still recorded"
+        );
+    }
+    for reason in ["refused", "expired"] {
+        let expected = cases.iter().filter(|c| c.2 == reason).count() as u64;
+        let name = format!("footfall_customer_links_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(metric(addr, &name).await, expected, "{reason}");
+    }
+    collector.shutdown().await;
+    assert_eq!(db.count("SELECT count() FROM events").await, 5);
+    assert_eq!(
+        db.count("SELECT count() FROM events WHERE customer_id != ''")
+            .await,
+        0,
+        "nothing linked to the attacker"
+    );
+    assert_eq!(db.count("SELECT count() FROM identities").await, 0);
+}
+
 #[tokio::test]
 async fn sign_without_a_secret_says_what_to_do() {
     let empty = tempfile::tempdir().unwrap();
@@ -375,6 +490,8 @@ async fn sign_without_a_secret_says_what_to_do() {
             "customer",
             "--id",
             "c",
+            "--site",
+            "s",
             "--data-dir",
             empty.path().to_str().unwrap(),
         ])
@@ -472,4 +589,78 @@ async fn the_rate_limit_spares_email_opens_by_image_proxies() {
         [false, true, true, true],
         "every proxy fetch is kept"
     );
+}
+
+/// The fenced block of README.md whose opening line is "```LANG" and which holds `marker`,
+/// without its indentation.
+fn readme_block(lang: &str, marker: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut lines = readme.lines();
+    loop {
+        let line = lines.next().expect("the README holds the snippet");
+        if line.trim() != format!("```{lang}") {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| l.trim() != "```")
+            .map(|l| l.get(indent..).unwrap_or_default())
+            .collect();
+        let block = block.join("\n");
+        if block.contains(marker) {
+            return block;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_readmes_python_and_shell_snippets_sign_links_the_collector_believes() {
+    let secret = "a backend's copy of FOOTFALL_SECRET, long and random enough";
+    let signer = footfall_collector::signing::Signer::new(secret.as_bytes());
+    let policy = footfall_collector::hit::customer::LinkPolicy {
+        signer,
+        max_age_secs: 900,
+    };
+    let python = format!(
+        "{}\nprint(footfall_link({secret:?}, 'shop.example.com', 'c-42'))",
+        readme_block("python", "def footfall_link")
+    );
+    let shell = readme_block("sh", "footfall customer-link v2");
+    let runs = [
+        std::process::Command::new("python3")
+            .args(["-c", &python])
+            .output()
+            .unwrap(),
+        std::process::Command::new("bash")
+            .args(["-c", &shell])
+            .env("FOOTFALL_SECRET", secret)
+            .env("SITE", "shop.example.com")
+            .env("CUSTOMER_ID", "c-42")
+            .output()
+            .unwrap(),
+    ];
+    for out in runs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let link = String::from_utf8(out.stdout).unwrap();
+        let params: std::collections::HashMap<_, _> =
+            form_urlencoded::parse(link.trim().as_bytes()).collect();
+        let verdict = footfall_collector::hit::customer::verify(
+            params.get("cid").map(|v| v.as_ref()),
+            params.get("cs").map(|v| v.as_ref()),
+            "shop.example.com",
+            common::now_secs(),
+            true,
+            &policy,
+        );
+        assert!(
+            matches!(verdict, footfall_collector::hit::customer::Link::Valid(ref c) if c.as_str() == "c-42"),
+            "{link}"
+        );
+    }
 }

@@ -182,6 +182,7 @@ impl App {
             event.is_bot |= bot;
             self.link_customer(
                 &mut event,
+                headers,
                 query.customer_id.as_deref(),
                 query.customer_signature.as_deref(),
             );

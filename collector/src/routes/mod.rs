@@ -31,7 +31,7 @@ use crate::cors::AllowedOrigins;
 use crate::enrich::Enricher;
 use crate::event::Event;
 use crate::hit::client_ip::{TrustedProxies, network_prefix};
-use crate::hit::customer::{self, Link};
+use crate::hit::customer::{self, Link, LinkPolicy};
 use crate::hit::page::{Page, PageError, Referrer, TITLE_MAX, bounded};
 use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::props::{self, Props};
@@ -59,6 +59,7 @@ pub struct App {
     pub privacy: PrivacyPolicy,
     pub opt_out_cookies: OptOutCookies,
     pub signer: Signer,
+    pub customer_links: LinkPolicy,
     /// Pages that may send beacons (any in --dev).
     pub allowed_origins: AllowedOrigins,
     /// Hits a second per client, if limited.
@@ -241,12 +242,21 @@ impl App {
         event.ip_prefix = network_prefix(ip);
     }
 
-    /// Puts the customer id of a validly signed link (`cid`, `cs`) on `event`; a forged link is
-    /// counted and left out, and the hit is recorded unlinked.
-    pub fn link_customer(&self, event: &mut Event, id: Option<&str>, signature: Option<&str>) {
-        match customer::verify(id, signature, &self.signer) {
+    /// Puts the customer id of a valid link (`cid`, `cs`) for the event's site on `event`, if
+    /// the request came from the site's own page; a forged, expired or refused link is counted
+    /// and left out, and the hit is recorded unlinked.
+    pub fn link_customer(
+        &self,
+        event: &mut Event,
+        headers: &HeaderMap,
+        id: Option<&str>,
+        token: Option<&str>,
+    ) {
+        let own_page = customer::fetched_by_own_page(headers);
+        let now = event.ts.div_euclid(1000);
+        match customer::verify(id, token, &event.site, now, own_page, &self.customer_links) {
             Link::Valid(customer) => event.customer_id = customer.into_string().into(),
-            Link::Forged => self.metrics.customer_link_rejected(),
+            Link::Rejected(reason) => self.metrics.customer_link_rejected(reason),
             Link::Absent => {}
         }
     }

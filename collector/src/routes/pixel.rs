@@ -88,6 +88,7 @@ impl App {
         self.stamp(&mut event, req.headers(), ip, visitor, now);
         self.link_customer(
             &mut event,
+            req.headers(),
             query.customer_id.as_deref(),
             query.customer_signature.as_deref(),
         );

@@ -265,6 +265,14 @@ pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
+/// The time now in Unix seconds, as signed customer links carry it.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// `url` percent-encoded for a query string.
 pub fn enc(url: &str) -> String {
     form_urlencoded::byte_serialize(url.as_bytes()).collect()
