@@ -240,7 +240,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FOOTFALL_GEOIP_DB")]
     pub geoip_db: Option<PathBuf>,
 
-    /// Key for signed email-open tokens and customer links (at least 32 characters).
+    /// Key for signed email-open tokens and customer links (at least 32 random bytes, like the
+    /// output of `openssl rand -base64 48`).
     #[arg(long, env = "FOOTFALL_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
     /// Public key that seals client IPs: the key text, or a file holding it.

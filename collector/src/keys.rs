@@ -22,8 +22,6 @@ pub const IP_PUBLIC_FILE: &str = "ip-seal.pub";
 pub const IP_PRIVATE_FILE: &str = "ip-seal.key";
 /// How to get a missing key on a laptop.
 const DEV_HINT: &str = "run with --dev on a laptop to create one";
-/// Shortest acceptable FOOTFALL_SECRET.
-pub const SECRET_MIN_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -92,13 +90,11 @@ pub fn load_secret(data_dir: &Path, given: Option<&str>, dev: bool) -> Result<Ve
         }
     };
     let text = text.trim();
-    if text.len() < SECRET_MIN_LEN {
-        return Err(KeyError::Bad {
-            what: "the secret",
-            source_name,
-            reason: format!("it must be at least {SECRET_MIN_LEN} characters"),
-        });
-    }
+    crate::signing::check_secret(text.as_bytes()).map_err(|weak| KeyError::Bad {
+        what: "the secret",
+        source_name,
+        reason: weak.to_string(),
+    })?;
     Ok(text.as_bytes().to_vec())
 }
 
@@ -241,12 +237,25 @@ mod tests {
         let dir = temp_dir();
         let err = load(&dir, None, None, false).err().unwrap().to_string();
         assert!(err.contains("--secret") && err.contains("--dev"), "{err}");
-        let err = load(&dir, Some(&"s".repeat(40)), None, false)
+        let err = load(
+            &dir,
+            Some("Jd8fK2mQ9xLz0pRt5vWb7nYc3aHs6gEu1iOk4lMj"),
+            None,
+            false,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("--ip-public-key"), "{err}");
+        assert!(load_secret(&dir, Some("short"), false).is_err());
+        let weak = load_secret(&dir, Some(&"a".repeat(32)), false)
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("--ip-public-key"), "{err}");
-        assert!(load_secret(&dir, Some("short"), false).is_err());
+        assert!(
+            weak.contains("FOOTFALL_SECRET") && weak.contains("openssl rand -base64 48"),
+            "{weak}"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 

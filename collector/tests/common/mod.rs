@@ -55,9 +55,9 @@ impl TestDb {
     /// `extra`.
     pub fn production_args(&self, extra: &[&str]) -> ServeArgs {
         let ip_public_key = footfall_seal::SecretKey::generate().public_key().to_text();
-        let secret = "s".repeat(40);
+        let secret = "Jd8fK2mQ9xLz0pRt5vWb7nYc3aHs6gEu1iOk4lMj";
         self.args(
-            &["--secret", &secret, "--ip-public-key", &ip_public_key],
+            &["--secret", secret, "--ip-public-key", &ip_public_key],
             extra,
         )
     }
