@@ -11,7 +11,7 @@ use crate::audit::Action;
 use crate::budget::{Budget, Period};
 use crate::noise::NoiseKey;
 use crate::report::{ReportError, Rules};
-use footfall_collector::config::{ClickHouseArgs, DEFAULT_DATA_DIR, RetentionArgs, SchemaArgs};
+use footfall_store::config::{ClickHouseArgs, DEFAULT_DATA_DIR, RetentionArgs, SchemaArgs};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use footfall_collector::keys::{self, IP_PRIVATE_FILE, IP_PUBLIC_FILE, KeyError};
+use footfall_seal::key_file::{self, KeyFileError, PRIVATE_FILE, PUBLIC_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeygenError {
@@ -17,7 +17,7 @@ pub enum KeygenError {
     )]
     Exists(PathBuf),
     #[error(transparent)]
-    Key(#[from] KeyError),
+    Key(#[from] KeyFileError),
 }
 
 /// What `keygen` wrote.
@@ -29,14 +29,14 @@ pub struct KeyPair {
 
 /// Writes a new key pair into `dir`.
 pub fn run(dir: &Path) -> Result<KeyPair, KeygenError> {
-    let (private_path, public_path) = (dir.join(IP_PRIVATE_FILE), dir.join(IP_PUBLIC_FILE));
+    let (private_path, public_path) = (dir.join(PRIVATE_FILE), dir.join(PUBLIC_FILE));
     if let Some(existing) = [&private_path, &public_path]
         .into_iter()
         .find(|p| p.exists())
     {
         return Err(KeygenError::Exists(existing.clone()));
     }
-    let public_key = keys::write_key_pair(dir)?.public_key().to_text();
+    let public_key = key_file::write_key_pair(dir)?.public_key().to_text();
     Ok(KeyPair {
         private_path,
         public_path,

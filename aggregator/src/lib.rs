@@ -6,14 +6,15 @@
 //! - [`subject`] serves the data subject's rights: a copy of every record held about one person
 //!   (IPs unsealed with the private key), and its erasure;
 //! - [`retention`] deletes what is older than the retention period, now;
-//! - [`rollup`] creates the aggregator's tables (rollups, tokens, audit) and fills the rollups;
+//! - [`rollup`] fills the rollups (their tables, like every table, are `footfall-store`'s);
 //! - [`report`] turns rollups into anonymous CSV ([`spreadsheet`]): K-anonymity, and with
 //!   [`noise`] differential privacy paid for from a [`budget`]; the only data that leaves.
 //!   [`serve`] offers it over HTTP to [`token`] holders; [`audit`] records every export,
 //!   subject request and refusal.
 //!
-//! [`cli`] is the command line. The ClickHouse options are the collector's
-//! ([`footfall_collector::config::ClickHouseArgs`]), and so is the migration runner.
+//! [`cli`] is the command line. The schema, its migration runner, the row types and the
+//! ClickHouse options ([`footfall_store::config::ClickHouseArgs`]) are `footfall-store`'s,
+//! shared with the collector; the aggregator depends on no part of the collector.
 
 pub mod audit;
 pub mod budget;

@@ -11,8 +11,9 @@ use footfall_aggregator::day::Day;
 use footfall_aggregator::report::{self, Request};
 use footfall_aggregator::subject::{self, Subject};
 use footfall_aggregator::{audit, keygen, retention, rollup, serve, token};
-use footfall_collector::config::SchemaArgs;
-use footfall_collector::keys;
+use footfall_seal::key_file;
+use footfall_store::config::SchemaArgs;
+use footfall_store::migrations;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -54,13 +55,13 @@ async fn main() -> anyhow::Result<()> {
             clickhouse: ch,
             retention,
         }) => {
-            let applied = rollup::migrate(
+            let applied = migrations::migrate(
                 &ch.server_client(),
                 &ch.clickhouse_database,
                 retention.retention_days,
             )
             .await?;
-            println!("schema up to date (aggregator migrations applied now: {applied:?})");
+            println!("schema up to date (migrations applied now: {applied:?})");
         }
         Command::Backfill(args) => run_backfill(args).await?,
         Command::Export(args) => run_export(args).await?,
@@ -177,7 +178,7 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
         SubjectAction::Export(args) => {
             let subject = Subject::from_who(&args.who)?;
             let key =
-                keys::load_ip_private_key(&args.data.data_dir, args.ip_private_key.as_deref())?;
+                key_file::load_private_key(&args.data.data_dir, args.ip_private_key.as_deref())?;
             let client = args.clickhouse.client();
             let export = subject::export(&client, &subject, &key).await?;
             let events = ["events", "email_opens"]

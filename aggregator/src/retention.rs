@@ -1,13 +1,13 @@
 //! `retention`: delete now what the retention period no longer allows.
 //!
-//! ClickHouse TTLs (set by the collector's schema from FOOTFALL_RETENTION_DAYS) remove expired
+//! ClickHouse TTLs (set by the schema, `footfall-store`, from FOOTFALL_RETENTION_DAYS) remove expired
 //! rows when parts merge, which may be days later. This command enforces the period at once,
 //! for every table in [`RETENTION`] (raw events with their sealed IPs and email opens,
 //! identities, and the IP epoch keys one day later), waiting for ClickHouse to finish. Deleting
 //! an epoch's key makes whatever it sealed unreadable even where a row lingers.
 
 use clickhouse::Client;
-use footfall_collector::schema::{RETENTION, Retained};
+use footfall_store::retention::{RETENTION, Retained};
 
 use crate::{ClickHouseError, ch};
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clickhouse::Client;
+use footfall_store::migrations;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -38,7 +39,7 @@ pub enum ServeError {
     #[error(
         "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
     )]
-    Schema(#[from] footfall_collector::schema::SchemaError),
+    Schema(#[from] footfall_store::migrations::SchemaError),
     #[error(transparent)]
     Privacy(#[from] ReportError),
 }
@@ -72,7 +73,7 @@ impl Server {
 /// Applies the schema, binds and serves in the background.
 pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
     let ch = &args.clickhouse;
-    rollup::migrate(
+    migrations::migrate(
         &ch.server_client(),
         &ch.clickhouse_database,
         args.retention.retention_days,

@@ -25,8 +25,8 @@ use std::net::IpAddr;
 
 use clickhouse::Client;
 use clickhouse::query::Query;
-use footfall_collector::id::Id;
 use footfall_seal::SecretKey;
+use footfall_store::id::Id;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 

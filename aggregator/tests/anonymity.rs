@@ -2,15 +2,14 @@
 //! noise away by asking again, spreadsheet injection through visitor-chosen text, and requests
 //! that must be refused and audited.
 
-#[path = "../../collector/tests/common/mod.rs"]
-mod common;
 mod run;
 
 use clap::Parser as _;
-use common::{TestDb, get};
 use footfall_aggregator::cli::{Cli, Command};
 use footfall_aggregator::serve;
-use footfall_collector::event::{Event, Kind};
+use footfall_store::event::{Event, Kind};
+use footfall_store::testing::http::get;
+use footfall_store::testing::{self, TestDb};
 use http::StatusCode;
 use run::{aggregator, ok};
 
@@ -40,7 +39,7 @@ async fn insert(db: &TestDb, events: &[Event]) {
 }
 
 async fn start_api(db: &TestDb, extra: &[&str]) -> serve::Server {
-    let url = common::clickhouse_url();
+    let url = testing::clickhouse_url();
     let data_dir = db.data_dir.path().to_str().unwrap();
     let mut argv = vec![
         "footfall-aggregator",

@@ -2,15 +2,14 @@
 //! database on the real ClickHouse, the `footfall-aggregator` binary migrates, backfills and
 //! exports, and `serve` answers over HTTP. Every expected number is worked out by hand below.
 
-#[path = "../../collector/tests/common/mod.rs"]
-mod common;
 mod run;
 
 use clap::Parser as _;
-use common::{TestDb, get};
 use footfall_aggregator::cli::{Cli, Command};
 use footfall_aggregator::serve;
-use footfall_collector::event::{Event, Kind};
+use footfall_store::event::{Event, Kind};
+use footfall_store::testing::http::get;
+use footfall_store::testing::{self, TestDb};
 use http::StatusCode;
 use run::{aggregator, ok};
 
@@ -184,7 +183,7 @@ fn assert_anonymous(csv: &str, secrets: &Secrets) {
 
 /// The report API as `footfall-aggregator serve` starts it, on a free port, for `db`.
 async fn start_api(db: &TestDb, refresh_secs: &str) -> serve::Server {
-    let url = common::clickhouse_url();
+    let url = testing::clickhouse_url();
     let argv = [
         "footfall-aggregator",
         "serve",

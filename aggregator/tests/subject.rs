@@ -1,14 +1,17 @@
-//! The data subject's rights and retention, end to end: hits go in through a real collector,
+//! The data subject's rights and retention, end to end: events stored as the collector stores
+//! them (IPs sealed under an epoch key of the data dir's key pair, the key in `ip_keys`), and
 //! the `footfall-aggregator` binary exports, erases and expires them in the real ClickHouse.
 
-#[path = "../../collector/tests/common/mod.rs"]
-mod common;
 mod run;
 
-use common::{TestDb, enc, get};
-use footfall_collector::hit::{customer, email};
-use footfall_collector::keys;
-use footfall_collector::signing::Signer;
+use std::net::IpAddr;
+
+use footfall_seal::EpochKey;
+use footfall_seal::key_file::{self, PUBLIC_FILE};
+use footfall_store::event::{Event, Kind, SealedIp};
+use footfall_store::id::Id;
+use footfall_store::ip_key::KeyRow;
+use footfall_store::testing::TestDb;
 use run::{aggregator, ok};
 use serde_json::Value;
 
@@ -36,10 +39,6 @@ async fn rollup_members(db: &TestDb, ids: &[&str]) -> u64 {
     n
 }
 
-fn signer(db: &TestDb) -> Signer {
-    Signer::new(&keys::load_secret(db.data_dir.path(), None, false).unwrap())
-}
-
 fn strings(value: &Value, field: &str) -> Vec<String> {
     let mut out: Vec<String> = value
         .as_array()
@@ -51,6 +50,82 @@ fn strings(value: &Value, field: &str) -> Vec<String> {
     out
 }
 
+/// Stores events the way a collector does, for `db` (schema applied, a key pair in its data
+/// dir, one epoch key stored).
+struct Recorder {
+    epoch: EpochKey,
+    events: Vec<Event>,
+    now_ms: i64,
+}
+
+impl Recorder {
+    async fn new(db: &TestDb) -> Self {
+        db.migrate().await;
+        let public = key_file::write_key_pair(db.data_dir.path())
+            .unwrap()
+            .public_key();
+        let epoch = EpochKey::generate(&public);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut keys = db.client().insert::<KeyRow>("ip_keys").await.unwrap();
+        keys.write(&KeyRow {
+            key_id: epoch.id(),
+            created: (now_ms / 1000) as u32,
+            sealed_key: epoch.sealed_key().to_vec(),
+        })
+        .await
+        .unwrap();
+        keys.end().await.unwrap();
+        Self {
+            epoch,
+            events: Vec::new(),
+            now_ms,
+        }
+    }
+
+    fn event(&mut self, kind: Kind, ip: &str) -> &mut Event {
+        let ip: IpAddr = ip.parse().unwrap();
+        // A millisecond apart, in the order recorded.
+        let mut e = Event::new(kind, self.now_ms + self.events.len() as i64);
+        e.ip_key_id = self.epoch.id();
+        e.ip_sealed = SealedIp(Some(self.epoch.seal_ip(ip)));
+        // What the network is does not matter here, only that it is kept beside the sealed IP.
+        e.ip_prefix = "192.0.2.0/24".into();
+        self.events.push(e);
+        self.events.last_mut().unwrap()
+    }
+
+    /// A page view on site `s` by `visitor` (a new id when `None`), linked to `customer` if
+    /// not empty; returns the visitor id.
+    fn page(&mut self, visitor: Option<&str>, customer: &str, path: &str, ip: &str) -> String {
+        let visitor = visitor.map_or_else(|| Id::random().to_string(), str::to_owned);
+        let e = self.event(Kind::Pageview, ip);
+        e.site = "s".into();
+        e.visitor_id = visitor.as_str().into();
+        e.customer_id = customer.into();
+        e.host = "shop.example.com".into();
+        e.path = path.into();
+        e.url = format!("https://shop.example.com{path}").into();
+        visitor
+    }
+
+    fn email_open(&mut self, campaign: &str, recipient: &str, ip: &str) {
+        let e = self.event(Kind::EmailOpen, ip);
+        e.campaign = campaign.into();
+        e.recipient = recipient.into();
+    }
+
+    async fn store(self, db: &TestDb) {
+        let mut insert = db.client().insert::<Event>("events").await.unwrap();
+        for e in &self.events {
+            insert.write(e).await.unwrap();
+        }
+        insert.end().await.unwrap();
+    }
+}
+
 /// One customer on two browsers, an unrelated visitor, and two email opens.
 struct People {
     laptop: String,
@@ -59,47 +134,14 @@ struct People {
 }
 
 async fn record_people(db: &TestDb) -> People {
-    let collector = db.start(&["--trusted-proxies", "127.0.0.0/8"]).await;
-    let addr = collector.local_addr();
-    let signer = signer(db);
-    let link = customer::sign("cust-1", "s", common::now_secs(), &signer).unwrap();
-    let page = |path: &str, extra: &str| {
-        format!(
-            "/p.gif?site=s&url={}{extra}",
-            enc(&format!("https://shop.example.com{path}"))
-        )
-    };
-
-    let laptop = get(addr, &page("/", ""), &[("x-forwarded-for", "203.0.113.5")])
-        .await
-        .visitor_cookie()
-        .unwrap();
-    let cookie = format!("ff_id={laptop}");
-    let linked = format!("&{link}");
-    get(
-        addr,
-        &page("/account", &linked),
-        &[("cookie", &cookie), ("x-forwarded-for", "203.0.113.5")],
-    )
-    .await;
-    let phone = get(
-        addr,
-        &page("/account", &linked),
-        &[("x-forwarded-for", "2001:db8::6")],
-    )
-    .await
-    .visitor_cookie()
-    .unwrap();
-    let stranger = get(addr, &page("/", ""), &[("x-forwarded-for", "192.0.2.1")])
-        .await
-        .visitor_cookie()
-        .unwrap();
-    let to_customer = email::marker_path(&email::token("autumn", "cust-1", &signer).unwrap());
-    get(addr, &to_customer, &[("x-forwarded-for", "198.51.100.44")]).await;
-    let to_other = email::marker_path(&email::token("autumn", "cust-2", &signer).unwrap());
-    get(addr, &to_other, &[("x-forwarded-for", "198.51.100.45")]).await;
-    let report = collector.shutdown().await;
-    assert_eq!(report.rows_written, 6);
+    let mut r = Recorder::new(db).await;
+    let laptop = r.page(None, "", "/", "203.0.113.5");
+    r.page(Some(&laptop), "cust-1", "/account", "203.0.113.5");
+    let phone = r.page(None, "cust-1", "/account", "2001:db8::6");
+    let stranger = r.page(None, "", "/", "192.0.2.1");
+    r.email_open("autumn", "cust-1", "198.51.100.44");
+    r.email_open("autumn", "cust-2", "198.51.100.45");
+    r.store(db).await;
     People {
         laptop,
         phone,
@@ -110,8 +152,6 @@ async fn record_people(db: &TestDb) -> People {
 #[tokio::test]
 async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leaves_nothing() {
     let db = TestDb::new();
-    // The audit, which records every subject request, is the aggregator's.
-    ok(aggregator(&db, &["migrate"]));
     let p = record_people(&db).await;
 
     let all = export(&db, "--customer", "cust-1");
@@ -248,8 +288,6 @@ async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leav
 #[tokio::test]
 async fn erasing_a_visitor_removes_only_that_browser() {
     let db = TestDb::new();
-    // The audit, which records every subject request, is the aggregator's.
-    ok(aggregator(&db, &["migrate"]));
     let p = record_people(&db).await;
     let said = ok(aggregator(
         &db,
@@ -277,31 +315,11 @@ async fn erasing_a_visitor_removes_only_that_browser() {
 #[tokio::test]
 async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records() {
     let db = TestDb::new();
-    // The audit, which records every subject request, is the aggregator's.
-    ok(aggregator(&db, &["migrate"]));
-    let collector = db.start(&[]).await;
-    let addr = collector.local_addr();
-    let signer = signer(&db);
-    let url = enc("https://shop.example.com/account");
-    let as_customer = |id: &str| {
-        format!(
-            "/p.gif?site=s&url={url}&{}",
-            customer::sign(id, "s", common::now_secs(), &signer).unwrap()
-        )
-    };
-    let shared = get(addr, &as_customer("alice"), &[])
-        .await
-        .visitor_cookie()
-        .unwrap();
-    let cookie = format!("ff_id={shared}");
-    get(addr, &as_customer("bob"), &[("cookie", &cookie)]).await;
-    get(
-        addr,
-        &format!("/p.gif?site=s&url={url}"),
-        &[("cookie", &cookie)],
-    )
-    .await;
-    collector.shutdown().await;
+    let mut r = Recorder::new(&db).await;
+    let shared = r.page(None, "alice", "/account", "203.0.113.5");
+    r.page(Some(&shared), "bob", "/account", "203.0.113.5");
+    r.page(Some(&shared), "", "/account", "203.0.113.5");
+    r.store(&db).await;
 
     let alice = export(&db, "--customer", "alice");
     assert_eq!(
@@ -336,8 +354,8 @@ async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records
 #[tokio::test]
 async fn subject_commands_say_what_is_wrong() {
     let db = TestDb::new();
-    // The audit, which records every subject request, is the aggregator's.
-    ok(aggregator(&db, &["migrate"]));
+    // The audit, which records every subject request, must exist.
+    db.migrate().await;
     let bad = aggregator(
         &db,
         &["subject", "erase", "--visitor", "'; DROP TABLE events; --"],
@@ -345,10 +363,6 @@ async fn subject_commands_say_what_is_wrong() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("ff_id cookie"));
     // No collector has run: no key in the data dir. Export needs it; erasure does not.
-    let server = db.client().with_database("default");
-    footfall_collector::schema::migrate(&server, &db.name, 395)
-        .await
-        .unwrap();
     let no_key = aggregator(&db, &["subject", "export", "--customer", "c"]);
     assert!(!no_key.status.success());
     let err = String::from_utf8_lossy(&no_key.stderr);
@@ -363,13 +377,11 @@ async fn subject_commands_say_what_is_wrong() {
 #[tokio::test]
 async fn keygen_writes_a_pair_the_collector_can_use_and_never_overwrites_it() {
     let db = TestDb::new();
-    // The audit, which records every subject request, is the aggregator's.
-    ok(aggregator(&db, &["migrate"]));
     let said = ok(aggregator(&db, &["keygen"]));
     let public = said.lines().last().unwrap();
-    let written = std::fs::read_to_string(db.data_dir.path().join(keys::IP_PUBLIC_FILE)).unwrap();
+    let written = std::fs::read_to_string(db.data_dir.path().join(PUBLIC_FILE)).unwrap();
     assert_eq!(written.trim(), public);
-    assert!(keys::load_ip_private_key(db.data_dir.path(), None).is_ok());
+    assert!(key_file::load_private_key(db.data_dir.path(), None).is_ok());
     let again = aggregator(&db, &["keygen"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
@@ -378,16 +390,9 @@ async fn keygen_writes_a_pair_the_collector_can_use_and_never_overwrites_it() {
 #[tokio::test]
 async fn retention_deletes_what_is_older_than_the_period_at_once() {
     let db = TestDb::new();
-    // The audit, which records every subject request, is the aggregator's.
-    ok(aggregator(&db, &["migrate"]));
-    let collector = db.start(&[]).await;
-    get(
-        collector.local_addr(),
-        &format!("/p.gif?site=s&url={}", enc("https://example.com/")),
-        &[],
-    )
-    .await;
-    collector.shutdown().await;
+    let mut r = Recorder::new(&db).await;
+    r.page(None, "", "/", "203.0.113.5");
+    r.store(&db).await;
     // Keep TTL merges from racing the command: what goes must go because of `retention`.
     for table in ["events", "identities", "ip_keys"] {
         db.client()

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use footfall_benches::fixtures::{app, pixel_request};
-use footfall_collector::id::Id;
 use footfall_collector::sink::Queue;
+use footfall_store::id::Id;
 
 /// The system allocator, counting allocations (a `realloc` counts as one) and bytes asked for.
 struct Counting;

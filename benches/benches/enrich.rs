@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use footfall_collector::enrich::Enricher;
 use footfall_collector::enrich::user_agent::{AgentCache, classify};
-use footfall_collector::event::{Event, Kind};
+use footfall_store::event::{Event, Kind};
 
 const AGENTS: [&str; 4] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36",

@@ -14,11 +14,11 @@ use footfall_collector::hit::client_ip::{TrustedProxies, network_prefix};
 use footfall_collector::hit::page::{Page, Referrer};
 use footfall_collector::hit::query::PixelQuery;
 use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter, Visitor};
-use footfall_collector::id::Id;
 use footfall_collector::rate_limit::RateLimit;
 use footfall_collector::routes::now_ms;
 use footfall_collector::sealer::Sealer;
 use footfall_seal::{EpochKey, SecretKey};
+use footfall_store::id::Id;
 use http::header::{COOKIE, HeaderMap, HeaderValue};
 
 #[global_allocator]

@@ -25,12 +25,12 @@ use clickhouse::Client;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use footfall_benches::cpu_time::process_cpu_time;
 use footfall_benches::fixtures::{app, pixel_request};
-use footfall_collector::event::Event;
-use footfall_collector::id::Id;
-use footfall_collector::schema;
 use footfall_collector::sink::Queue;
 use footfall_collector::sink::batch::Batch;
 use footfall_collector::sink::insert::insert_batch;
+use footfall_store::event::Event;
+use footfall_store::id::Id;
+use footfall_store::migrations;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
@@ -85,7 +85,7 @@ fn insert(c: &mut Criterion) {
     let rt = Runtime::new().expect("a tokio runtime");
     let database = format!("footfall_bench_{}", Id::random().as_str().to_lowercase());
     let server = Client::default().with_url(&url);
-    rt.block_on(schema::migrate(&server, &database, 395))
+    rt.block_on(migrations::migrate(&server, &database, 395))
         .expect("the schema applies");
     let validated = server.clone().with_database(&database);
     let unvalidated = validated.clone().with_validation(false);

@@ -15,8 +15,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use footfall_benches::cpu_time::ThreadCpuTime;
 use footfall_benches::fixtures::{app, pixel_request};
 use footfall_collector::enrich::Enricher;
-use footfall_collector::id::Id;
 use footfall_collector::sink::Queue;
+use footfall_store::id::Id;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

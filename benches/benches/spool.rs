@@ -7,8 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use footfall_collector::event::{Event, Kind};
 use footfall_collector::sink::spool::{self, SpoolGauge};
+use footfall_store::event::{Event, Kind};
 use uuid::Uuid;
 
 // As in the collector binary.

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use footfall_collector::config::ClickHouseArgs;
+use footfall_store::config::ClickHouseArgs;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -113,7 +113,7 @@ impl Args {
         if self
             .site
             .as_deref()
-            .is_some_and(|s| !footfall_collector::hit::query::valid_site(s))
+            .is_some_and(|s| !footfall_store::site::valid_site(s))
         {
             return Err(ArgsError::BadSite);
         }

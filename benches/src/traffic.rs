@@ -91,7 +91,7 @@ impl Catalog {
                         .expect("an encoded query is a valid URI"),
                 );
                 // The tracker names each page view; engagement reports refer to it.
-                let pageview_id = footfall_collector::id::Id::random().to_string();
+                let pageview_id = footfall_store::id::Id::random().to_string();
                 let event = if rng.gen_bool(0.5) {
                     serde_json::json!({"kind": "pageview", "site": config.site, "url": url,
                         "pageview_id": pageview_id, "referrer": referrer, "title": title})

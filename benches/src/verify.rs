@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use footfall_collector::config::ClickHouseArgs;
+use footfall_store::config::ClickHouseArgs;
 use tokio::time::Instant;
 
 /// Pause between two counts while waiting for the collector's writer.

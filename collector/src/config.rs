@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use footfall_store::config::{ClickHouseArgs, DEFAULT_DATA_DIR, RetentionArgs, SchemaArgs};
+
 use crate::cors::AllowedOrigins;
 use crate::hit::client_ip::TrustedProxies;
 
@@ -37,9 +39,6 @@ pub enum Command {
     /// Print a signed email-open marker or customer link (needs FOOTFALL_SECRET).
     Sign(SignArgs),
 }
-
-/// Where local state lives unless FOOTFALL_DATA_DIR says otherwise.
-pub const DEFAULT_DATA_DIR: &str = "./footfall-data";
 
 #[derive(Debug, Clone, Args)]
 pub struct SignArgs {
@@ -89,64 +88,6 @@ pub struct LinkArgs {
 impl LinkArgs {
     pub fn max_age_secs(&self) -> i64 {
         i64::from(self.customer_link_minutes) * 60
-    }
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ClickHouseArgs {
-    /// ClickHouse HTTP interface.
-    #[arg(
-        long,
-        env = "FOOTFALL_CLICKHOUSE_URL",
-        default_value = "http://127.0.0.1:8123"
-    )]
-    pub clickhouse_url: String,
-    /// Database that holds Footfall's tables.
-    #[arg(long, env = "FOOTFALL_CLICKHOUSE_DATABASE", default_value = "footfall")]
-    pub clickhouse_database: String,
-    #[arg(long, env = "FOOTFALL_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    #[arg(
-        long,
-        env = "FOOTFALL_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub clickhouse_password: String,
-}
-
-/// How long personal data is kept: for the commands that apply the schema (whose TTLs follow
-/// it) or enforce it.
-#[derive(Debug, Clone, Args)]
-pub struct RetentionArgs {
-    /// Days raw events, sealed IPs and identities are kept.
-    #[arg(long, env = "FOOTFALL_RETENTION_DAYS", default_value_t = 395, value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub retention_days: u32,
-}
-
-/// Where the schema lives and the retention its TTLs follow: `migrate`, and the aggregator's
-/// `migrate` and `retention`.
-#[derive(Debug, Clone, Args)]
-pub struct SchemaArgs {
-    #[command(flatten)]
-    pub clickhouse: ClickHouseArgs,
-    #[command(flatten)]
-    pub retention: RetentionArgs,
-}
-
-impl ClickHouseArgs {
-    /// A client for Footfall's database (LZ4-compressed RowBinary over HTTP).
-    pub fn client(&self) -> clickhouse::Client {
-        self.server_client()
-            .with_database(&self.clickhouse_database)
-    }
-
-    /// A client not bound to a database, for creating it.
-    pub fn server_client(&self) -> clickhouse::Client {
-        clickhouse::Client::default()
-            .with_url(&self.clickhouse_url)
-            .with_user(&self.clickhouse_user)
-            .with_password(&self.clickhouse_password)
     }
 }
 

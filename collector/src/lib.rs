@@ -4,10 +4,12 @@
 //!
 //! 1. [`server`] accepts the HTTP request and hands it to [`routes`];
 //! 2. [`routes`] parses it with [`hit`] (query or beacon body, page URL, client IP, visitor
-//!    cookie) into an [`event::Event`], adds what the IP and user agent tell with [`enrich`],
+//!    cookie) into an [`footfall_store::event::Event`], adds what the IP and user agent tell
+//!    with [`enrich`],
 //!    and seals the client IP with [`sealer`];
 //! 3. the event goes into the [`sink`]'s bounded queue and the client gets its answer at once;
-//! 4. the sink's writer batches events and inserts them into ClickHouse ([`schema`]).
+//! 4. the sink's writer batches events and inserts them into ClickHouse, whose schema
+//!    `footfall-store` owns (the collector applies it, rollups included, on start).
 //!
 //! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing. Before anything is
 //! recorded, [`hit::privacy`] decides whether the visitor lets it be (opt-out, DNT, GPC,
@@ -18,15 +20,12 @@
 pub mod config;
 pub mod cors;
 pub mod enrich;
-pub mod event;
 pub mod hit;
-pub mod id;
 pub mod keys;
 pub mod metrics;
 pub mod rate_limit;
 pub mod response;
 pub mod routes;
-pub mod schema;
 pub mod sealer;
 pub mod server;
 pub mod signing;

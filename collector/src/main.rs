@@ -4,11 +4,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use footfall_collector::config::{Cli, Command, SchemaArgs, SignArgs, SignCommand};
-use footfall_collector::hit::query::valid_site;
+use footfall_collector::config::{Cli, Command, SignArgs, SignCommand};
 use footfall_collector::hit::{customer, email};
 use footfall_collector::signing::Signer;
-use footfall_collector::{keys, schema, server};
+use footfall_collector::{keys, server};
+use footfall_store::config::SchemaArgs;
+use footfall_store::migrations;
+use footfall_store::site::valid_site;
 use tracing_subscriber::EnvFilter;
 
 // Hits are allocated on the request threads and freed on the writer's: mimalloc handles that
@@ -45,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
             clickhouse: ch,
             retention,
         }) => {
-            let applied = schema::migrate(
+            let applied = migrations::migrate(
                 &ch.server_client(),
                 &ch.clickhouse_database,
                 retention.retention_days,

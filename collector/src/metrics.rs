@@ -13,9 +13,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::event::Kind;
 use crate::hit::customer::Rejected;
 use crate::hit::privacy::Withheld;
+use footfall_store::event::Kind;
 
 /// Why a hit was not accepted. Each has a label value on `footfall_hits_rejected_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,17 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use footfall_seal::{EpochKey, PublicKey, SEALED_IP_LEN};
-use serde::{Deserialize, Serialize};
-
-/// One row of `footfall.ip_keys`.
-#[derive(Clone, clickhouse::Row, Serialize, Deserialize)]
-pub struct KeyRow {
-    pub key_id: u64,
-    /// Seconds since the Unix epoch (`DateTime('UTC')`).
-    pub created: u32,
-    #[serde(with = "serde_bytes")]
-    pub sealed_key: Vec<u8>,
-}
+use footfall_store::ip_key::KeyRow;
 
 struct Epoch {
     key: EpochKey,

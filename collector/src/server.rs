@@ -30,11 +30,11 @@ use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimit;
 use crate::routes::{App, now_ms};
-use crate::schema::{self, SchemaError};
 use crate::sealer::Sealer;
 use crate::signing::Signer;
 use crate::sink::inserter::InserterReport;
 use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
+use footfall_store::migrations::{self, SchemaError};
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
@@ -108,7 +108,7 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         .transpose()?
         .map(Arc::new);
     let ch = &args.clickhouse;
-    schema::migrate(
+    migrations::migrate(
         &ch.server_client(),
         &ch.clickhouse_database,
         args.retention.retention_days,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestDb, get, metric, post, request};
+use common::{Serve, TestDb, get, metric, post, request};
 
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const PAGE_ORIGIN: &str = "https://shop.example.com";

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestDb, enc, get, metric, post};
+use common::{Serve, TestDb, enc, get, metric, post};
 use serde_json::{Value, json};
 
 const PV: &str = "PageView0000000000000001";

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{OwnClickHouse, TestDb, Traffic, get, metric, signal_and_wait, spawn_collector};
+use common::{
+    OwnClickHouse, Serve, TestDb, Traffic, get, metric, signal_and_wait, spawn_collector,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_down_for_seconds_under_traffic_loses_and_duplicates_nothing() {

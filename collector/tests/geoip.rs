@@ -6,7 +6,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{TestDb, enc, get, mmdb};
+use common::{Serve, TestDb, enc, get, mmdb};
 use footfall_collector::enrich::geoip::{GeoIp, Place};
 
 fn place(country: &str, region: &str, city: &str) -> Place {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDb, get, metric, post, spawn_collector};
+use common::{Serve, TestDb, get, metric, post, spawn_collector};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

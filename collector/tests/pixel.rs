@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestDb, enc, get, metric};
+use common::{Serve, TestDb, enc, get, metric};
 
 const PAGE: &str = "https://shop.example.com/shoes/red?utm_source=newsletter&utm_medium=email&utm_campaign=autumn&color=red#reviews";
 

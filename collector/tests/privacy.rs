@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestDb, enc, get, metric};
+use common::{Serve, TestDb, enc, get, metric};
 
 fn pixel(extra: &str) -> String {
     format!(
@@ -45,7 +45,7 @@ async fn opted_out_dnt_gpc_and_unconsented_hits_get_the_gif_and_leave_nothing() 
     let db = TestDb::new();
     let collector = db.start(&["--consent", "required"]).await;
     let addr = collector.local_addr();
-    let returning = format!("ff_id={}", footfall_collector::id::Id::random());
+    let returning = format!("ff_id={}", footfall_store::id::Id::random());
     // (extra query, request headers, reason counted)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let cases: [Case; 4] = [
@@ -414,7 +414,7 @@ async fn a_replayed_or_expired_customer_link_links_nobody() {
     let secret = footfall_collector::keys::load_secret(db.data_dir.path(), None, true).unwrap();
     let signer = footfall_collector::signing::Signer::new(&secret);
     let sign = |issued| footfall_collector::hit::customer::sign("attacker", "s", issued, &signer);
-    let victim = format!("ff_id={}", footfall_collector::id::Id::random());
+    let victim = format!("ff_id={}", footfall_store::id::Id::random());
     let fresh = sign(common::now_secs()).unwrap();
     type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
     let cases: [Case; 5] = [
@@ -514,7 +514,7 @@ async fn retention_ttls_cover_every_table_with_personal_data() {
     // Applying again is harmless (statements are idempotent, as after an interrupted migration)
     // and brings every TTL in line with a changed retention period.
     let server = db.client().with_database("default");
-    for statement in footfall_collector::schema::MIGRATIONS
+    for statement in footfall_store::schema::MIGRATIONS
         .iter()
         .flat_map(|m| m.statements)
     {
@@ -524,7 +524,7 @@ async fn retention_ttls_cover_every_table_with_personal_data() {
             .await
             .unwrap();
     }
-    footfall_collector::schema::migrate(&server, &db.name, 30)
+    footfall_store::migrations::migrate(&server, &db.name, 30)
         .await
         .unwrap();
     for (table, ttl) in [

@@ -3,7 +3,8 @@
 #![no_main]
 
 use footfall_collector::hit::page::{Page, Referrer, URL_MAX};
-use footfall_collector::hit::query::{PixelQuery, valid_site};
+use footfall_collector::hit::query::PixelQuery;
+use footfall_store::site::valid_site;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use footfall_collector::hit::visitor::Visitor;
-use footfall_collector::id::Id;
+use footfall_store::id::Id;
 use http::{HeaderMap, HeaderValue, header::COOKIE};
 use libfuzzer_sys::fuzz_target;
 

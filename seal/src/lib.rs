@@ -22,8 +22,12 @@
 //! data key ([`SecretKey::open_epoch_key`]) and with it the IPs ([`OpenedEpochKey::open_ip`]).
 //! Deleting an epoch's sealed key makes every IP sealed under it unreadable (crypto-shredding).
 //!
+//! [`key_file`] keeps the key pair on disk.
+//!
 //! Every IP is encrypted as 16 bytes (IPv4 as an IPv4-mapped IPv6 address) so that the
 //! ciphertext's length does not tell IPv4 from IPv6.
+
+pub mod key_file;
 
 use std::net::{IpAddr, Ipv6Addr};
 

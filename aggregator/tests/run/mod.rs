@@ -2,12 +2,12 @@
 
 use std::process::Output;
 
-use crate::common::{self, TestDb};
+use footfall_store::testing::{self, TestDb};
 
 /// Runs `footfall-aggregator ARGS` against `db`, with `db`'s data dir and no key or seed from
 /// the environment of the test run.
 pub fn aggregator(db: &TestDb, args: &[&str]) -> Output {
-    let url = common::clickhouse_url();
+    let url = testing::clickhouse_url();
     let mut argv: Vec<&str> = args.to_vec();
     if args[0] != "keygen" {
         argv.extend(["--clickhouse-url", &url, "--clickhouse-database", &db.name]);

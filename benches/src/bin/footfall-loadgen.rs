@@ -126,6 +126,6 @@ fn unique_site() -> String {
     format!(
         "loadgen-{}-{}",
         now.as_secs(),
-        footfall_collector::id::Id::random().as_str()[..6].to_lowercase()
+        footfall_store::id::Id::random().as_str()[..6].to_lowercase()
     )
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 
-use crate::event::Event;
+use footfall_store::event::Event;
 use geoip::GeoIp;
 use user_agent::AgentCache;
 

@@ -1,7 +1,7 @@
 //! From an HTTP request to a hit: the pure parsing of everything a tracking request carries.
 //!
 //! Nothing here does I/O or reads the clock; the handlers in [`crate::routes`] call these
-//! functions and turn the result into an [`crate::event::Event`].
+//! functions and turn the result into an [`footfall_store::event::Event`].
 
 pub mod beacon;
 pub mod client_ip;

@@ -8,7 +8,7 @@ use cookie::{Cookie, SameSite};
 use http::HeaderValue;
 use http::header::{COOKIE, HeaderMap};
 
-use crate::id::{ID_LEN, Id};
+use footfall_store::id::{ID_LEN, Id};
 
 pub const COOKIE_NAME: &str = "ff_id";
 

@@ -13,13 +13,13 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{App, now_ms};
 use crate::cors::{self, Verdict};
-use crate::event::{Event, Kind};
 use crate::hit::beacon::{self, BeaconError, BeaconEvent};
 use crate::hit::privacy::Consent;
 use crate::hit::query::PixelQuery;
 use crate::hit::visitor::Visitor;
 use crate::metrics::Rejection;
 use crate::response::{self, Body};
+use footfall_store::event::{Event, Kind};
 
 /// Largest beacon body read, in bytes: 50 events of ordinary size fit many times over.
 pub const BEACON_BODY_MAX: usize = 64 * 1024;

@@ -7,11 +7,11 @@ use http::header::USER_AGENT;
 use http::{Method, Request, Response};
 
 use super::{App, now_ms};
-use crate::event::{Event, Kind};
 use crate::hit::email;
 use crate::hit::privacy::Consent;
 use crate::metrics::Rejection;
 use crate::response::{self, Body};
+use footfall_store::event::{Event, Kind};
 
 impl App {
     /// `GET /o/{token}.gif`: the email-open marker. Always the GIF, never a cookie; the open is

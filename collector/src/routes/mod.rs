@@ -29,13 +29,11 @@ use http::{Method, Request, Response, StatusCode};
 pub use self::beacon::BEACON_BODY_MAX;
 use crate::cors::AllowedOrigins;
 use crate::enrich::Enricher;
-use crate::event::Event;
 use crate::hit::client_ip::{TrustedProxies, network_prefix};
 use crate::hit::customer::{self, Link, LinkPolicy};
 use crate::hit::page::{Page, PageError, Referrer, TITLE_MAX, bounded};
 use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::props::{self, Props};
-use crate::hit::query::valid_site;
 use crate::hit::visitor::{CookieWriter, Visitor};
 use crate::metrics::{Metrics, Rejection};
 use crate::rate_limit::RateLimit;
@@ -44,6 +42,8 @@ use crate::sealer::Sealer;
 use crate::signing::Signer;
 use crate::sink::{Queue, SinkStatus};
 use crate::tracker;
+use footfall_store::event::Event;
+use footfall_store::site::valid_site;
 
 /// Longest user agent kept, in bytes.
 const USER_AGENT_MAX: usize = 512;
@@ -168,7 +168,7 @@ impl App {
         name: &str,
         raw_props: impl IntoIterator<Item = (K, V)>,
     ) -> Result<(), Rejection> {
-        event.kind = crate::event::Kind::Custom;
+        event.kind = footfall_store::event::Kind::Custom;
         event.event_name = props::event_name(name).map_err(|_| Rejection::BadEvent)?;
         let bounded = Props::bound(raw_props);
         for _ in 0..bounded.cut {

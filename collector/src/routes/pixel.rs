@@ -9,13 +9,13 @@ use http::header::{HeaderValue, REFERER, SET_COOKIE};
 use http::{Method, Request, Response};
 
 use super::{App, now_ms};
-use crate::event::{Event, Kind};
 use crate::hit::privacy::Consent;
 use crate::hit::query::PixelQuery;
 use crate::hit::visitor::Visitor;
-use crate::id::Id;
 use crate::metrics::Rejection;
 use crate::response::{self, Body};
+use footfall_store::event::{Event, Kind};
+use footfall_store::id::Id;
 
 impl App {
     /// `GET /p.gif`: always the GIF; the hit is stored only if it is well formed and the visitor

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::event::Event;
+use footfall_store::event::Event;
 
 /// Events inserted together. The token is sent as `insert_deduplication_token`, so a replayed
 /// batch, or a retried insert that had in fact succeeded, is stored once.

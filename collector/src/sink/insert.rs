@@ -5,7 +5,7 @@ use std::time::Duration;
 use clickhouse::Client;
 
 use super::batch::Batch;
-use crate::sealer::KeyRow;
+use footfall_store::ip_key::KeyRow;
 
 /// Longest a single insert may take before it counts as failed and is retried.
 const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,7 +28,7 @@ pub async fn insert_batch(
         insert.end().await?;
     }
     let mut insert = client
-        .insert::<crate::event::Event>("events")
+        .insert::<footfall_store::event::Event>("events")
         .await?
         .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
         .with_setting("insert_deduplication_token", batch.token.to_string());

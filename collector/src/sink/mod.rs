@@ -30,9 +30,9 @@ use tokio::sync::{Notify, watch};
 use self::appender::Appender;
 use self::inserter::{Inserter, InserterReport};
 use self::spool::SpoolGauge;
-use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::sealer::Sealer;
+use footfall_store::event::Event;
 
 /// The request handlers' side of the writer's queue. Cloning shares the queue.
 #[derive(Clone)]

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::batch::Batch;
 use super::frame::{self, Decoded, FrameKind};
-use crate::event::Event;
-use crate::sealer::KeyRow;
+use footfall_store::event::Event;
+use footfall_store::ip_key::KeyRow;
 
 /// A segment is closed (at the next cut) once it grows past this.
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -465,7 +465,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Kind;
+    use footfall_store::event::Kind;
 
     fn event(ts: i64) -> Event {
         let mut e = Event::new(Kind::Pageview, ts);

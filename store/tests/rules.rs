@@ -1,22 +1,17 @@
-//! The documented definitions of visits and time on page (`collector/sql/*.sql`, used by the
-//! aggregator and described in the README) run against the real ClickHouse on events laid out
-//! by hand.
+//! The definitions of visits and time on page (`store/sql/*.sql`), the very queries the
+//! aggregator's `sessions_daily` rollup is computed from, run against the real ClickHouse on
+//! events laid out by hand.
 
-mod common;
+use footfall_store::rules;
+use footfall_store::testing::TestDb;
 
-use common::TestDb;
-
-const VISITS: &str = include_str!("../sql/visits.sql");
-const TIME_ON_PAGE: &str = include_str!("../sql/time_on_page.sql");
+const DAY: &str = "2026-03-02";
 
 /// (minute of the day, visitor, kind, page view, dwell ms, bot)
 type Row = (u32, &'static str, &'static str, &'static str, u32, bool);
 
 async fn events(db: &TestDb, rows: &[Row]) {
-    let server = clickhouse::Client::default().with_url(common::clickhouse_url());
-    footfall_collector::schema::migrate(&server, &db.name, 395)
-        .await
-        .unwrap();
+    db.migrate().await;
     let values: Vec<String> = rows
         .iter()
         .map(|(minute, visitor, kind, pv, dwell, bot)| {
@@ -52,7 +47,12 @@ async fn visits_end_after_30_minutes_without_activity() {
         ],
     )
     .await;
-    let visits = db.rows(VISITS).await;
+    let visits = db
+        .rows(&format!(
+            "SELECT * FROM ({}) ORDER BY site, visitor_id, visit",
+            rules::visits(DAY, DAY)
+        ))
+        .await;
     let got: Vec<_> = visits
         .iter()
         .map(|v| {
@@ -93,12 +93,19 @@ async fn time_on_page_is_engaged_time_or_the_gap_to_the_next_page_view() {
             (600, "", "pageview", "n1", 0, false),
             (601, "", "pageview", "n2", 0, false),
             (600, "crawler", "pageview", "c1", 0, true),
+            // An engagement beacon of another page keeps eve's visit going, but the 40 minutes
+            // until her next page view are not time anyone saw e1: unknown, not 30 minutes.
+            (600, "eve", "pageview", "e1", 0, false),
+            (620, "eve", "engagement", "e0", 1_000, false),
+            (640, "eve", "pageview", "e2", 0, false),
+            (641, "eve", "pageview", "e3", 0, false),
         ],
     )
     .await;
     let rows = db
         .rows(&format!(
-            "SELECT pageview_id, time_on_page_ms FROM ({TIME_ON_PAGE}) ORDER BY pageview_id"
+            "SELECT pageview_id, time_on_page_ms FROM ({}) ORDER BY pageview_id",
+            rules::time_on_page(DAY, DAY)
         ))
         .await;
     let got: Vec<_> = rows
@@ -118,8 +125,9 @@ async fn time_on_page_is_engaged_time_or_the_gap_to_the_next_page_view() {
             ("a3", None),
             ("b1", None),
             ("b2", None),
-            ("n1", None),
-            ("n2", None),
+            ("e1", None),
+            ("e2", Some(60_000)),
+            ("e3", None),
         ]
     );
 }

@@ -20,11 +20,13 @@ pub struct Id([u8; ID_LEN]);
 
 impl Id {
     /// A fresh id from 122 random bits.
+    #[inline]
     pub fn random() -> Self {
         Self::from_uuid(Uuid::new_v4())
     }
 
     /// The id of a UUID, for ids derived from another (a pixel hit's page view from its event id).
+    #[inline]
     pub fn from_uuid(uuid: Uuid) -> Self {
         // 128-bit division is a slow library call: split the number into base-62^10 chunks with
         // two of them, then write each chunk's digits with cheap 64-bit arithmetic.
@@ -45,6 +47,7 @@ impl Id {
     }
 
     /// Accepts only what [`Id::random`] could have made.
+    #[inline]
     pub fn parse(text: &str) -> Option<Self> {
         let bytes: [u8; ID_LEN] = text.as_bytes().try_into().ok()?;
         let mut n: u128 = 0;
@@ -62,10 +65,12 @@ impl Id {
         minted.then_some(Self(bytes))
     }
 
+    #[inline]
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("base62 digits are ASCII")
     }
 
+    #[inline]
     pub fn as_bytes(&self) -> &[u8; ID_LEN] {
         &self.0
     }

@@ -1,6 +1,7 @@
-//! The event: one row of `footfall.events`, as the writer sends it to ClickHouse.
+//! The event: one row of `footfall.events`, as the collector writes it to ClickHouse and the
+//! aggregator's tests insert it.
 //!
-//! Handlers build an [`Event`] from a parsed hit; the sink batches events and inserts them with
+//! The collector's handlers build an [`Event`] from a parsed hit; the sink batches events and inserts them with
 //! RowBinary. Fields match the columns by name (the `clickhouse` crate checks names and types
 //! against the table before the first insert). The client IP appears only sealed
 //! (`ip_key_id` + `ip_sealed`) and as its anonymised network (`ip_prefix`).
@@ -38,6 +39,7 @@ impl Kind {
         Kind::Custom,
     ];
 
+    #[inline]
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Pageview => "pageview",
@@ -69,8 +71,8 @@ impl<'de> Deserialize<'de> for Kind {
     }
 }
 
-/// A client IP sealed by [`crate::sealer::Sealer`], stored as a ClickHouse `String`; empty when
-/// the hit must not identify anyone.
+/// A client IP sealed by the collector ([`footfall_seal::EpochKey::seal_ip`]), stored as a
+/// ClickHouse `String`; empty when the hit must not identify anyone.
 #[derive(Clone, Default)]
 pub struct SealedIp(pub Option<[u8; footfall_seal::SEALED_IP_LEN]>);
 
@@ -142,7 +144,7 @@ pub struct Event {
     /// On `email_open` rows: fetched by a mail provider's image proxy, not the reader's client.
     pub via_proxy: bool,
     /// On `custom` rows: the event's name and its properties (ClickHouse `Map(String, String)`,
-    /// bounded by [`crate::hit::props`]).
+    /// bounded by the collector's `hit::props`).
     pub event_name: CompactString,
     pub props: Vec<(CompactString, CompactString)>,
     /// On `engagement` rows: the largest share of the page seen, in percent.
@@ -151,6 +153,7 @@ pub struct Event {
 
 impl Event {
     /// A new event of `kind` at `ts` (ms) with a fresh id; the caller fills in the rest.
+    #[inline]
     pub fn new(kind: Kind, ts: i64) -> Self {
         Self {
             event_id: Uuid::new_v4(),

@@ -1,0 +1,26 @@
+//! Footfall's storage: everything the collector and the aggregator share about ClickHouse.
+//!
+//! One crate owns it, so that a table, a column or a rule has one definition and the
+//! aggregator does not depend on the collector (nor on its HTTP, GeoIP and user-agent stacks):
+//!
+//! - [`schema`] is the whole schema as one versioned list, applied by [`migrations`];
+//! - [`retention`] lists every table holding personal data and sets its TTL;
+//! - [`event`] and [`ip_key`] are the rows the collector writes and the aggregator reads;
+//!   [`id`] the visitor and page-view ids in them, [`site`] which site names are accepted;
+//! - [`rollup`] and [`rules`] are the SQL that turns events into reports: the traffic rollups,
+//!   and what a visit and time on page are;
+//! - [`config`] holds the ClickHouse options both programs take.
+
+pub mod config;
+pub mod event;
+pub mod id;
+pub mod ip_key;
+pub mod migrations;
+pub mod retention;
+#[macro_use]
+pub mod rollup;
+pub mod rules;
+pub mod schema;
+pub mod site;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,0 +1,123 @@
+//! Applying the schema: the migration runner.
+//!
+//! Applied migrations are recorded in `schema_migrations`. Every statement is idempotent
+//! (`IF NOT EXISTS`), so two programs starting at once, or a migration interrupted half way, do
+//! no harm: applying again finishes the job. Retention is not a migration but a setting:
+//! [`migrate`] brings the TTLs in line with FOOTFALL_RETENTION_DAYS every time it runs
+//! ([`crate::retention`]).
+
+use clickhouse::Client;
+
+use crate::retention;
+use crate::schema::MIGRATIONS;
+
+/// The owner of [`MIGRATIONS`] in `schema_migrations`.
+const COMPONENT: &str = "footfall";
+
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    /// The record (component, version) the same migration had in the collector's or the
+    /// aggregator's list, before there was one list.
+    pub was: Option<(&'static str, u32)>,
+    /// SQL with `{db}` for the database.
+    pub statements: &'static [&'static str],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("'{0}' is not a usable database name (letters, digits and _ only)")]
+    BadDatabaseName(String),
+    #[error("could not {what} in ClickHouse: {source}")]
+    ClickHouse {
+        what: String,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+}
+
+pub(crate) fn ch(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> SchemaError {
+    let what = what.into();
+    move |source| SchemaError::ClickHouse { what, source }
+}
+
+/// Creates the database and applies every migration not yet recorded, then the retention TTLs.
+/// `client` must not be bound to the database (it may not exist yet).
+pub async fn migrate(
+    client: &Client,
+    database: &str,
+    retention_days: u32,
+) -> Result<Vec<u32>, SchemaError> {
+    let done = apply_migrations(client, database).await?;
+    retention::apply_ttls(client, database, retention_days).await?;
+    Ok(done)
+}
+
+/// Creates the database and applies every migration of [`MIGRATIONS`] not yet recorded in
+/// `schema_migrations`, under the current name or the one it had before ([`Migration::was`]).
+/// Returns the versions it applied.
+async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, SchemaError> {
+    if database.is_empty()
+        || !database
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(SchemaError::BadDatabaseName(database.to_owned()));
+    }
+    let render = |sql: &str| sql.replace("{db}", database);
+    client
+        .query(&render("CREATE DATABASE IF NOT EXISTS {db}"))
+        .execute()
+        .await
+        .map_err(ch(format!("create database {database}")))?;
+    client
+        .query(&render(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+             (component LowCardinality(String), version UInt32, name String, applied_at DateTime('UTC') DEFAULT now())
+             ENGINE = ReplacingMergeTree ORDER BY (component, version)",
+        ))
+        .execute()
+        .await
+        .map_err(ch("create schema_migrations"))?;
+    let applied: Vec<(String, u32)> = client
+        .query(&render(
+            "SELECT component, version FROM {db}.schema_migrations FINAL",
+        ))
+        .fetch_all()
+        .await
+        .map_err(ch("read schema_migrations"))?;
+    let recorded = |component: &str, version: u32| {
+        applied.iter().any(|(c, v)| c == component && *v == version)
+    };
+    let mut done = Vec::new();
+    for migration in MIGRATIONS {
+        if recorded(COMPONENT, migration.version) {
+            continue;
+        }
+        let applied_before = migration.was.is_some_and(|(c, v)| recorded(c, v));
+        if !applied_before {
+            for statement in migration.statements {
+                client
+                    .query(&render(statement))
+                    .execute()
+                    .await
+                    .map_err(ch(format!(
+                        "apply migration {} ({})",
+                        migration.version, migration.name
+                    )))?;
+            }
+            done.push(migration.version);
+        }
+        client
+            .query(&render(
+                "INSERT INTO {db}.schema_migrations (component, version, name) VALUES (?, ?, ?)",
+            ))
+            .bind(COMPONENT)
+            .bind(migration.version)
+            .bind(migration.name)
+            .execute()
+            .await
+            .map_err(ch("record a migration"))?;
+    }
+    Ok(done)
+}

@@ -1,0 +1,76 @@
+//! Retention: which tables hold personal data, and the TTLs that expire it.
+//!
+//! Every table here expires with FOOTFALL_RETENTION_DAYS: by TTL as parts merge (set by
+//! [`crate::migrations::migrate`]), and at once by `footfall-aggregator retention`, which reads
+//! the same list. A table holding personal data that is missing here would be kept forever.
+
+use clickhouse::Client;
+
+use crate::migrations::{SchemaError, ch};
+
+/// A table whose rows expire with the retention period.
+pub struct Retained {
+    pub table: &'static str,
+    /// The time (a `DateTime`) a row's age is counted from.
+    pub time: &'static str,
+    /// Days kept beyond the retention period.
+    pub extra_days: u32,
+}
+
+/// Every table holding personal data; all of it expires (TTL here, `footfall-aggregator
+/// retention` at once). An epoch key outlives the events sealed under it by a day, so no stored
+/// event ever lacks its key, and none outlives them by more. Email opens are `events` rows.
+pub const RETENTION: &[Retained] = &[
+    Retained {
+        table: "events",
+        time: "toDateTime(ts)",
+        extra_days: 0,
+    },
+    Retained {
+        table: "identities",
+        time: "toDateTime(last_seen)",
+        extra_days: 0,
+    },
+    Retained {
+        table: "ip_keys",
+        time: "created",
+        extra_days: 1,
+    },
+];
+
+/// Sets each table's TTL to the configured retention where it differs. Changing a TTL does not
+/// rewrite existing parts at once (`materialize_ttl_after_modify = 0`): expired rows go as
+/// parts merge, and `footfall-aggregator retention` enforces it immediately.
+pub(crate) async fn apply_ttls(
+    client: &Client,
+    database: &str,
+    retention_days: u32,
+) -> Result<(), SchemaError> {
+    for Retained {
+        table,
+        time: column,
+        extra_days,
+    } in RETENTION
+    {
+        let days = retention_days + extra_days;
+        let create: String = client
+            .query("SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?")
+            .bind(database)
+            .bind(*table)
+            .fetch_one()
+            .await
+            .map_err(ch(format!("read the definition of {table}")))?;
+        // ClickHouse shows `INTERVAL n DAY` as `toIntervalDay(n)`.
+        if !create.contains(&format!(" TTL {column} + toIntervalDay({days})")) {
+            client
+                .query(&format!(
+                    "ALTER TABLE {database}.{table} MODIFY TTL {column} + INTERVAL {days} DAY \
+                     SETTINGS materialize_ttl_after_modify = 0"
+                ))
+                .execute()
+                .await
+                .map_err(ch(format!("set the retention of {table}")))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! The `SELECT`s that turn events into `traffic_daily` rows: one text for the materialized
+//! views (as events are inserted) and the backfill (for events stored before the views existed,
+//! or after an erasure).
+//!
+//! Macros, so that the views' `&'static str` migrations and the backfill are one text.
+
+/// The `SELECT` that turns page views of `$events` (a table name; `$filter` adds conditions)
+/// into `traffic_daily` rows, one per dimension: (dimension, k1, k2, k3). Internal navigation
+/// (referrer on the same host) counts as no referrer.
+macro_rules! pageview_rollup {
+    ($events:literal, $filter:literal) => {
+        concat!(
+            "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+FROM ",
+            $events,
+            "
+ARRAY JOIN [('all', '', '', ''), ('page', path, '', ''),
+    ('referrer', if(referrer_host = host, '', referrer_host), '', ''), ('country', country, '', ''),
+    ('device', device, '', ''), ('browser', browser, '', ''), ('os', os, '', ''),
+    ('campaign', utm_source, utm_medium, utm_campaign)] AS d
+WHERE kind = 'pageview' AND NOT is_bot",
+            $filter,
+            "
+GROUP BY site, day, dimension, k1, k2, k3"
+        )
+    };
+}
+
+/// Email opens as `traffic_daily` rows (site empty: opens belong to no site); as above.
+macro_rules! email_rollup {
+    ($events:literal, $filter:literal) => {
+        concat!(
+            "SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2,
+       '' AS k3, toUInt64(count()) AS hits, uniqExactStateIf(recipient, recipient != '') AS visitors
+FROM ",
+            $events,
+            "
+WHERE kind = 'email_open'",
+            $filter,
+            "
+GROUP BY day, k1"
+        )
+    };
+}
+
+const DAYS: &str = " AND toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')";
+
+/// The `SELECT`s that compute `traffic_daily` afresh for the days `[from, to]` (anything that
+/// prints as `YYYY-MM-DD`) from `events`.
+pub fn traffic_daily(from: impl std::fmt::Display, to: impl std::fmt::Display) -> [String; 2] {
+    let days = DAYS
+        .replace("{from}", &from.to_string())
+        .replace("{to}", &to.to_string());
+    [
+        pageview_rollup!("events", "{days}").replace("{days}", &days),
+        email_rollup!("events", "{days}").replace("{days}", &days),
+    ]
+}

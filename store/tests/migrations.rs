@@ -1,0 +1,163 @@
+//! Migrations on the real ClickHouse: idempotent, recorded once, retention follows the option,
+//! and a database made by the collector's and the aggregator's old lists is taken over as is.
+
+use footfall_store::migrations::migrate;
+use footfall_store::schema::MIGRATIONS;
+use footfall_store::testing::TestDb;
+
+fn versions() -> Vec<u32> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_are_idempotent() {
+    let db = TestDb::new();
+    let first = migrate(&db.server(), &db.name, 395).await.unwrap();
+    assert_eq!(first, versions());
+    let again = migrate(&db.server(), &db.name, 395).await.unwrap();
+    assert!(again.is_empty(), "nothing left to apply");
+    let recorded = db
+        .count("SELECT count() FROM schema_migrations FINAL WHERE component = 'footfall'")
+        .await;
+    assert_eq!(recorded, MIGRATIONS.len() as u64);
+    let engine = db.rows("SELECT partition_key, sorting_key FROM system.tables WHERE database = currentDatabase() AND name = 'events'").await;
+    assert_eq!(engine[0]["partition_key"], "toYYYYMM(ts)");
+    assert!(
+        engine[0]["sorting_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("site, toDate(ts)")
+    );
+    let tables = db
+        .count(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN \
+             ('events', 'ip_keys', 'identities', 'identities_from_events', 'traffic_daily', \
+              'traffic_from_pageviews', 'traffic_from_email_opens', 'sessions_daily', \
+              'traffic_monthly', 'api_tokens', 'audit_log')",
+        )
+        .await;
+    assert_eq!(tables, 11, "one list makes both programs' tables");
+}
+
+/// Rewrites `schema_migrations` as the old code left it: the collector's versions 1 and 3, and
+/// the aggregator's 1 and 2 where `with_aggregator`.
+async fn as_left_by_the_old_code(db: &TestDb, with_aggregator: bool) {
+    db.client()
+        .query("TRUNCATE TABLE schema_migrations")
+        .execute()
+        .await
+        .unwrap();
+    let mut old = vec![("collector", 1), ("collector", 3)];
+    if with_aggregator {
+        old.extend([("aggregator", 1), ("aggregator", 2)]);
+    }
+    for (component, version) in old {
+        db.client()
+            .query("INSERT INTO schema_migrations (component, version, name) VALUES (?, ?, 'old')")
+            .bind(component)
+            .bind(version)
+            .execute()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_of_the_old_lists_is_recognised_and_nothing_is_applied_twice() {
+    let db = TestDb::new();
+    migrate(&db.server(), &db.name, 395).await.unwrap();
+    as_left_by_the_old_code(&db, true).await;
+    // A migration that ran again would fail here: the table it creates is not the one it made.
+    db.client()
+        .query("ALTER TABLE traffic_monthly ADD COLUMN marker UInt8")
+        .execute()
+        .await
+        .unwrap();
+    let applied = migrate(&db.server(), &db.name, 395).await.unwrap();
+    assert!(applied.is_empty(), "everything was there: {applied:?}");
+    assert_eq!(
+        db.count("SELECT count() FROM schema_migrations FINAL WHERE component = 'footfall'")
+            .await,
+        MIGRATIONS.len() as u64,
+        "recorded under the one list from now on"
+    );
+    assert_eq!(
+        db.count("SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'traffic_monthly' AND name = 'marker'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_collector_only_database_gets_the_rollups() {
+    let db = TestDb::new();
+    migrate(&db.server(), &db.name, 395).await.unwrap();
+    as_left_by_the_old_code(&db, false).await;
+    for table in [
+        "traffic_from_pageviews",
+        "traffic_from_email_opens",
+        "traffic_daily",
+        "sessions_daily",
+        "traffic_monthly",
+        "api_tokens",
+        "audit_log",
+    ] {
+        db.client()
+            .query(&format!("DROP TABLE {table} SYNC"))
+            .execute()
+            .await
+            .unwrap();
+    }
+    let applied = migrate(&db.server(), &db.name, 395).await.unwrap();
+    let aggregators: Vec<u32> = MIGRATIONS
+        .iter()
+        .filter(|m| m.was.is_some_and(|(c, _)| c == "aggregator"))
+        .map(|m| m.version)
+        .collect();
+    let new: Vec<u32> = MIGRATIONS
+        .iter()
+        .filter(|m| m.was.is_none())
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(applied, [aggregators, new].concat());
+    assert_eq!(
+        db.count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'traffic_daily'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn retention_days_set_the_ttls() {
+    let db = TestDb::new();
+    let ttl = |table: &'static str| {
+        let db = &db;
+        async move {
+            let rows = db
+                .rows(&format!("SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = '{table}'"))
+                .await;
+            rows[0]["q"].as_str().unwrap().to_owned()
+        }
+    };
+    migrate(&db.server(), &db.name, 395).await.unwrap();
+    assert!(
+        ttl("events")
+            .await
+            .contains("TTL toDateTime(ts) + toIntervalDay(395)")
+    );
+    migrate(&db.server(), &db.name, 1).await.unwrap();
+    assert!(
+        ttl("events")
+            .await
+            .contains("TTL toDateTime(ts) + toIntervalDay(1)")
+    );
+    assert!(
+        ttl("ip_keys")
+            .await
+            .contains("TTL created + toIntervalDay(2)"),
+        "keys outlive their events by a day"
+    );
+
+    let bad = migrate(&db.server(), "bad-name; DROP", 30)
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("not a usable database name"));
+}
