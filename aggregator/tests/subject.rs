@@ -108,6 +108,9 @@ impl Recorder {
         e.host = "shop.example.com".into();
         e.path = path.into();
         e.url = format!("https://shop.example.com{path}").into();
+        // As the collector records a request without a user agent: a bot, left out of the
+        // traffic rollups (email opens are in them).
+        e.is_bot = true;
         visitor
     }
 
