@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use footfall_benches::cpu_time::ThreadCpuTime;
 use footfall_collector::hit::client_ip::{TrustedProxies, network_prefix};
-use footfall_collector::hit::page::{Page, Referrer};
+use footfall_collector::hit::page::{KeptParams, Page, Referrer};
 use footfall_collector::hit::query::PixelQuery;
 use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter, Visitor};
 use footfall_collector::rate_limit::RateLimit;
@@ -71,9 +71,10 @@ fn parsing(c: &mut Criterion<ThreadCpuTime>) {
     group.bench_function("pixel_query", |b| {
         b.iter(|| PixelQuery::parse(black_box(QUERY)))
     });
-    group.bench_function("page", |b| b.iter(|| Page::parse(black_box(PAGE))));
+    let kept = KeptParams::default();
+    group.bench_function("page", |b| b.iter(|| Page::parse(black_box(PAGE), &kept)));
     group.bench_function("referrer", |b| {
-        b.iter(|| Referrer::parse(black_box("https://www.google.com/"), &mut false))
+        b.iter(|| Referrer::parse(black_box("https://www.google.com/"), &kept, &mut false))
     });
     group.finish();
 }

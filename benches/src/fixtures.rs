@@ -37,6 +37,7 @@ pub fn app(queue: Queue) -> App {
             signer: Signer::new(&[7; 32]),
             max_age_secs: 900,
         },
+        kept_params: Default::default(),
         trusted_proxies: "10.0.0.0/8".parse().expect("a valid CIDR"),
         enricher: Enricher::new(None),
         sealer: Arc::new(Sealer::new(

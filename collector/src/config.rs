@@ -14,6 +14,7 @@ use footfall_store::config::{ClickHouseArgs, DEFAULT_DATA_DIR, RetentionArgs, Sc
 
 use crate::cors::AllowedOrigins;
 use crate::hit::client_ip::TrustedProxies;
+use crate::hit::page::KeptParams;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -170,6 +171,11 @@ pub struct ServeArgs {
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
+
+    /// Query parameters stored page and referrer URLs keep besides the UTM tags, like
+    /// `q,page` (comma-separated); every other parameter is dropped before storage.
+    #[arg(long, env = "FOOTFALL_KEEP_QUERY_PARAMS", default_value = "")]
+    pub keep_query_params: KeptParams,
 
     /// Origins whose pages may send beacons to /e, like https://www.example.com (comma-separated).
     /// --dev allows any origin.

@@ -176,6 +176,7 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
             signer: Signer::new(&keys.secret),
             max_age_secs: args.links.max_age_secs(),
         },
+        kept_params: args.keep_query_params.clone(),
         trusted_proxies: args.trusted_proxies.clone(),
         enricher: Enricher::new(geoip.clone()),
         sealer,

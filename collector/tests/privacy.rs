@@ -664,3 +664,63 @@ async fn the_readmes_python_and_shell_snippets_sign_links_the_collector_believes
         );
     }
 }
+
+#[tokio::test]
+async fn no_stored_column_holds_a_dropped_parameter_or_an_address_from_a_path() {
+    let db = TestDb::new();
+    let collector = db.start(&["--keep-query-params", "q"]).await;
+    let addr = collector.local_addr();
+    let page = "https://shop.example.com/users/jane.doe@example.com/reset?token=SECRET123&q=shoes&sid=sess-xyz#access_token=FRAGSECRET";
+    let referrer = "https://mail.example/inbox/alice%40example.org?user=alice@example.org";
+    let pixel = format!(
+        "/p.gif?site=s&url={}&ref={}&title={}",
+        enc(page),
+        enc(referrer),
+        enc("Reset for jane.doe@example.com")
+    );
+    assert!(get(addr, &pixel, &[]).await.visitor_cookie().is_some());
+    let custom = format!(
+        "/p.gif?site=s&url={}&event=Signup&p.who=jane.doe%40example.com",
+        enc(page)
+    );
+    assert!(get(addr, &custom, &[]).await.visitor_cookie().is_some());
+    let beacon = serde_json::json!({
+        "kind": "pageview", "site": "s", "url": page, "referrer": referrer,
+        "title": "Inbox – alice@example.org", "pageview_id": "PageView0000000000000001",
+    });
+    let answer = common::post(
+        addr,
+        "/e",
+        &[("content-type", "text/plain")],
+        beacon.to_string(),
+    )
+    .await;
+    assert_eq!(answer.status, 204);
+    collector.shutdown().await;
+
+    assert_eq!(db.count("SELECT count() FROM events").await, 3);
+    let tables = db
+        .rows("SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View%'")
+        .await;
+    assert!(tables.len() >= 3, "{tables:?}");
+    for table in &tables {
+        let table = table["name"].as_str().unwrap();
+        for needle in ["SECRET123", "sess-xyz", "FRAGSECRET", "jane.doe", "alice"] {
+            let hits = db
+                .count(&format!(
+                    "SELECT countIf(positionCaseInsensitive(toString(tuple(*)), '{needle}') > 0) FROM {table}"
+                ))
+                .await;
+            assert_eq!(hits, 0, "{needle} stored in {table}");
+        }
+    }
+    let rows = db
+        .rows("SELECT url, path, referrer, title FROM events WHERE kind = 'pageview' LIMIT 1")
+        .await;
+    assert_eq!(
+        rows[0]["url"], "https://shop.example.com/users/(email)/reset?q=shoes",
+        "the allowed parameter stays"
+    );
+    assert_eq!(rows[0]["path"], "/users/(email)/reset");
+    assert_eq!(rows[0]["referrer"], "https://mail.example/inbox/(email)");
+}

@@ -7,6 +7,7 @@ pub mod beacon;
 pub mod client_ip;
 pub mod customer;
 pub mod email;
+pub mod mask;
 pub mod page;
 pub mod privacy;
 pub mod props;

@@ -1,9 +1,15 @@
 //! The page a hit is about, and where its visitor came from.
 //!
 //! Parses the page URL into what reports group by (host, path without query string, UTM tags)
-//! and bounds every field, so a hostile client cannot make a row arbitrarily large. The stored
-//! URL drops the fragment: it never reaches the server in a normal request, and when a script
-//! sends it, it can hold secrets (OAuth tokens travel in fragments).
+//! and bounds every field, so a hostile client cannot make a row arbitrarily large.
+//!
+//! What is stored of a URL (page and referrer) is scheme, host and path, plus only the query
+//! parameters in [`KeptParams`] (the UTM tags, and what FOOTFALL_KEEP_QUERY_PARAMS adds): query
+//! strings carry password-reset tokens, session ids and addresses (`?token=…`,
+//! `?user=jane@example.com`), and raw events are kept for a year. The fragment goes too (OAuth
+//! tokens travel in fragments), and so do user name and password. A path segment holding an
+//! e-mail address becomes `(email)` ([`super::mask`]). Nothing of what is dropped is kept
+//! anywhere, sealed or not: no report and no subject request needs it.
 //!
 //! Most URLs a tracker sends are already in the form the `url` crate would give them (lowercase
 //! scheme and host, nothing to percent-encode or resolve). [`plain_url`] recognises those and
@@ -17,6 +23,7 @@ use std::ops::Range;
 use compact_str::CompactString;
 use url::{Position, Url};
 
+use super::mask::{EMAIL_MASK, mask_emails};
 use super::query::decode;
 
 /// Longest URL or referrer kept, in bytes.
@@ -62,8 +69,53 @@ pub struct Referrer {
     pub host: CompactString,
 }
 
+/// The UTM parameters: always kept, and read into their own columns.
+const UTM_KEYS: [&str; 5] = [
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+];
+
+/// The query parameters a stored URL keeps: the UTM tags, and the names given in
+/// FOOTFALL_KEEP_QUERY_PARAMS (comma-separated, compared after decoding, case-sensitive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptParams(Vec<String>);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` is not a query parameter name: names are 1 to 64 letters, digits or `_.-[]`, comma-separated"
+)]
+pub struct BadParamName(String);
+
+impl std::str::FromStr for KeptParams {
+    type Err = BadParamName;
+
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        let mut names = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let plain = name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-[]".contains(&b));
+            if !plain {
+                return Err(BadParamName(name.to_owned()));
+            }
+            names.push(name.to_owned());
+        }
+        Ok(Self(names))
+    }
+}
+
+impl KeptParams {
+    fn keeps(&self, key: &str) -> bool {
+        UTM_KEYS.contains(&key) || self.0.iter().any(|k| k == key)
+    }
+}
+
 impl Page {
-    pub fn parse(raw: &str) -> Result<Self, PageError> {
+    pub fn parse(raw: &str, kept: &KeptParams) -> Result<Self, PageError> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(PageError::Missing);
@@ -71,28 +123,10 @@ impl Page {
         let url = http_url(raw).ok_or(PageError::NotHttp)?;
         let mut truncated = false;
         let mut utm = Utm::default();
-        // Only the UTM values are decoded: form-decoding every pair was a quarter of the parse.
-        for (key, value) in url
-            .query()
-            .split('&')
-            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        {
-            let slot = match decode(key).as_ref() {
-                "utm_source" => &mut utm.source,
-                "utm_medium" => &mut utm.medium,
-                "utm_campaign" => &mut utm.campaign,
-                "utm_term" => &mut utm.term,
-                "utm_content" => &mut utm.content,
-                _ => continue,
-            };
-            if slot.is_empty() {
-                *slot = bounded(&decode(value), UTM_MAX, &mut truncated);
-            }
-        }
         let host = CompactString::new(url.host());
-        let path = bounded(url.path(), URL_MAX, &mut truncated);
+        let (url, path) = stored(url, kept, Some(&mut utm), &mut truncated);
         Ok(Self {
-            url: url.into_bounded(&mut truncated),
+            url,
             host,
             path,
             utm,
@@ -103,15 +137,115 @@ impl Page {
 
 impl Referrer {
     /// A referrer that is not an http(s) URL (`android-app://...`, garbage) is kept as unknown.
-    pub fn parse(raw: &str, truncated: &mut bool) -> Self {
+    pub fn parse(raw: &str, kept: &KeptParams, truncated: &mut bool) -> Self {
         match http_url(raw.trim()) {
             Some(url) => Self {
                 host: CompactString::new(url.host()),
-                url: url.into_bounded(truncated),
+                url: stored(url, kept, None, truncated).0,
             },
             None => Self::default(),
         }
     }
+}
+
+/// Whether `text` may hold an e-mail address, as `@` or percent-encoded: the one check the usual
+/// path and query need.
+fn may_hold_email(text: &str) -> bool {
+    text.contains('@')
+        || text
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'4' && w[2] == b'0')
+}
+
+/// Whether `text` (a path segment or a query value, percent-encoded) holds an e-mail address.
+fn holds_email(text: &str) -> bool {
+    may_hold_email(text) && {
+        let decoded = decode(text);
+        mask_emails(&decoded) != decoded
+    }
+}
+
+/// The URL and path as stored: query cut to the kept parameters (their values masked), path
+/// segments holding an e-mail address masked, both bounded. Fills in `utm` on the way. A URL
+/// that needs none of it (no query, or only kept parameters; no address) is kept as it came.
+fn stored(
+    url: HttpUrl<'_>,
+    kept: &KeptParams,
+    mut utm: Option<&mut Utm>,
+    truncated: &mut bool,
+) -> (CompactString, CompactString) {
+    let pairs = || {
+        url.query()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| (pair, pair.split_once('=').unwrap_or((pair, "")).0))
+    };
+    let mut as_sent = !may_hold_email(url.path()) && !may_hold_email(url.query());
+    // Only the UTM values are decoded: form-decoding every pair was a quarter of the parse.
+    for (pair, key) in pairs() {
+        let key = decode(key);
+        as_sent &= kept.keeps(&key);
+        let Some(utm) = utm.as_deref_mut() else {
+            continue;
+        };
+        let slot = match key.as_ref() {
+            "utm_source" => &mut utm.source,
+            "utm_medium" => &mut utm.medium,
+            "utm_campaign" => &mut utm.campaign,
+            "utm_term" => &mut utm.term,
+            "utm_content" => &mut utm.content,
+            _ => continue,
+        };
+        if slot.is_empty() {
+            let value = decode(pair.split_once('=').map_or("", |(_, v)| v));
+            *slot = bounded(&mask_emails(&value), UTM_MAX, truncated);
+        }
+    }
+    if as_sent {
+        let path = bounded(url.path(), URL_MAX, truncated);
+        return (url.into_bounded(truncated), path);
+    }
+    let path = masked_path(url.path());
+    let mut text = String::with_capacity(url.text.len());
+    text.push_str(&url.text[..url.path.start]);
+    text.push_str(&path);
+    let mut separator = '?';
+    for (pair, key) in pairs().filter(|(_, key)| kept.keeps(&decode(key))) {
+        text.push(separator);
+        separator = '&';
+        match pair.split_once('=') {
+            Some((_, value)) if holds_email(value) => {
+                text.push_str(key);
+                text.push('=');
+                text.push_str(EMAIL_MASK);
+            }
+            _ => text.push_str(pair),
+        }
+    }
+    (
+        bounded_owned(text, URL_MAX, truncated),
+        bounded(&path, URL_MAX, truncated),
+    )
+}
+
+/// `path` with every segment that holds an e-mail address (also percent-encoded) replaced by
+/// [`EMAIL_MASK`], which needs no encoding.
+fn masked_path(path: &str) -> Cow<'_, str> {
+    if !may_hold_email(path) {
+        return Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if holds_email(segment) {
+                EMAIL_MASK
+            } else {
+                segment
+            }
+        })
+        .collect();
+    Cow::Owned(segments.join("/"))
 }
 
 /// An absolute http(s) URL without its fragment, as the `url` crate serialises it, with where
@@ -153,7 +287,8 @@ impl HttpUrl<'_> {
     }
 }
 
-/// `raw` as an absolute http(s) URL with a host, fragment dropped; `None` for anything else.
+/// `raw` as an absolute http(s) URL with a host, fragment, user name and password dropped;
+/// `None` for anything else.
 pub fn http_url(raw: &str) -> Option<HttpUrl<'_>> {
     if let Some(plain) = plain_url(raw) {
         return Some(plain);
@@ -163,6 +298,9 @@ pub fn http_url(raw: &str) -> Option<HttpUrl<'_>> {
         return None;
     }
     url.set_fragment(None);
+    // A user name or password in a page URL is a credential, never something to keep.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
     let at = |position| url[..position].len();
     let host = at(Position::BeforeHost)..at(Position::AfterHost);
     let path = at(Position::BeforePath)..at(Position::AfterPath);
@@ -285,13 +423,14 @@ mod tests {
     fn page_splits_host_path_and_utm() {
         let page = Page::parse(
             "https://Shop.Example.com/a/b?utm_source=news&utm_medium=email&utm_campaign=spring%20sale&x=1#frag",
+            &KeptParams::default(),
         )
         .unwrap();
         assert_eq!(page.host, "shop.example.com");
         assert_eq!(page.path, "/a/b");
         assert_eq!(
             page.url,
-            "https://shop.example.com/a/b?utm_source=news&utm_medium=email&utm_campaign=spring%20sale&x=1"
+            "https://shop.example.com/a/b?utm_source=news&utm_medium=email&utm_campaign=spring%20sale"
         );
         assert_eq!(page.utm.source, "news");
         assert_eq!(page.utm.medium, "email");
@@ -302,22 +441,31 @@ mod tests {
 
     #[test]
     fn non_http_or_missing_urls_are_rejected() {
-        assert_eq!(Page::parse(""), Err(PageError::Missing));
-        assert_eq!(Page::parse("   "), Err(PageError::Missing));
-        assert_eq!(Page::parse("/relative/path"), Err(PageError::NotHttp));
-        assert_eq!(Page::parse("javascript:alert(1)"), Err(PageError::NotHttp));
-        assert_eq!(Page::parse("file:///etc/passwd"), Err(PageError::NotHttp));
-        assert_eq!(Page::parse("http://"), Err(PageError::NotHttp));
+        assert_eq!(Page::parse("", &none()), Err(PageError::Missing));
+        assert_eq!(Page::parse("   ", &none()), Err(PageError::Missing));
+        assert_eq!(
+            Page::parse("/relative/path", &none()),
+            Err(PageError::NotHttp)
+        );
+        assert_eq!(
+            Page::parse("javascript:alert(1)", &none()),
+            Err(PageError::NotHttp)
+        );
+        assert_eq!(
+            Page::parse("file:///etc/passwd", &none()),
+            Err(PageError::NotHttp)
+        );
+        assert_eq!(Page::parse("http://", &none()), Err(PageError::NotHttp));
     }
 
     #[test]
     fn long_fields_are_cut_on_a_character_boundary() {
         let long = format!("https://example.com/{}", "é".repeat(3000));
-        let page = Page::parse(&long).unwrap();
+        let page = Page::parse(&long, &none()).unwrap();
         assert!(page.truncated);
         assert!(page.url.len() <= URL_MAX && page.path.len() <= URL_MAX);
         let utm = format!("https://example.com/?utm_source={}", "x".repeat(1000));
-        let page = Page::parse(&utm).unwrap();
+        let page = Page::parse(&utm, &none()).unwrap();
         assert_eq!(page.utm.source.len(), UTM_MAX);
         assert!(page.truncated);
         let mut cut = false;
@@ -354,6 +502,7 @@ mod tests {
             assert_eq!(plain_url(raw).is_some(), plain, "{raw}");
             let mut expected = Url::parse(raw).unwrap();
             expected.set_fragment(None);
+            expected.set_username("").unwrap();
             let url = http_url(raw).unwrap();
             assert_eq!(url.as_str(), expected.as_str(), "{raw}");
             assert_eq!(Some(url.host()), expected.host_str(), "{raw}");
@@ -365,14 +514,86 @@ mod tests {
     #[test]
     fn referrer_keeps_only_http_urls() {
         let mut cut = false;
-        let r = Referrer::parse("https://www.google.com/search?q=x#top", &mut cut);
+        let r = Referrer::parse("https://www.google.com/search?q=x#top", &none(), &mut cut);
         assert_eq!(r.host, "www.google.com");
-        assert_eq!(r.url, "https://www.google.com/search?q=x");
+        assert_eq!(r.url, "https://www.google.com/search");
         assert_eq!(
-            Referrer::parse("android-app://com.example", &mut cut),
+            Referrer::parse("android-app://com.example", &none(), &mut cut),
             Referrer::default()
         );
-        assert_eq!(Referrer::parse("", &mut cut), Referrer::default());
+        assert_eq!(Referrer::parse("", &none(), &mut cut), Referrer::default());
         assert!(!cut);
+    }
+
+    fn none() -> KeptParams {
+        KeptParams::default()
+    }
+
+    #[test]
+    fn query_strings_keep_only_the_allowed_parameters() {
+        let page = |raw: &str, kept: &KeptParams| Page::parse(raw, kept).unwrap();
+        let reset = page("https://shop.example/reset?token=SECRET123", &none());
+        assert_eq!(
+            (reset.url.as_str(), reset.path.as_str()),
+            ("https://shop.example/reset", "/reset")
+        );
+        let mixed = page(
+            "https://shop.example/p?sid=abc&utm_source=news&q=shoes&utm_medium=mail&page=2#x",
+            &"q, page".parse().unwrap(),
+        );
+        assert_eq!(
+            mixed.url,
+            "https://shop.example/p?utm_source=news&q=shoes&utm_medium=mail&page=2"
+        );
+        assert_eq!(mixed.utm.source, "news");
+        let encoded_key = page("https://shop.example/p?%71=1&q%3D=2", &"q".parse().unwrap());
+        assert_eq!(
+            encoded_key.url, "https://shop.example/p?%71=1",
+            "keys compare decoded"
+        );
+        let bare = page("https://shop.example/p?&&=&", &none());
+        assert_eq!(bare.url, "https://shop.example/p");
+        let credentials = page("https://jane:pw@shop.example/p", &none());
+        assert_eq!(credentials.url, "https://shop.example/p");
+        assert!("q,bad name".parse::<KeptParams>().is_err());
+        assert_eq!("".parse::<KeptParams>().unwrap(), none());
+    }
+
+    #[test]
+    fn e_mail_addresses_are_masked_in_path_and_kept_values() {
+        let kept: KeptParams = "ref".parse().unwrap();
+        for (raw, url, path) in [
+            (
+                "https://shop.example/users/jane@example.com/orders",
+                "https://shop.example/users/(email)/orders",
+                "/users/(email)/orders",
+            ),
+            (
+                "https://shop.example/u/jane%40example.com?ref=bob%40example.org&x=1",
+                "https://shop.example/u/(email)?ref=(email)",
+                "/u/(email)",
+            ),
+            (
+                "https://shop.example/@jane/posts?utm_source=jane@example.com",
+                "https://shop.example/@jane/posts?utm_source=(email)",
+                "/@jane/posts",
+            ),
+        ] {
+            let page = Page::parse(raw, &kept).unwrap();
+            assert_eq!(
+                (page.url.as_str(), page.path.as_str()),
+                (url, path),
+                "{raw}"
+            );
+        }
+        let page = Page::parse("https://shop.example/?utm_source=jane@example.com", &kept).unwrap();
+        assert_eq!(page.utm.source, "(email)");
+        let mut cut = false;
+        let r = Referrer::parse(
+            "https://mail.example/inbox?user=alice@example.com",
+            &none(),
+            &mut cut,
+        );
+        assert_eq!(r.url, "https://mail.example/inbox");
     }
 }

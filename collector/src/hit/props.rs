@@ -14,6 +14,7 @@
 
 use compact_str::CompactString;
 
+use super::mask::mask_emails;
 use super::page::{bounded, http_url};
 
 /// Most properties kept per event.
@@ -24,8 +25,6 @@ pub const KEY_MAX: usize = 64;
 pub const VALUE_MAX: usize = 256;
 /// Longest event name, in bytes.
 pub const NAME_MAX: usize = 120;
-/// What an e-mail address in a property value becomes.
-const EMAIL_MASK: &str = "(email)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -95,42 +94,12 @@ fn value_like_url(value: &str) -> String {
         None if value.starts_with('/') => value.split(['?', '#']).next().unwrap_or("").to_owned(),
         None => value,
     };
-    mask_emails(&value)
+    mask_emails(&value).into_owned()
 }
 
 /// `text` without control characters.
 fn clean(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
-}
-
-/// `text` with every e-mail address (`local@domain.tld`) replaced by [`EMAIL_MASK`].
-fn mask_emails(text: &str) -> String {
-    let local = |c: char| c.is_alphanumeric() || "._%+-!#$&'*/=?^`{|}~".contains(c);
-    let domain = |c: char| c.is_alphanumeric() || c == '-' || c == '.';
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('@') {
-        let before = &rest[..at];
-        let after = &rest[at + 1..];
-        let start = before
-            .char_indices()
-            .rev()
-            .take_while(|&(_, c)| local(c))
-            .last()
-            .map_or(before.len(), |(i, _)| i);
-        let end = after.find(|c: char| !domain(c)).unwrap_or(after.len());
-        let host = after[..end].trim_end_matches('.');
-        if start < before.len() && host.contains('.') && !host.starts_with('.') {
-            out.push_str(&before[..start]);
-            out.push_str(EMAIL_MASK);
-            rest = &after[host.len()..];
-        } else {
-            out.push_str(&rest[..=at]);
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -211,13 +180,5 @@ mod tests {
         );
         assert_eq!(value("binary"), Some("a[31mb"));
         assert_eq!(props.cut, 0);
-    }
-
-    #[test]
-    fn mask_leaves_lone_at_signs() {
-        assert_eq!(mask_emails("@home"), "@home");
-        assert_eq!(mask_emails("a@b"), "a@b");
-        assert_eq!(mask_emails("x@.example"), "x@.example");
-        assert_eq!(mask_emails("mail me: a@b.example."), "mail me: (email).");
     }
 }

@@ -31,7 +31,8 @@ use crate::cors::AllowedOrigins;
 use crate::enrich::Enricher;
 use crate::hit::client_ip::{TrustedProxies, network_prefix};
 use crate::hit::customer::{self, Link, LinkPolicy};
-use crate::hit::page::{Page, PageError, Referrer, TITLE_MAX, bounded};
+use crate::hit::mask::mask_emails;
+use crate::hit::page::{KeptParams, Page, PageError, Referrer, TITLE_MAX, bounded};
 use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::props::{self, Props};
 use crate::hit::visitor::{CookieWriter, Visitor};
@@ -60,6 +61,8 @@ pub struct App {
     pub opt_out_cookies: OptOutCookies,
     pub signer: Signer,
     pub customer_links: LinkPolicy,
+    /// Query parameters stored URLs keep.
+    pub kept_params: KeptParams,
     /// Pages that may send beacons (any in --dev).
     pub allowed_origins: AllowedOrigins,
     /// Hits a second per client, if limited.
@@ -136,13 +139,13 @@ impl App {
         if !valid_site(site) {
             return Err(Rejection::BadSite);
         }
-        let page = Page::parse(raw_url).map_err(|e| match e {
+        let page = Page::parse(raw_url, &self.kept_params).map_err(|e| match e {
             PageError::Missing => Rejection::MissingUrl,
             PageError::NotHttp => Rejection::BadUrl,
         })?;
         let mut truncated = page.truncated;
-        let referrer = Referrer::parse(raw_referrer, &mut truncated);
-        event.title = bounded(raw_title, TITLE_MAX, &mut truncated);
+        let referrer = Referrer::parse(raw_referrer, &self.kept_params, &mut truncated);
+        event.title = bounded(&mask_emails(raw_title), TITLE_MAX, &mut truncated);
         if truncated {
             self.metrics.truncated("page");
         }
