@@ -32,10 +32,11 @@ pub enum Command {
     Subject(SubjectArgs),
     /// Delete now every row older than the retention period (ClickHouse TTLs do it eventually).
     Retention(SchemaArgs),
-    /// Apply the schema: the collector's tables and the aggregator's rollups, tokens and audit.
+    /// Apply the whole schema (as the collector does), fill the rollups for events stored before
+    /// them, and compute the visits of today and yesterday.
     Migrate(SchemaArgs),
-    /// Recompute the rollups of a range of days from raw events (after a first install, or an
-    /// erasure).
+    /// Recompute the rollups of a range of days from raw events (after an erasure, or a change
+    /// of the rules).
     Backfill(BackfillArgs),
     /// Write an anonymous report as CSV.
     Export(ReportArgs),

@@ -61,6 +61,10 @@ async fn main() -> anyhow::Result<()> {
                 retention.retention_days,
             )
             .await?;
+            // Visits of the days still going on are computed as `serve` would, so that a first
+            // export right after holds them.
+            let today = Day::today();
+            rollup::refresh(&ch.client(), today.plus(-1), today).await?;
             println!("schema up to date (migrations applied now: {applied:?})");
         }
         Command::Backfill(args) => run_backfill(args).await?,

@@ -43,7 +43,7 @@ async fn clear_days(
 /// for events that existed before the aggregator's schema, or after an erasure.
 pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
     clear_days(client, "traffic_daily", from, to).await?;
-    for select in rollup::traffic_daily(from, to) {
+    for select in rollup::traffic_daily(&rollup::days(from, to)) {
         client
             .query(&format!("INSERT INTO traffic_daily {select}"))
             .execute()

@@ -314,6 +314,74 @@ async fn page_views_reach_the_rollup_as_they_are_inserted() {
     );
 }
 
+/// What `daily` holds for the generated traffic once every rollup is filled.
+const FULL_DAILY: &str = "site,date,pageviews,visitors,visits,bounce_rate,avg_visit_duration_s\n\
+                          shop,2026-03-02,28,15,16,0.2500,60.0\n\
+                          shop,2026-03-03,10,10,10,1.0000,0.0\n";
+
+#[tokio::test]
+async fn hits_stored_by_an_older_collector_are_in_the_first_export_after_migrate() {
+    let db = TestDb::new();
+    // An older collector made only its own tables (no rollups) and stored the hits.
+    db.as_left_by_the_old_code(&[("collector", 1), ("collector", 3), ("collector", 4)])
+        .await;
+    generate(&db).await;
+    let said = ok(aggregator(&db, &["migrate"]));
+    assert!(said.contains("applied now: [3, 4"), "{said}");
+    // No backfill: migrate filled the rollups for the events it found.
+    assert_eq!(
+        export(&db, "daily", DAY1, DAY2, &["--site", "shop"]),
+        FULL_DAILY
+    );
+    // Hits after it go through the views, once.
+    let mut insert = db.client().insert::<Event>("events").await.unwrap();
+    let late = pageview(T0 + 5 * MIN, "late-visitor", 1, "/", "", "", "DE", DESKTOP);
+    insert.write(&late).await.unwrap();
+    insert.end().await.unwrap();
+    ok(aggregator(&db, &["migrate"]));
+    let daily = export(&db, "daily", DAY1, DAY1, &["--site", "shop"]);
+    assert!(daily.contains("shop,2026-03-02,29,16,"), "{daily}");
+}
+
+#[tokio::test]
+async fn hits_stored_before_the_aggregator_ever_ran_are_in_its_first_export() {
+    let db = TestDb::new();
+    // The collector applies the whole schema, rollups included, before it stores a hit.
+    db.migrate().await;
+    let mut insert = db.client().insert::<Event>("events").await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for i in 0..12 {
+        let mut e = pageview(
+            now - 60_000,
+            &format!("today-{i}"),
+            1,
+            "/",
+            "",
+            "",
+            "DE",
+            DESKTOP,
+        );
+        e.ip_prefix = format!("198.51.{i}.0/24").into();
+        insert.write(&e).await.unwrap();
+    }
+    insert.end().await.unwrap();
+    ok(aggregator(&db, &["migrate"]));
+    let today = {
+        let rows = db.rows("SELECT toString(today()) AS d").await;
+        rows[0]["d"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        export(&db, "daily", &today, &today, &["--site", "shop"]),
+        format!(
+            "site,date,pageviews,visitors,visits,bounce_rate,avg_visit_duration_s\n\
+             shop,{today},12,12,12,1.0000,0.0\n"
+        )
+    );
+}
+
 #[tokio::test]
 async fn noise_withholds_rows_too_small_for_it_and_fixes_what_it_shows() {
     let (db, secrets) = prepared().await;

@@ -42,7 +42,7 @@ const BATCH_ROWS: [usize; 2] = [1_000, 10_000];
 /// `rows` events as the pixel handler makes them.
 fn events(rows: usize) -> Vec<Event> {
     let queue = Queue::bounded(rows);
-    let app = app(queue.clone());
+    let app = app(queue.clone(), None);
     let peer: SocketAddr = "10.0.0.1:40000".parse().expect("an address");
     for i in 0..rows {
         let cookie = format!("ff_id={}", Id::random());

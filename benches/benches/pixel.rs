@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use footfall_benches::cpu_time::ThreadCpuTime;
 use footfall_benches::fixtures::{app, pixel_request};
-use footfall_collector::enrich::Enricher;
 use footfall_collector::sink::Queue;
 use footfall_store::id::Id;
 
@@ -31,24 +30,24 @@ fn pixel(c: &mut Criterion<ThreadCpuTime>) {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     });
-    let mut app = app(queue);
+    let plain = app(queue.clone(), None);
     let peer: SocketAddr = "10.0.0.1:40000".parse().unwrap();
     let mut group = c.benchmark_group("pixel");
     group.throughput(Throughput::Elements(1));
     let new_visitor = pixel_request("/shoes/red", None);
     group.bench_function("new_visitor", |b| {
-        b.iter(|| black_box(app.handle(black_box(&new_visitor), peer)))
+        b.iter(|| black_box(plain.handle(black_box(&new_visitor), peer)))
     });
     let returning = pixel_request(
         "/shoes/red",
         Some(&format!("_ga=GA1.2.3; ff_id={}; theme=dark", Id::random())),
     );
     group.bench_function("returning_visitor", |b| {
-        b.iter(|| black_box(app.handle(black_box(&returning), peer)))
+        b.iter(|| black_box(plain.handle(black_box(&returning), peer)))
     });
-    app.enricher = Enricher::new(Some(common::city_db::city_database()));
+    let with_geoip = app(queue, Some(common::city_db::city_database()));
     group.bench_function("returning_visitor_geoip", |b| {
-        b.iter(|| black_box(app.handle(black_box(&returning), peer)))
+        b.iter(|| black_box(with_geoip.handle(black_box(&returning), peer)))
     });
     group.finish();
 }

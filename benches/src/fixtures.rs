@@ -3,54 +3,48 @@
 
 use std::sync::Arc;
 
-use footfall_collector::enrich::Enricher;
-use footfall_collector::hit::customer::LinkPolicy;
-use footfall_collector::hit::privacy::{OptOutCookies, PrivacyPolicy};
-use footfall_collector::hit::visitor::{CookiePolicy, CookieWriter};
+use clap::Parser as _;
+use footfall_collector::config::{Cli, Command};
+use footfall_collector::enrich::geoip::GeoIp;
 use footfall_collector::metrics::Metrics;
-use footfall_collector::routes::{App, now_ms};
+use footfall_collector::routes::{App, Wiring, now_ms};
 use footfall_collector::sealer::Sealer;
-use footfall_collector::signing::Signer;
 use footfall_collector::sink::{Queue, SinkStatus};
 use footfall_seal::SecretKey;
 use http::Request;
 
-/// An app that pushes its events to `queue`, trusting 10.0.0.0/8 as proxies, with the default
-/// privacy policy and no GeoIP database.
-pub fn app(queue: Queue) -> App {
-    let cookie_policy = CookiePolicy {
-        max_age_days: 395,
-        same_site: cookie::SameSite::Lax,
-        domain: None,
-        secure: true,
+/// An app as `footfall-collector serve --trusted-proxies 10.0.0.0/8` builds it (default privacy
+/// policy), with `geoip` if any, pushing its events to `queue`.
+pub fn app(queue: Queue, geoip: Option<Arc<GeoIp>>) -> App {
+    let secret = "Jd8fK2mQ9xLz0pRt5vWb7nYc3aHs6gEu1iOk4lMj";
+    let argv = [
+        "footfall-collector",
+        "serve",
+        "--secret",
+        secret,
+        "--trusted-proxies",
+        "10.0.0.0/8",
+    ];
+    let Some(Command::Serve(args)) = Cli::try_parse_from(argv).expect("valid options").command
+    else {
+        unreachable!("a serve command")
     };
-    App {
-        cookie: CookieWriter::new(&cookie_policy),
-        opt_out_cookies: OptOutCookies::new(&cookie_policy),
-        privacy: PrivacyPolicy {
-            honor_dnt: true,
-            honor_gpc: true,
-            consent_required: false,
+    App::new(
+        &args,
+        secret.as_bytes(),
+        Wiring {
+            queue,
+            status: Arc::new(SinkStatus::default()),
+            sealer: Arc::new(Sealer::new(
+                SecretKey::generate().public_key(),
+                60_000,
+                now_ms(),
+            )),
+            metrics: Arc::new(Metrics::new()),
+            geoip,
+            rate_limit: None,
         },
-        signer: Signer::new(&[7; 32]),
-        customer_links: LinkPolicy {
-            signer: Signer::new(&[7; 32]),
-            max_age_secs: 900,
-        },
-        kept_params: Default::default(),
-        trusted_proxies: "10.0.0.0/8".parse().expect("a valid CIDR"),
-        enricher: Enricher::new(None),
-        sealer: Arc::new(Sealer::new(
-            SecretKey::generate().public_key(),
-            60_000,
-            now_ms(),
-        )),
-        queue,
-        metrics: Arc::new(Metrics::new()),
-        status: Arc::new(SinkStatus::default()),
-        allowed_origins: Default::default(),
-        rate_limit: None,
-    }
+    )
 }
 
 /// A pixel hit for page `page` (a path) as a browser sends it behind a proxy, with `cookie`

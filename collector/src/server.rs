@@ -19,19 +19,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{ConsentMode, SameSite, ServeArgs};
-use crate::cors::AllowedOrigins;
-use crate::enrich::Enricher;
+use crate::config::ServeArgs;
 use crate::enrich::geoip::{GeoIp, GeoIpError};
-use crate::hit::customer::LinkPolicy;
-use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
-use crate::hit::visitor::{CookiePolicy, CookieWriter};
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimit;
-use crate::routes::{App, now_ms};
+use crate::routes::{App, Wiring, now_ms};
 use crate::sealer::Sealer;
-use crate::signing::Signer;
 use crate::sink::inserter::InserterReport;
 use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
 use footfall_store::migrations::{self, SchemaError};
@@ -150,46 +144,21 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         source,
     })?;
 
-    let cookie_policy = CookiePolicy {
-        max_age_days: args.cookie_max_age_days,
-        same_site: match args.cookie_same_site {
-            SameSite::Lax => cookie::SameSite::Lax,
-            SameSite::Strict => cookie::SameSite::Strict,
-            SameSite::None => cookie::SameSite::None,
-        },
-        domain: args.cookie_domain.clone(),
-        secure: !args.dev,
-    };
     let rate_limit = args
         .rate_limit_per_minute
         .map(|rate| Arc::new(RateLimit::new(rate, args.rate_limit_burst.unwrap_or(rate))));
-    let app = Arc::new(App {
-        cookie: CookieWriter::new(&cookie_policy),
-        opt_out_cookies: OptOutCookies::new(&cookie_policy),
-        privacy: PrivacyPolicy {
-            honor_dnt: args.honor_dnt,
-            honor_gpc: args.honor_gpc,
-            consent_required: args.consent == ConsentMode::Required,
+    let app = Arc::new(App::new(
+        &args,
+        &keys.secret,
+        Wiring {
+            queue,
+            status,
+            sealer,
+            metrics: metrics.clone(),
+            geoip: geoip.clone(),
+            rate_limit: rate_limit.clone(),
         },
-        signer: Signer::new(&keys.secret),
-        customer_links: LinkPolicy {
-            signer: Signer::new(&keys.secret),
-            max_age_secs: args.links.max_age_secs(),
-        },
-        kept_params: args.keep_query_params.clone(),
-        trusted_proxies: args.trusted_proxies.clone(),
-        enricher: Enricher::new(geoip.clone()),
-        sealer,
-        queue,
-        metrics: metrics.clone(),
-        status,
-        allowed_origins: if args.dev {
-            AllowedOrigins::any()
-        } else {
-            args.allowed_origins.clone()
-        },
-        rate_limit: rate_limit.clone(),
-    });
+    ));
     let limits = Limits {
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         max_header_bytes: args.max_header_bytes as usize,

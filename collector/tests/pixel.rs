@@ -298,7 +298,7 @@ async fn hits_are_written_within_the_flush_interval_without_a_shutdown() {
 }
 
 #[tokio::test]
-async fn health_readiness_and_unknown_routes() {
+async fn health_readiness_and_unknown_routes_through_the_server() {
     let db = TestDb::new();
     let collector = db.start(&[]).await;
     let addr = collector.local_addr();
@@ -308,12 +308,11 @@ async fn health_readiness_and_unknown_routes() {
         (ready.status.as_u16(), &ready.body[..]),
         (200, &b"ready\n"[..])
     );
+    // Unknown routes and methods are the routes' unit tests (no ClickHouse needed); here only
+    // that the server answers them as JSON.
     let missing = get(addr, "/nope", &[]).await;
     assert_eq!(missing.status, 404);
     let body: serde_json::Value = serde_json::from_slice(&missing.body).unwrap();
     assert!(body["error"].is_string());
-    let wrong = common::request(addr, "POST", "/p.gif", &[]).await;
-    assert_eq!(wrong.status, 405);
-    assert_eq!(wrong.headers["allow"], "GET, HEAD");
     collector.shutdown().await;
 }

@@ -3,7 +3,8 @@
 //! One crate owns it, so that a table, a column or a rule has one definition and the
 //! aggregator does not depend on the collector (nor on its HTTP, GeoIP and user-agent stacks):
 //!
-//! - [`schema`] is the whole schema as one versioned list, applied by [`migrations`];
+//! - [`schema`] is the whole schema as one versioned list, applied by [`migrations`], which
+//!   fills the rollups for events stored before them;
 //! - [`retention`] lists every table holding personal data and sets its TTL;
 //! - [`event`] and [`ip_key`] are the rows the collector writes and the aggregator reads;
 //!   [`id`] the visitor and page-view ids in them, [`site`] which site names are accepted;
@@ -11,6 +12,7 @@
 //!   and what a visit and time on page are;
 //! - [`config`] holds the ClickHouse options both programs take.
 
+mod backfill;
 pub mod config;
 pub mod event;
 pub mod id;

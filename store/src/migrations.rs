@@ -8,11 +8,15 @@
 
 use clickhouse::Client;
 
-use crate::retention;
 use crate::schema::MIGRATIONS;
+use crate::{backfill, retention};
 
 /// The owner of [`MIGRATIONS`] in `schema_migrations`.
 const COMPONENT: &str = "footfall";
+
+/// The migration that creates the rollups and the views that fill them: applied over stored
+/// events, it is followed by a [`backfill`] of those events.
+const ROLLUPS: u32 = 3;
 
 pub struct Migration {
     pub version: u32,
@@ -90,12 +94,16 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
         applied.iter().any(|(c, v)| c == component && *v == version)
     };
     let mut done = Vec::new();
+    let mut stored_before_views = None;
     for migration in MIGRATIONS {
         if recorded(COMPONENT, migration.version) {
             continue;
         }
         let applied_before = migration.was.is_some_and(|(c, v)| recorded(c, v));
         if !applied_before {
+            if migration.version == ROLLUPS {
+                stored_before_views = backfill::before_views(client, database).await?;
+            }
             for statement in migration.statements {
                 client
                     .query(&render(statement))
@@ -118,6 +126,9 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
             .execute()
             .await
             .map_err(ch("record a migration"))?;
+    }
+    if let Some(parts) = stored_before_views {
+        backfill::fill(client, database, &parts).await?;
     }
     Ok(done)
 }

@@ -44,16 +44,17 @@ GROUP BY day, k1"
     };
 }
 
-const DAYS: &str = " AND toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')";
-
-/// The `SELECT`s that compute `traffic_daily` afresh for the days `[from, to]` (anything that
-/// prints as `YYYY-MM-DD`) from `events`.
-pub fn traffic_daily(from: impl std::fmt::Display, to: impl std::fmt::Display) -> [String; 2] {
-    let days = DAYS
-        .replace("{from}", &from.to_string())
-        .replace("{to}", &to.to_string());
+/// The `SELECT`s that compute `traffic_daily` rows from the events matching `filter` (an SQL
+/// condition on `events`).
+pub fn traffic_daily(filter: &str) -> [String; 2] {
+    let filter = format!(" AND ({filter})");
     [
-        pageview_rollup!("events", "{days}").replace("{days}", &days),
-        email_rollup!("events", "{days}").replace("{days}", &days),
+        pageview_rollup!("events", "{filter}").replace("{filter}", &filter),
+        email_rollup!("events", "{filter}").replace("{filter}", &filter),
     ]
+}
+
+/// The condition on `events` of the days `[from, to]` (anything that prints as `YYYY-MM-DD`).
+pub fn days(from: impl std::fmt::Display, to: impl std::fmt::Display) -> String {
+    format!("toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')")
 }

@@ -39,41 +39,6 @@ async fn migrations_apply_once_and_are_idempotent() {
     assert_eq!(tables, 11, "one list makes both programs' tables");
 }
 
-/// Makes the database the old code made: the statements of the migrations it had recorded as
-/// `old` (component, version), and those records.
-async fn as_left_by_the_old_code(db: &TestDb, old: &[(&str, u32)]) {
-    let server = db.server();
-    let run = |sql: String| {
-        let server = server.clone();
-        async move { server.query(&sql).execute().await.unwrap() }
-    };
-    run(format!("CREATE DATABASE {}", db.name)).await;
-    run(format!(
-        "CREATE TABLE {}.schema_migrations
-         (component LowCardinality(String), version UInt32, name String, applied_at DateTime('UTC') DEFAULT now())
-         ENGINE = ReplacingMergeTree ORDER BY (component, version)",
-        db.name
-    ))
-    .await;
-    for m in MIGRATIONS
-        .iter()
-        .filter(|m| m.was.is_some_and(|w| old.contains(&w)))
-    {
-        for statement in m.statements {
-            run(statement.replace("{db}", &db.name)).await;
-        }
-    }
-    for (component, version) in old {
-        db.client()
-            .query("INSERT INTO schema_migrations (component, version, name) VALUES (?, ?, 'old')")
-            .bind(*component)
-            .bind(*version)
-            .execute()
-            .await
-            .unwrap();
-    }
-}
-
 /// The versions whose old record is not in `old`.
 fn left_to_apply(old: &[(&str, u32)]) -> Vec<u32> {
     MIGRATIONS
@@ -92,7 +57,7 @@ async fn a_database_of_the_old_lists_is_recognised_and_nothing_is_applied_twice(
         ("aggregator", 1),
         ("aggregator", 2),
     ];
-    as_left_by_the_old_code(&db, &old).await;
+    db.as_left_by_the_old_code(&old).await;
     let insert = "INSERT INTO events (event_id, ts, site, kind, visitor_id) VALUES \
                   (generateUUIDv4(), now(), 's', 'pageview', 'v')";
     db.client().query(insert).execute().await.unwrap();
@@ -132,7 +97,7 @@ async fn a_database_of_the_old_lists_is_recognised_and_nothing_is_applied_twice(
 async fn a_collector_only_database_gets_the_rollups() {
     let db = TestDb::new();
     let old = [("collector", 1), ("collector", 3)];
-    as_left_by_the_old_code(&db, &old).await;
+    db.as_left_by_the_old_code(&old).await;
     let applied = migrate(&db.server(), &db.name, 395).await.unwrap();
     assert_eq!(applied, left_to_apply(&old));
     assert!(applied.contains(&3) && applied.contains(&4), "{applied:?}");

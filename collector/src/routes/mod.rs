@@ -1,7 +1,9 @@
 //! Request routing: where a request becomes an event.
 //!
 //! [`App`] holds what every handler needs (cookie writer, trusted proxies, enrichment, sealer,
-//! queue, metrics, privacy policy, signer). [`App::serve`] is the server's entry point; only the
+//! queue, metrics, privacy policy, signer), built by [`App::new`] from the options alone, so the
+//! server and the benchmarks run the same app. A request's path is parsed once into a
+//! [`Route`]. [`App::serve`] is the server's entry point; only the
 //! beacon `/e` awaits anything (its body), so every other route is answered by the synchronous
 //! [`App::handle`], which benchmarks call in process. Each endpoint's handler has a file of its
 //! own; what they share lives here: describing the page, stamping who sent a hit (visitor id,
@@ -27,15 +29,17 @@ use http::header::{ALLOW, HeaderMap, HeaderValue, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
 
 pub use self::beacon::BEACON_BODY_MAX;
+use crate::config::{ConsentMode, SameSite, ServeArgs};
 use crate::cors::AllowedOrigins;
 use crate::enrich::Enricher;
+use crate::enrich::geoip::GeoIp;
 use crate::hit::client_ip::{TrustedProxies, network_prefix};
 use crate::hit::customer::{self, Link, LinkPolicy};
 use crate::hit::mask::mask_emails;
 use crate::hit::page::{KeptParams, Page, PageError, Referrer, TITLE_MAX, bounded};
 use crate::hit::privacy::{OptOutCookies, PrivacyPolicy};
 use crate::hit::props::{self, Props};
-use crate::hit::visitor::{CookieWriter, Visitor};
+use crate::hit::visitor::{CookiePolicy, CookieWriter, Visitor};
 use crate::metrics::{Metrics, Rejection};
 use crate::rate_limit::RateLimit;
 use crate::response::{self, Body};
@@ -49,24 +53,76 @@ use footfall_store::site::valid_site;
 /// Longest user agent kept, in bytes.
 const USER_AGENT_MAX: usize = 512;
 
+/// Answers every endpoint. Built once by [`App::new`] from the options `serve` runs with.
 pub struct App {
-    pub cookie: CookieWriter,
-    pub trusted_proxies: TrustedProxies,
-    pub enricher: Enricher,
-    pub sealer: Arc<Sealer>,
-    pub queue: Queue,
-    pub metrics: Arc<Metrics>,
-    pub status: Arc<SinkStatus>,
-    pub privacy: PrivacyPolicy,
-    pub opt_out_cookies: OptOutCookies,
-    pub signer: Signer,
-    pub customer_links: LinkPolicy,
+    cookie: CookieWriter,
+    trusted_proxies: TrustedProxies,
+    enricher: Enricher,
+    sealer: Arc<Sealer>,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+    status: Arc<SinkStatus>,
+    privacy: PrivacyPolicy,
+    opt_out_cookies: OptOutCookies,
+    signer: Signer,
+    customer_links: LinkPolicy,
     /// Query parameters stored URLs keep.
-    pub kept_params: KeptParams,
+    kept_params: KeptParams,
     /// Pages that may send beacons (any in --dev).
-    pub allowed_origins: AllowedOrigins,
+    allowed_origins: AllowedOrigins,
     /// Hits a second per client, if limited.
+    rate_limit: Option<Arc<RateLimit>>,
+}
+
+/// What an [`App`] shares with the rest of a running collector: where its events go (the
+/// sink's queue and state), the sealer whose keys the sink stores, the metrics, and the GeoIP
+/// database and rate limiter that background tasks keep up to date.
+pub struct Wiring {
+    pub queue: Queue,
+    pub status: Arc<SinkStatus>,
+    pub sealer: Arc<Sealer>,
+    pub metrics: Arc<Metrics>,
+    pub geoip: Option<Arc<GeoIp>>,
     pub rate_limit: Option<Arc<RateLimit>>,
+}
+
+/// The endpoints, told apart once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Pixel,
+    Tracker,
+    Beacon,
+    EmailOpen,
+    OptOut,
+    OptIn,
+    Health,
+    Ready,
+    Metrics,
+}
+
+impl Route {
+    fn parse(path: &str) -> Option<Self> {
+        Some(match path {
+            "/p.gif" => Route::Pixel,
+            "/t.js" => Route::Tracker,
+            "/e" => Route::Beacon,
+            "/optout" => Route::OptOut,
+            "/optin" => Route::OptIn,
+            "/healthz" => Route::Health,
+            "/readyz" => Route::Ready,
+            "/metrics" => Route::Metrics,
+            _ if path.starts_with("/o/") => Route::EmailOpen,
+            _ => return None,
+        })
+    }
+
+    /// The `Allow` header of the route.
+    fn allowed(self) -> &'static str {
+        match self {
+            Route::Beacon => "POST, OPTIONS",
+            _ => "GET, HEAD",
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -77,6 +133,47 @@ pub fn now_ms() -> i64 {
 }
 
 impl App {
+    /// The app `serve` runs with `args`, signing with `secret`, recording into `wiring`.
+    pub fn new(args: &ServeArgs, secret: &[u8], wiring: Wiring) -> Self {
+        let cookie_policy = CookiePolicy {
+            max_age_days: args.cookie_max_age_days,
+            same_site: match args.cookie_same_site {
+                SameSite::Lax => cookie::SameSite::Lax,
+                SameSite::Strict => cookie::SameSite::Strict,
+                SameSite::None => cookie::SameSite::None,
+            },
+            domain: args.cookie_domain.clone(),
+            secure: !args.dev,
+        };
+        Self {
+            cookie: CookieWriter::new(&cookie_policy),
+            opt_out_cookies: OptOutCookies::new(&cookie_policy),
+            privacy: PrivacyPolicy {
+                honor_dnt: args.honor_dnt,
+                honor_gpc: args.honor_gpc,
+                consent_required: args.consent == ConsentMode::Required,
+            },
+            signer: Signer::new(secret),
+            customer_links: LinkPolicy {
+                signer: Signer::new(secret),
+                max_age_secs: args.links.max_age_secs(),
+            },
+            kept_params: args.keep_query_params.clone(),
+            trusted_proxies: args.trusted_proxies.clone(),
+            enricher: Enricher::new(wiring.geoip),
+            sealer: wiring.sealer,
+            queue: wiring.queue,
+            metrics: wiring.metrics,
+            status: wiring.status,
+            allowed_origins: if args.dev {
+                AllowedOrigins::any()
+            } else {
+                args.allowed_origins.clone()
+            },
+            rate_limit: wiring.rate_limit,
+        }
+    }
+
     /// Answers one request as the server does: `POST /e` reads its body, `OPTIONS /e` is a CORS
     /// preflight, and everything else is [`App::handle`].
     pub async fn serve<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
@@ -84,7 +181,8 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        if req.uri().path() == "/e" {
+        let route = Route::parse(req.uri().path());
+        if route == Some(Route::Beacon) {
             if req.method() == Method::POST {
                 return self.beacon(req, peer).await;
             }
@@ -92,36 +190,40 @@ impl App {
                 return self.preflight(req.headers());
             }
         }
-        self.handle(&req, peer)
+        self.answer(route, &req, peer)
     }
 
     /// Answers every request that needs no body, without waiting. Generic over the body so
     /// benchmarks can call it in process.
     pub fn handle<B>(&self, req: &Request<B>, peer: SocketAddr) -> Response<Body> {
-        let path = req.uri().path();
-        let allowed = match path {
-            "/p.gif" | "/t.js" | "/healthz" | "/readyz" | "/metrics" | "/optout" | "/optin" => {
-                "GET, HEAD"
-            }
-            "/e" => "POST, OPTIONS",
-            _ if path.starts_with("/o/") => "GET, HEAD",
-            _ => return response::json_error(StatusCode::NOT_FOUND, "no such endpoint"),
+        self.answer(Route::parse(req.uri().path()), req, peer)
+    }
+
+    fn answer<B>(
+        &self,
+        route: Option<Route>,
+        req: &Request<B>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let Some(route) = route else {
+            return response::json_error(StatusCode::NOT_FOUND, "no such endpoint");
         };
-        if path == "/e" || (req.method() != Method::GET && req.method() != Method::HEAD) {
+        if route == Route::Beacon || (req.method() != Method::GET && req.method() != Method::HEAD) {
             let mut r = response::json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allowed));
+                .insert(ALLOW, HeaderValue::from_static(route.allowed()));
             return r;
         }
-        match path {
-            "/p.gif" => self.pixel(req, peer),
-            "/t.js" => tracker::response(req.headers()),
-            "/healthz" => response::text(StatusCode::OK, "text/plain", "ok\n"),
-            "/readyz" => self.readiness(),
-            "/optout" => self.opt(req, true),
-            "/optin" => self.opt(req, false),
-            _ if path.starts_with("/o/") => self.email_open(req, peer),
-            _ => self.metrics_text(),
+        match route {
+            Route::Pixel => self.pixel(req, peer),
+            Route::Tracker => tracker::response(req.headers()),
+            Route::Health => response::text(StatusCode::OK, "text/plain", "ok\n"),
+            Route::Ready => self.readiness(),
+            Route::OptOut => self.opt(req, true),
+            Route::OptIn => self.opt(req, false),
+            Route::EmailOpen => self.email_open(req, peer),
+            Route::Metrics => self.metrics_text(),
+            Route::Beacon => unreachable!("answered above"),
         }
     }
 
@@ -264,3 +366,6 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

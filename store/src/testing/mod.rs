@@ -61,6 +61,43 @@ impl TestDb {
             .unwrap()
     }
 
+    /// Makes the database the old code made: the statements of the migrations it had recorded
+    /// as `old` (component, version), and those records.
+    pub async fn as_left_by_the_old_code(&self, old: &[(&str, u32)]) {
+        let server = self.server();
+        let run = |sql: String| {
+            let server = server.clone();
+            async move { server.query(&sql).execute().await.unwrap() }
+        };
+        run(format!("CREATE DATABASE {}", self.name)).await;
+        run(format!(
+            "CREATE TABLE {}.schema_migrations
+             (component LowCardinality(String), version UInt32, name String, applied_at DateTime('UTC') DEFAULT now())
+             ENGINE = ReplacingMergeTree ORDER BY (component, version)",
+            self.name
+        ))
+        .await;
+        for m in crate::schema::MIGRATIONS
+            .iter()
+            .filter(|m| m.was.is_some_and(|w| old.contains(&w)))
+        {
+            for statement in m.statements {
+                run(statement.replace("{db}", &self.name)).await;
+            }
+        }
+        for (component, version) in old {
+            self.client()
+                .query(
+                    "INSERT INTO schema_migrations (component, version, name) VALUES (?, ?, 'old')",
+                )
+                .bind(*component)
+                .bind(*version)
+                .execute()
+                .await
+                .unwrap();
+        }
+    }
+
     /// Rows of `sql` as JSON objects.
     pub async fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
         let bytes = self
