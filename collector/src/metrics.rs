@@ -40,11 +40,13 @@ pub enum Rejection {
     RateLimited,
     /// A custom event whose name is empty, too long or holds control characters.
     BadEvent,
+    /// A `POST /optout` or `/optin` not sent by the collector's own confirmation page.
+    ForeignOptChange,
 }
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 12] = [
+    pub const ALL: [Rejection; 13] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
@@ -57,6 +59,7 @@ impl Rejection {
         Rejection::OriginNotAllowed,
         Rejection::RateLimited,
         Rejection::BadEvent,
+        Rejection::ForeignOptChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Rejection {
             Rejection::OriginNotAllowed => "origin_not_allowed",
             Rejection::RateLimited => "rate_limited",
             Rejection::BadEvent => "bad_event",
+            Rejection::ForeignOptChange => "foreign_opt_change",
         }
     }
 }

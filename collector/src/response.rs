@@ -1,7 +1,9 @@
 //! The few kinds of answer the collector gives, built from static parts where possible.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, LOCATION};
+use http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, LOCATION, X_FRAME_OPTIONS,
+};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -43,13 +45,17 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     response
 }
 
-/// A small HTML page for people (the opt-out confirmations); it loads nothing.
-pub fn html(body: &'static str) -> Response<Body> {
-    let mut response = text(StatusCode::OK, "text/html; charset=utf-8", body);
-    response.headers_mut().insert(
+/// An HTML page with `status` that loads nothing and cannot be framed (no other site can put
+/// it under a visitor's click).
+pub fn html(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = text(status, "text/html; charset=utf-8", body);
+    let headers = response.headers_mut();
+    headers.insert(
         CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'"),
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -258,7 +258,25 @@ async fn serve_site(collector: SocketAddr) -> SocketAddr {
 /// - `/page/quiet`: the same, with every automatic feature switched off on the script tag;
 /// - `/page/long`: a page five screens long;
 /// - `/page/missing`: an error page with the 404 marker.
+///
+/// And two pages that attack a visitor's opt-out when opened from another site (`localhost`):
+/// `/foreign/form` posts a form to `/optin` at once, `/foreign/redirect` sends the browser to it.
 fn page_html(path: &str, collector: SocketAddr, site: SocketAddr) -> String {
+    let back = format!("http://localhost:{}/away", site.port());
+    match path {
+        "/foreign/form" => {
+            return format!(
+                r#"<!doctype html><html><body><form id="f" method="post" action="http://{collector}/optin?return={back}"></form>
+                <script>document.getElementById('f').submit()</script></body></html>"#
+            );
+        }
+        "/foreign/redirect" => {
+            return format!(
+                r#"<!doctype html><html><body><script>location.href = 'http://{collector}/optin?return={back}'</script></body></html>"#
+            );
+        }
+        _ => {}
+    }
     if !path.starts_with("/page/") {
         return "<!doctype html><html><head><title>Away</title></head><body><p>Away</p></body></html>".into();
     }
@@ -744,4 +762,90 @@ async fn a_browser_driven_by_automation_is_stored_as_a_bot_even_with_a_normal_us
             json!({"path": "/page/hidden", "browser": "Chrome", "is_bot": false}),
         ]
     );
+}
+
+/// Polls the current page's cookie `name` until it is `expected` (navigations finish in the
+/// background).
+async fn wait_for_cookie(browser: &Browser, name: &str, expected: Option<&str>) -> Option<String> {
+    for _ in 0..100 {
+        let value = browser.cookie(name).await;
+        if value.as_deref() == expected {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.cookie(name).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_page_cannot_undo_an_opt_out() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let site = serve_site(addr).await;
+    let browser = Browser::start().await;
+
+    // The visitor opts out on the collector's own page, by its button.
+    browser.visit(&format!("http://{addr}/optout")).await;
+    assert_eq!(
+        browser.cookie("ff_optout").await,
+        None,
+        "showing the page changes nothing"
+    );
+    browser.click("button").await;
+    assert_eq!(
+        wait_for_cookie(&browser, "ff_optout", Some("1"))
+            .await
+            .as_deref(),
+        Some("1")
+    );
+
+    // Another site posts the opt-in form at once, then sends the browser to /optin.
+    browser
+        .visit(&format!("http://localhost:{}/foreign/form", site.port()))
+        .await;
+    let refused = r#"footfall_hits_rejected_total{reason="foreign_opt_change"}"#;
+    for _ in 0..100 {
+        if common::metric(addr, refused).await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        common::metric(addr, refused).await,
+        1,
+        "the cross-site POST is refused"
+    );
+    browser
+        .visit(&format!(
+            "http://localhost:{}/foreign/redirect",
+            site.port()
+        ))
+        .await;
+    for _ in 0..100 {
+        let url = browser.run("return location.href").await;
+        if url.as_str().is_some_and(|u| u.contains("/optin")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        browser.cookie("ff_optout").await.as_deref(),
+        Some("1"),
+        "the GET only shows the page"
+    );
+
+    // Still opted out: a page view of the site is withheld.
+    browser.visit(&format!("http://{site}/page/after")).await;
+    let withheld = r#"footfall_hits_withheld_total{reason="opted_out"}"#;
+    for _ in 0..100 {
+        if common::metric(addr, withheld).await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(common::metric(addr, withheld).await, 1);
+    browser.quit().await;
+    collector.shutdown().await;
+    assert_eq!(db.count("SELECT count() FROM events").await, 0);
 }

@@ -126,22 +126,46 @@ async fn dnt_and_gpc_can_be_switched_off() {
     assert_eq!(db.count("SELECT count() FROM events").await, 1);
 }
 
-#[tokio::test]
-async fn optout_and_optin_set_the_cookies_and_redirect_only_to_the_referring_site() {
-    let db = TestDb::new();
-    let collector = db.start(&[]).await;
-    let addr = collector.local_addr();
-
-    let out = get(addr, "/optout", &[]).await;
-    assert_eq!(out.status, 200);
-    assert_eq!(out.headers["content-type"], "text/html; charset=utf-8");
-    assert!(String::from_utf8_lossy(&out.body).contains("opted out"));
-    let cookies: Vec<_> = out
+fn set_cookies(answer: &common::Answer) -> Vec<String> {
+    answer
         .headers
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn optout_and_optin_change_only_by_a_post_from_their_own_page() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    // What the confirmation page's form sends: same origin.
+    let own_page = [
+        ("host", "collector.test"),
+        ("origin", "http://collector.test"),
+        ("sec-fetch-site", "same-origin"),
+    ];
+
+    let page = get(addr, "/optout", &[]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(
+        html.contains("ff_optout") && html.contains("none of this browser's visits"),
+        "the page says what the button does: {html}"
+    );
+    assert!(
+        html.contains(r#"<form method="post" action="optout">"#),
+        "{html}"
+    );
+    assert!(set_cookies(&page).is_empty(), "a GET changes nothing");
+
+    let out = common::request(addr, "POST", "/optout", &own_page).await;
+    assert_eq!(out.status, 200);
+    assert!(String::from_utf8_lossy(&out.body).contains("You have opted out"));
+    let cookies = set_cookies(&out);
     assert!(
         cookies
             .iter()
@@ -155,48 +179,74 @@ async fn optout_and_optin_set_the_cookies_and_redirect_only_to_the_referring_sit
         "{cookies:?}"
     );
 
+    // The return URL is checked on the GET and carried in the form's action.
     let back = "https://shop.example.com/privacy?done=1";
-    let same_site = get(
+    let from_shop = get(
         addr,
-        &format!("/optout?return={}", enc(back)),
+        &format!("/optin?return={}", enc(back)),
         &[("referer", "https://shop.example.com/privacy")],
     )
     .await;
-    assert_eq!(same_site.status, 303);
-    assert_eq!(same_site.headers["location"], back);
-    assert!(
-        same_site.headers.get_all("set-cookie").iter().count() == 2,
-        "the redirect sets the cookies too"
-    );
+    assert_eq!(from_shop.status, 200, "no redirect, no change on a GET");
+    assert!(set_cookies(&from_shop).is_empty());
+    let action = format!(r#"action="optin?return={}""#, enc(back));
+    assert!(String::from_utf8_lossy(&from_shop.body).contains(&action));
     let elsewhere = get(
         addr,
         &format!("/optout?return={}", enc("https://evil.example/")),
         &[("referer", "https://shop.example.com/")],
     )
     .await;
-    assert_eq!(elsewhere.status, 200, "no open redirect");
-    assert!(elsewhere.headers.get("location").is_none());
-
-    let back_in = get(
+    assert!(
+        String::from_utf8_lossy(&elsewhere.body).contains(r#"action="optout">"#),
+        "a return URL of another site is not handed on"
+    );
+    let back_in = common::request(
         addr,
+        "POST",
         &format!("/optin?return={}", enc(back)),
-        &[("referer", "https://shop.example.com/x")],
+        &own_page,
     )
     .await;
     assert_eq!(back_in.status, 303);
-    let cookies: Vec<_> = back_in
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
+    assert_eq!(back_in.headers["location"], back);
+    let cookies = set_cookies(&back_in);
     assert_eq!(cookies.len(), 1);
     assert!(
         cookies[0].starts_with("ff_optout=;") && cookies[0].contains("Max-Age=0"),
         "{cookies:?}"
     );
-    let page = get(addr, "/optin", &[]).await;
-    assert!(String::from_utf8_lossy(&page.body).contains("opted in"));
+
+    // Another site's form or script, or a request that says nothing about where it came from.
+    let foreign: [&[(&str, &str)]; 4] = [
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        &[("origin", "https://evil.example")],
+        &[
+            ("origin", "http://collector.test"),
+            ("sec-fetch-site", "same-site"),
+        ],
+        &[],
+    ];
+    for headers in foreign {
+        for path in ["/optin", "/optout"] {
+            let answer = common::request(addr, "POST", path, headers).await;
+            assert_eq!(answer.status, 403, "{path} {headers:?}");
+            assert!(set_cookies(&answer).is_empty(), "{path} {headers:?}");
+        }
+    }
+    assert_eq!(
+        metric(
+            addr,
+            r#"footfall_hits_rejected_total{reason="foreign_opt_change"}"#
+        )
+        .await,
+        8
+    );
+    let put = common::request(addr, "PUT", "/optin", &own_page).await;
+    assert_eq!(put.status, 405);
     collector.shutdown().await;
     assert_eq!(db.count("SELECT count() FROM events").await, 0);
 }

@@ -7,7 +7,7 @@
 //! cookies and decides where `/optout` and `/optin` may send the browser back to.
 
 use http::HeaderMap;
-use http::header::{DNT, HeaderName, ORIGIN, REFERER};
+use http::header::{DNT, HOST, HeaderName, ORIGIN, REFERER};
 use url::Url;
 
 use crate::hit::visitor::{COOKIE_NAME, CookiePolicy, request_cookies};
@@ -16,6 +16,7 @@ use crate::hit::visitor::{COOKIE_NAME, CookiePolicy, request_cookies};
 pub const OPTOUT_COOKIE: &str = "ff_optout";
 /// Global Privacy Control. Header names are constants: looking one up by text parses it first.
 const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 /// Days the opt-out cookie lives (browsers that cap cookie lifetimes, at 400 days, cap it).
 pub const OPTOUT_MAX_AGE_DAYS: u32 = 5 * 365;
 /// Query parameter (and beacon field) by which a page says its visitor consented: `consent=1`.
@@ -115,6 +116,33 @@ impl OptOutCookies {
             ],
             opt_in: policy.render(OPTOUT_COOKIE, "", 0),
         }
+    }
+}
+
+/// Whether a request that changes the visitor's choice (`POST /optout`, `POST /optin`) was sent
+/// by a page of the collector's own origin, i.e. its confirmation page: `Sec-Fetch-Site:
+/// same-origin`, or, from browsers that do not send it, an `Origin` whose host and port are the
+/// request's `Host`. Anything else (another site's form or script, a request without either
+/// header) changes nothing, so no page can opt a visitor in or out behind their back.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get(SEC_FETCH_SITE) {
+        return site.as_bytes() == b"same-origin";
+    }
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    let origin = headers
+        .get(ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|o| Url::parse(o).ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => {
+            let authority = match (origin.host_str(), origin.port()) {
+                (Some(h), Some(port)) => format!("{h}:{port}"),
+                (Some(h), None) => h.to_owned(),
+                (None, _) => return false,
+            };
+            authority.eq_ignore_ascii_case(host)
+        }
+        _ => false,
     }
 }
 
@@ -257,6 +285,48 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_collectors_own_page_may_change_the_choice() {
+        let host = ("host", "collector.example.com");
+        assert!(same_origin(&headers(&[
+            host,
+            ("sec-fetch-site", "same-origin")
+        ])));
+        for foreign in ["same-site", "cross-site", "none"] {
+            assert!(
+                !same_origin(&headers(&[host, ("sec-fetch-site", foreign)])),
+                "{foreign}"
+            );
+        }
+        assert!(same_origin(&headers(&[
+            host,
+            ("origin", "https://collector.example.com")
+        ])));
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080")
+        ])));
+        for origin in [
+            "https://evil.example",
+            "null",
+            "https://collector.example.com:8443",
+        ] {
+            assert!(
+                !same_origin(&headers(&[host, ("origin", origin)])),
+                "{origin}"
+            );
+        }
+        assert!(!same_origin(&headers(&[host])), "neither header");
+        assert!(
+            !same_origin(&headers(&[
+                host,
+                ("origin", "https://collector.example.com"),
+                ("sec-fetch-site", "cross-site")
+            ])),
+            "Sec-Fetch-Site wins"
+        );
     }
 
     #[test]

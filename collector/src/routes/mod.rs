@@ -120,7 +120,19 @@ impl Route {
     fn allowed(self) -> &'static str {
         match self {
             Route::Beacon => "POST, OPTIONS",
+            // The confirmation page's button posts the choice.
+            Route::OptOut | Route::OptIn => "GET, HEAD, POST",
             _ => "GET, HEAD",
+        }
+    }
+
+    /// Whether [`App::handle`] answers `method` on the route (the beacon's are served by
+    /// [`App::serve`], which reads the body).
+    fn takes(self, method: &Method) -> bool {
+        match *method {
+            Method::GET | Method::HEAD => self != Route::Beacon,
+            Method::POST => matches!(self, Route::OptOut | Route::OptIn),
+            _ => false,
         }
     }
 }
@@ -208,7 +220,7 @@ impl App {
         let Some(route) = route else {
             return response::json_error(StatusCode::NOT_FOUND, "no such endpoint");
         };
-        if route == Route::Beacon || (req.method() != Method::GET && req.method() != Method::HEAD) {
+        if !route.takes(req.method()) {
             let mut r = response::json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(route.allowed()));
