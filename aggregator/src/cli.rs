@@ -46,6 +46,52 @@ pub enum Command {
     Token(TokenArgs),
     /// List the audit: exports, subject requests and refused requests, newest first.
     Audit(AuditArgs),
+    /// Add, list and remove the goals of a site.
+    Goal(GoalArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GoalArgs {
+    #[command(subcommand)]
+    pub action: GoalAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum GoalAction {
+    /// Add a goal (or replace the one of that name): a page pattern or a custom event.
+    Add {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        /// A path pattern: `*` is any run of characters but `/`, `**` any run at all.
+        #[arg(long)]
+        page: Option<String>,
+        /// A custom event's name.
+        #[arg(long)]
+        event: Option<String>,
+        /// KEY=VALUE: only events with this property value count.
+        #[arg(long)]
+        property: Option<String>,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// List the goals (of one site, or of all).
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Remove a goal.
+    Remove {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -110,7 +156,8 @@ impl PrivacyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// daily, pages, referrers, countries, devices, campaigns or email.
+    /// daily, pages, referrers, countries, devices, campaigns, email, events, properties,
+    /// outbound, downloads, goals or funnel.
     #[arg(long, env = "FOOTFALL_REPORT")]
     pub report: String,
     /// First day, YYYY-MM-DD (UTC).
@@ -122,6 +169,10 @@ pub struct ReportArgs {
     /// Only this site (default: every site, one row per site and key).
     #[arg(long, env = "FOOTFALL_SITE")]
     pub site: Option<String>,
+    /// The funnel's steps, comma-separated: path patterns and `event:NAME`. Kept as the
+    /// site's funnel; without it, the funnel kept last.
+    #[arg(long, env = "FOOTFALL_STEPS")]
+    pub steps: Option<String>,
     #[command(flatten)]
     pub privacy: PrivacyArgs,
     /// Write the CSV here instead of stdout.

@@ -7,6 +7,7 @@
 //!   (IPs unsealed with the private key), and its erasure;
 //! - [`retention`] deletes what is older than the retention period, now;
 //! - [`rollup`] fills the rollups (their tables, like every table, are `footfall-store`'s);
+//! - [`goals`] and [`funnel`] define conversions and ordered steps per site;
 //! - [`report`] turns rollups into anonymous CSV ([`spreadsheet`]): K-anonymity, and with
 //!   [`noise`] differential privacy paid for from a [`budget`]; the only data that leaves.
 //!   [`serve`] offers it over HTTP to [`token`] holders; [`audit`] records every export,
@@ -20,6 +21,8 @@ pub mod audit;
 pub mod budget;
 pub mod cli;
 pub mod day;
+pub mod funnel;
+pub mod goals;
 pub mod keygen;
 pub mod noise;
 pub mod report;

@@ -22,6 +22,8 @@ use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted};
 use crate::day::Day;
+use crate::funnel::{self, FunnelError, Step};
+use crate::goals;
 use crate::noise::{Epsilon, Noise, NoiseKey, NoiseKeyError};
 use crate::spreadsheet::{Csv, neutralise};
 use crate::{ClickHouseError, audit, ch, rollup};
@@ -40,10 +42,22 @@ pub enum Report {
     Devices,
     Campaigns,
     Email,
+    Events,
+    Properties,
+    Outbound,
+    Downloads,
+    Goals,
+    Funnel,
+    Exits,
+    Scroll,
 }
 
+/// The names the tracker gives its automatic events.
+const OUTBOUND_EVENT: &str = "Outbound Link: Click";
+const DOWNLOAD_EVENT: &str = "File Download";
+
 impl Report {
-    pub const ALL: [Report; 7] = [
+    pub const ALL: [Report; 15] = [
         Report::Daily,
         Report::Pages,
         Report::Referrers,
@@ -51,6 +65,14 @@ impl Report {
         Report::Devices,
         Report::Campaigns,
         Report::Email,
+        Report::Events,
+        Report::Properties,
+        Report::Outbound,
+        Report::Downloads,
+        Report::Goals,
+        Report::Funnel,
+        Report::Exits,
+        Report::Scroll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +84,14 @@ impl Report {
             Report::Devices => "devices",
             Report::Campaigns => "campaigns",
             Report::Email => "email",
+            Report::Events => "events",
+            Report::Properties => "properties",
+            Report::Outbound => "outbound",
+            Report::Downloads => "downloads",
+            Report::Goals => "goals",
+            Report::Funnel => "funnel",
+            Report::Exits => "exits",
+            Report::Scroll => "scroll",
         }
     }
 
@@ -69,28 +99,43 @@ impl Report {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
-    /// The rollup dimensions it reads and the key columns it groups by (as SQL over
-    /// `dimension`, `day`, `k1..k3`), with their CSV names.
-    fn shape(self) -> (&'static str, [(&'static str, &'static str); 3]) {
+    /// The rollup rows it reads (an SQL condition over `dimension`, `k1..k3`) and the key
+    /// columns it groups by (as SQL over `dimension`, `day`, `k1..k3`), with their CSV names.
+    fn shape(self) -> (String, [(&'static str, &'static str); 3]) {
         const NONE: (&str, &str) = ("", "''");
+        let dimension = |d: &str| format!("dimension = '{d}'");
+        let link =
+            |event: &str| format!("dimension = 'event_prop' AND k1 = '{event}' AND k2 = 'url'");
         match self {
-            Report::Daily => ("'all'", [("date", "toString(day)"), NONE, NONE]),
-            Report::Pages => ("'page'", [("path", "k1"), NONE, NONE]),
-            Report::Referrers => ("'referrer'", [("referrer", "k1"), NONE, NONE]),
-            Report::Countries => ("'country'", [("country", "k1"), NONE, NONE]),
+            Report::Daily => (dimension("all"), [("date", "toString(day)"), NONE, NONE]),
+            Report::Pages | Report::Exits | Report::Scroll => {
+                (dimension("page"), [("path", "k1"), NONE, NONE])
+            }
+            Report::Referrers => (dimension("referrer"), [("referrer", "k1"), NONE, NONE]),
+            Report::Countries => (dimension("country"), [("country", "k1"), NONE, NONE]),
             Report::Devices => (
-                "'device', 'browser', 'os'",
+                "dimension IN ('device', 'browser', 'os')".into(),
                 [("dimension", "toString(dimension)"), ("value", "k1"), NONE],
             ),
             Report::Campaigns => (
-                "'campaign'",
+                dimension("campaign"),
                 [
                     ("utm_source", "k1"),
                     ("utm_medium", "k2"),
                     ("utm_campaign", "k3"),
                 ],
             ),
-            Report::Email => ("'email'", [("campaign", "k1"), NONE, NONE]),
+            Report::Email => (dimension("email"), [("campaign", "k1"), NONE, NONE]),
+            Report::Events => (dimension("event"), [("event", "k1"), NONE, NONE]),
+            Report::Properties => (
+                dimension("event_prop"),
+                [("event", "k1"), ("property", "k2"), ("value", "k3")],
+            ),
+            Report::Outbound => (link(OUTBOUND_EVENT), [("url", "k3"), NONE, NONE]),
+            Report::Downloads => (link(DOWNLOAD_EVENT), [("url", "k3"), NONE, NONE]),
+            // Not read through `fetch` (see `goals` and `funnel`); keys only.
+            Report::Goals => ("false".into(), [("goal", ""), ("definition", ""), NONE]),
+            Report::Funnel => ("false".into(), [("step", ""), ("definition", ""), NONE]),
         }
     }
 }
@@ -194,12 +239,14 @@ pub struct Request {
     pub to: Day,
     pub site: Option<String>,
     pub rules: Rules,
+    /// The `funnel` report's steps; without them, the site's stored funnel.
+    pub steps: Option<Vec<Step>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(
-        "unknown report '{0}'; reports are daily, pages, referrers, countries, devices, campaigns, email"
+        "unknown report '{0}'; reports are daily, pages, referrers, countries, devices, campaigns, email, events, properties, outbound, downloads, goals, funnel, exits, scroll"
     )]
     UnknownReport(String),
     #[error("'{0}' is not a date; give YYYY-MM-DD")]
@@ -218,6 +265,8 @@ pub enum ReportError {
     NoiseKey(#[from] NoiseKeyError),
     #[error(transparent)]
     Budget(#[from] Exhausted),
+    #[error(transparent)]
+    Funnel(#[from] FunnelError),
     #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
 }
@@ -253,6 +302,7 @@ impl Request {
             to,
             site: site.map(str::to_owned),
             rules: rules.clone(),
+            steps: None,
         })
     }
 }
@@ -265,7 +315,7 @@ pub fn valid_site(s: &str) -> bool {
 }
 
 /// One grouped row as the rollups give it, before anonymisation.
-#[derive(Debug, clickhouse::Row, Deserialize)]
+#[derive(Debug, Default, clickhouse::Row, Deserialize)]
 struct Aggregate {
     site: String,
     a: String,
@@ -279,6 +329,14 @@ struct Aggregate {
     visit_ms: u64,
     engaged_ms: u64,
     engaged_views: u64,
+    /// Visits that ended on the page.
+    exits: u64,
+    /// Scroll depths (percent) of the page's page views that reported one, and how many.
+    scroll_sum: u64,
+    scroll_views: u64,
+    /// The site's distinct visitors over the range (for conversion rates; 0 where unused); in
+    /// `funnel`, the visitors of the step before.
+    site_visitors: u64,
 }
 
 /// A finished export.
@@ -327,7 +385,11 @@ pub async fn export(client: &Client, actor: &str, req: &Request) -> Result<Expor
 }
 
 async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, ReportError> {
-    let rows = fetch(client, req).await?;
+    let rows = match req.report {
+        Report::Goals => goal_rows(client, req).await?,
+        Report::Funnel => funnel_rows(client, req).await?,
+        _ => fetch(client, req).await?,
+    };
     let mut out = Csv::default();
     out.record(header(req));
     let (mut written, mut suppressed) = (0, 0);
@@ -399,6 +461,14 @@ fn header(req: &Request) -> Vec<&'static str> {
         (Report::Email, true) => &["unique_opens", "opener_days"],
         (_, true) => &["visitors", "visitor_days"],
         (Report::Email, false) => &["opens", "unique_opens"],
+        (Report::Events, false) => &["events", "visitors", "conversion_rate"],
+        (Report::Properties, false) => &["events", "visitors"],
+        (Report::Outbound, false) => &["clicks", "visitors"],
+        (Report::Downloads, false) => &["downloads", "visitors"],
+        (Report::Goals, false) => &["conversions", "visitors", "conversion_rate"],
+        (Report::Funnel, false) => &["visitors", "drop_off", "drop_off_rate"],
+        (Report::Exits, false) => &["pageviews", "visitors", "exits", "exit_rate"],
+        (Report::Scroll, false) => &["pageviews", "visitors", "avg_scroll_depth"],
         (Report::Pages, false) => &[
             "pageviews",
             "visitors",
@@ -427,7 +497,38 @@ fn metrics(report: Report, row: &Aggregate) -> Vec<String> {
         }
     };
     match report {
-        Report::Email => vec![row.hits.to_string(), row.visitors.to_string()],
+        Report::Email | Report::Properties | Report::Outbound | Report::Downloads => {
+            vec![row.hits.to_string(), row.visitors.to_string()]
+        }
+        Report::Exits => vec![
+            row.hits.to_string(),
+            row.visitors.to_string(),
+            row.exits.to_string(),
+            ratio(row.exits, row.hits, 1.0, 4),
+        ],
+        Report::Scroll => vec![
+            row.hits.to_string(),
+            row.visitors.to_string(),
+            ratio(row.scroll_sum, row.scroll_views, 1.0, 1),
+        ],
+        Report::Goals => vec![
+            row.hits.to_string(),
+            row.visitors.to_string(),
+            ratio(row.visitors, row.site_visitors, 1.0, 4),
+        ],
+        Report::Funnel => {
+            let dropped = row.site_visitors.saturating_sub(row.visitors);
+            vec![
+                row.visitors.to_string(),
+                dropped.to_string(),
+                ratio(dropped, row.site_visitors, 1.0, 4),
+            ]
+        }
+        Report::Events => vec![
+            row.hits.to_string(),
+            row.visitors.to_string(),
+            ratio(row.visitors, row.site_visitors, 1.0, 4),
+        ],
         Report::Pages => vec![
             row.hits.to_string(),
             row.visitors.to_string(),
@@ -449,7 +550,9 @@ fn metrics(report: Report, row: &Aggregate) -> Vec<String> {
 /// the second lock), empty values read `(none)`.
 fn key_cell(report: Report, value: &str) -> String {
     let value = match report {
-        Report::Pages => value.split(['?', '#']).next().unwrap_or_default(),
+        Report::Pages | Report::Exits | Report::Scroll | Report::Outbound | Report::Downloads => {
+            value.split(['?', '#']).next().unwrap_or_default()
+        }
         _ => value,
     };
     if value.is_empty() {
@@ -459,8 +562,56 @@ fn key_cell(report: Report, value: &str) -> String {
     }
 }
 
+/// The `goals` report's rows: each goal of the site (of every site, without one), by name.
+async fn goal_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ReportError> {
+    let mut rows = Vec::new();
+    for goal in goals::list(client, req.site.as_deref()).await? {
+        let c = goals::conversions(client, &goal, req.from, req.to).await?;
+        rows.push(Aggregate {
+            b: goal.definition(),
+            site: goal.site,
+            a: goal.name,
+            hits: c.hits,
+            visitors: c.visitors,
+            visitor_days: c.visitor_days,
+            site_visitors: c.site_visitors,
+            ..Aggregate::default()
+        });
+    }
+    Ok(rows)
+}
+
+/// The `funnel` report's rows, one per step in order. Steps given are stored as the site's
+/// funnel; without them the stored funnel is read.
+async fn funnel_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ReportError> {
+    let site = req.site.as_deref().ok_or(FunnelError::NoSite)?;
+    let steps = match &req.steps {
+        Some(steps) => {
+            funnel::store(client, site, steps).await?;
+            steps.clone()
+        }
+        None => funnel::stored(client, site).await?,
+    };
+    let reached = funnel::reached(client, site, &steps, req.from, req.to).await?;
+    let mut before = reached.first().map_or(0, |r| r.visitors);
+    let mut rows = Vec::new();
+    for (i, (step, r)) in steps.iter().zip(reached).enumerate() {
+        rows.push(Aggregate {
+            site: site.into(),
+            a: (i + 1).to_string(),
+            b: step.text(),
+            visitors: r.visitors,
+            visitor_days: r.visitor_days,
+            site_visitors: before,
+            ..Aggregate::default()
+        });
+        before = r.visitors;
+    }
+    Ok(rows)
+}
+
 async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
-    let (dimensions, [(_, a), (_, b), (_, c)]) = req.report.shape();
+    let (rows, [(_, a), (_, b), (_, c)]) = req.report.shape();
     let (from, to) = (req.from, req.to);
     let site = match (&req.site, req.report) {
         (_, Report::Email) => "site = ''",
@@ -470,23 +621,21 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
     let keys = format!("site, {a} AS a, {b} AS b, {c} AS c");
     let group = "site, a, b, c";
     let metrics = "hits, visitors, visitor_days, visits, bounces, visit_ms, engaged_ms, \
-                   engaged_views";
+                   engaged_views, exits, scroll_sum, scroll_views";
     let whole_month = req.report != Report::Daily
         && from == from.month_start()
         && to == from.month_end()
         && rollup::month_closed(from)
         && rollup::month_ready(client, from).await?;
     let (source, binds) = if whole_month {
-        let filter = format!("dimension IN ({dimensions}) AND month = toDate('{from}') AND {site}");
+        let filter = format!("({rows}) AND month = toDate('{from}') AND {site}");
         (
             format!("SELECT {keys}, {metrics} FROM traffic_monthly WHERE {filter}"),
             1,
         )
     } else {
-        let filter = format!(
-            "dimension IN ({dimensions}) AND day BETWEEN toDate('{from}') AND toDate('{to}') \
-             AND {site}"
-        );
+        let filter =
+            format!("({rows}) AND day BETWEEN toDate('{from}') AND toDate('{to}') AND {site}");
         // Visitor-days (for noise) need each day's distinct count, a level more; without noise
         // the states merge once.
         let traffic = if req.rules.noise.is_some() {
@@ -504,7 +653,8 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
              LEFT JOIN (
                  SELECT {keys}, sum(visits) AS visits, sum(bounces) AS bounces,
                         sum(visit_ms) AS visit_ms, sum(engaged_ms) AS engaged_ms,
-                        sum(engaged_views) AS engaged_views
+                        sum(engaged_views) AS engaged_views, sum(exits) AS exits,
+                        sum(scroll_sum) AS scroll_sum, sum(scroll_views) AS scroll_views
                  FROM sessions_daily WHERE {filter} GROUP BY {group}) AS s USING ({group})"
         );
         (source, 2)
@@ -515,8 +665,35 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
     } else {
         "visitors DESC, hits DESC, a, b, c"
     };
+    // Conversion rates divide by the site's distinct visitors over the same range.
+    let (totals, binds) = match (req.report, whole_month) {
+        (Report::Events, true) => (
+            format!(
+                "LEFT JOIN (SELECT site, visitors AS site_visitors FROM traffic_monthly
+                            WHERE dimension = 'all' AND month = toDate('{from}') AND {site})
+                 AS totals USING (site)"
+            ),
+            binds + 1,
+        ),
+        (Report::Events, false) => (
+            format!(
+                "LEFT JOIN (SELECT site, uniqExactMerge(visitors) AS site_visitors FROM traffic_daily
+                            WHERE dimension = 'all' AND day BETWEEN toDate('{from}') AND toDate('{to}')
+                              AND {site} GROUP BY site)
+                 AS totals USING (site)"
+            ),
+            binds + 1,
+        ),
+        _ => (String::new(), binds),
+    };
+    let site_visitors = if totals.is_empty() {
+        "toUInt64(0)"
+    } else {
+        "site_visitors"
+    };
     let sql = format!(
-        "SELECT {group}, {metrics} FROM ({source}) ORDER BY site, {order}
+        "SELECT {group}, {metrics}, {site_visitors} AS site_visitors FROM ({source}) AS r {totals}
+         ORDER BY site, {order}
          SETTINGS join_use_nulls = 0"
     );
     let mut query = client.query(&sql);

@@ -92,14 +92,16 @@ pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseE
     client
         .query(&format!(
             "INSERT INTO traffic_monthly ({keys}, month, hits, visitors, visitor_days, visits, bounces,
-                                          visit_ms, engaged_ms, engaged_views)
+                                          visit_ms, engaged_ms, engaged_views, exits, scroll_sum,
+                                          scroll_views)
              SELECT {keys}, toDate('{month}') AS month, hits, visitors, visitor_days, visits,
-                    bounces, visit_ms, engaged_ms, engaged_views
+                    bounces, visit_ms, engaged_ms, engaged_views, exits, scroll_sum, scroll_views
              FROM ({traffic}) AS t
              LEFT JOIN (
                  SELECT {keys}, sum(visits) AS visits, sum(bounces) AS bounces,
                         sum(visit_ms) AS visit_ms, sum(engaged_ms) AS engaged_ms,
-                        sum(engaged_views) AS engaged_views
+                        sum(engaged_views) AS engaged_views, sum(exits) AS exits,
+                        sum(scroll_sum) AS scroll_sum, sum(scroll_views) AS scroll_views
                  FROM sessions_daily WHERE {days} GROUP BY {keys}) AS s USING ({keys})
              SETTINGS join_use_nulls = 0",
             traffic = traffic_select(keys, keys, &days),
@@ -138,10 +140,8 @@ pub fn traffic_select(select: &str, group: &str, filter: &str) -> String {
 pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
     let days = clear_days(client, "sessions_daily", from, to).await?;
     let sql = format!(
-        "INSERT INTO sessions_daily
-            (site, day, dimension, k1, k2, k3, visits, bounces, visit_ms, engaged_ms, engaged_views)
-         {}
-         SETTINGS join_use_nulls = 0",
+        "INSERT INTO sessions_daily ({}) {} SETTINGS join_use_nulls = 0",
+        rules::SESSIONS_DAILY_COLUMNS,
         rules::sessions_daily(from, to)
     );
     client

@@ -12,12 +12,14 @@
 //! - `ip_keys` holds each epoch's data key, sealed to the IP public key.
 //! - `identities` (which visitor ids a customer was seen with) is filled from events by a view.
 //! - `traffic_daily` (AggregatingMergeTree) holds page views and exact unique-visitor states per
-//!   site × day × dimension and email opens with unique-recipient states per campaign, filled by
+//!   site × day × dimension, custom events (per name, and per name, property and value) and
+//!   email opens with unique-recipient states per campaign, filled by
 //!   materialized views as events are inserted ([`crate::rollup`] holds their `SELECT`s).
 //!   `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate.
 //! - `sessions_daily` holds what only a finished visit tells (visits, bounces, visit duration,
-//!   engaged time per page), recomputed for whole days by the aggregator ([`crate::rules`]).
+//!   engaged time, exits and scroll depth per page), recomputed for whole days by the aggregator ([`crate::rules`]).
 //! - `traffic_monthly` holds both, finished, for each closed calendar month.
+//! - `goals` and `funnels`: what each site counts as a conversion, and its funnel's steps.
 //! - `api_tokens` and `audit_log`: who may export, and every export, subject request and refusal
 //!   (`export_audit`, its predecessor, is copied into it and dropped).
 //!
@@ -243,6 +245,44 @@ SELECT at, actor, 'export', 200, report, from_day, to_day, site, min_visitors,
        toUInt32(round(epsilon * 1000)), rows
 FROM {db}.export_audit",
             "DROP TABLE IF EXISTS {db}.export_audit",
+        ],
+    },
+    Migration {
+        version: 7,
+        name: "custom events in the traffic rollup, goals, funnels, exits and scroll depth",
+        was: None,
+        statements: &[
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_custom_events TO {db}.traffic_daily AS\n",
+                custom_event_rollup!("{db}.events", "")
+            ),
+            r"CREATE TABLE IF NOT EXISTS {db}.goals
+(
+    site LowCardinality(String),
+    name String,
+    page String,
+    event String,
+    prop_key String,
+    prop_value String,
+    removed Bool,
+    updated DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated)
+ORDER BY (site, name)",
+            r"CREATE TABLE IF NOT EXISTS {db}.funnels
+(
+    site LowCardinality(String),
+    steps String,
+    updated DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated)
+ORDER BY site",
+            "ALTER TABLE {db}.sessions_daily ADD COLUMN IF NOT EXISTS exits UInt64",
+            "ALTER TABLE {db}.sessions_daily ADD COLUMN IF NOT EXISTS scroll_sum UInt64",
+            "ALTER TABLE {db}.sessions_daily ADD COLUMN IF NOT EXISTS scroll_views UInt64",
+            "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS exits UInt64",
+            "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS scroll_sum UInt64",
+            "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS scroll_views UInt64",
         ],
     },
 ];
