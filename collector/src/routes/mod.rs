@@ -298,8 +298,8 @@ impl App {
     /// Hands a well-formed event to the sink, unless the sink cannot keep it. Events are boxed
     /// from the start: moving a 700-byte row through the handlers was a visible cost.
     fn accept(&self, event: Box<Event>) -> Result<(), Rejection> {
-        if !self.status.accepting() {
-            return Err(Rejection::SpoolFull);
+        if let Some(refused) = self.status.refusal() {
+            return Err(refused);
         }
         let kind = event.kind;
         self.queue.push(event).map_err(|_| Rejection::Overloaded)?;
