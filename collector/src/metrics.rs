@@ -48,7 +48,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 13] = [
+    pub const ALL: [Rejection; 14] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
