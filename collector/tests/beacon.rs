@@ -467,3 +467,73 @@ async fn beacons_honour_opt_out_dnt_gpc_and_consent_and_carry_customer_links() {
         .collect();
     assert_eq!(got, [("engagement", "cust-7"), ("pageview", "cust-7")]);
 }
+
+/// A beacon of `events` page views, each with a page-view id of its own (`{beacon}x{n}`).
+fn numbered_beacon(beacon: usize, events: usize) -> String {
+    let views: Vec<_> = (0..events)
+        .map(|n| {
+            pageview(
+                &format!("Beacon{beacon:06}x{n:010}"),
+                "https://shop.example.com/",
+            )
+        })
+        .collect();
+    format!("[{}]", views.join(","))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beacon_the_collector_cannot_keep_whole_stores_none_of_its_events() {
+    let db = TestDb::new();
+    // Room for 25 queued events: a beacon of 30 never fits, and concurrent beacons of 10 often
+    // find the queue too full for all of theirs.
+    let collector = db.start(&["--queue-capacity", "25"]).await;
+    let addr = collector.local_addr();
+    let json = [("content-type", "application/json")];
+    let refused = post(addr, "/e", &json, numbered_beacon(0, 30)).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+
+    let mut senders = Vec::new();
+    for client in 0..8 {
+        senders.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for round in 0..25 {
+                let beacon = 1 + client * 1000 + round;
+                let json = [("content-type", "application/json")];
+                let answer = post(addr, "/e", &json, numbered_beacon(beacon, 10)).await;
+                answers.push((beacon, answer.status.as_u16()));
+            }
+            answers
+        }));
+    }
+    let mut answers = vec![(0, 503)];
+    for sender in senders {
+        answers.extend(sender.await.unwrap());
+    }
+    collector.shutdown().await;
+
+    let stored = db
+        .rows(
+            "SELECT toUInt32(substring(pageview_id, 7, 6)) AS beacon, count() AS n
+             FROM events GROUP BY beacon",
+        )
+        .await;
+    let stored: std::collections::HashMap<u64, u64> = stored
+        .iter()
+        .map(|r| (r["beacon"].as_u64().unwrap(), r["n"].as_u64().unwrap()))
+        .collect();
+    for (beacon, status) in &answers {
+        let rows = stored.get(&(*beacon as u64)).copied().unwrap_or(0);
+        match status {
+            204 => assert_eq!(rows, 10, "beacon {beacon} answered 204 stored {rows} of 10"),
+            503 => assert_eq!(rows, 0, "beacon {beacon} answered 503 stored {rows} events"),
+            other => panic!("beacon {beacon}: unexpected status {other}"),
+        }
+    }
+    let accepted = answers.iter().filter(|(_, s)| *s == 204).count();
+    assert!(accepted > 0, "some beacons fit");
+    assert_eq!(
+        stored.values().sum::<u64>(),
+        10 * accepted as u64,
+        "nothing but the accepted beacons' events is stored"
+    );
+}

@@ -46,6 +46,7 @@ impl Refusal {
 impl App {
     /// `POST /e`: events from the tracker, with the pixel's `consent`, `cid` and `cs` in the
     /// query string. `204` when every event was queued or the visitor lets nothing be recorded,
+    /// `503` when they cannot all be kept (then none is),
     /// `400` with the reason when any is bad (then none is stored), `403` for a page of a
     /// foreign origin, `429` when the client is past the rate limit (every event counts).
     pub(super) async fn beacon<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
@@ -188,13 +189,11 @@ impl App {
             );
             events.push(event);
         }
-        for event in events {
-            self.accept(event).map_err(|reason| Refusal {
-                reason,
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: "the collector cannot keep events right now; try again later".into(),
-            })?;
-        }
+        self.accept_all(events).map_err(|reason| Refusal {
+            reason,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the collector cannot keep events right now; try again later".into(),
+        })?;
         let mut answer = response::empty(StatusCode::NO_CONTENT);
         answer
             .headers_mut()

@@ -307,6 +307,21 @@ impl App {
         Ok(())
     }
 
+    /// Hands all of a beacon's events to the sink, or none: a refused beacon stores nothing.
+    fn accept_all(&self, events: Vec<Box<Event>>) -> Result<(), Rejection> {
+        if !self.status.accepting() {
+            return Err(Rejection::SpoolFull);
+        }
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        self.queue
+            .push_all(events)
+            .map_err(|_| Rejection::Overloaded)?;
+        for kind in kinds {
+            self.metrics.accepted(kind);
+        }
+        Ok(())
+    }
+
     /// The client's address: behind trusted proxies, the visitor's.
     fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         self.trusted_proxies.client_ip(peer.ip(), headers)
