@@ -21,7 +21,8 @@ pub async fn insert_batch(
         let mut insert = client
             .insert::<KeyRow>("ip_keys")
             .await?
-            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT));
+            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
+            .with_setting("async_insert", "0");
         for key in keys {
             insert.write(key).await?;
         }
@@ -31,7 +32,11 @@ pub async fn insert_batch(
         .insert::<footfall_store::event::Event>("events")
         .await?
         .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
-        .with_setting("insert_deduplication_token", batch.token.to_string());
+        .with_setting("insert_deduplication_token", batch.token.to_string())
+        // An asynchronous insert ignores the token (a server may turn them on by default), and
+        // without the second setting the materialized views would count a replayed batch again.
+        .with_setting("async_insert", "0")
+        .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1");
     for event in &batch.events {
         insert.write(event).await?;
     }
