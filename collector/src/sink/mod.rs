@@ -244,7 +244,7 @@ impl Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Kind;
+    use footfall_store::event::Kind;
 
     fn events(n: usize) -> Vec<Box<Event>> {
         (0..n)
