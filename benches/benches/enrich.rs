@@ -73,9 +73,8 @@ fn geoip(c: &mut Criterion) {
     ];
     for (name, enricher) in enrichers {
         let mut event = Event::new(Kind::Pageview, 0);
-        event.user_agent = AGENTS[0].into();
         group.bench_function(name, |b| {
-            b.iter(|| enricher.apply(black_box(&mut event), black_box(v4)))
+            b.iter(|| enricher.apply(black_box(&mut event), black_box(v4), AGENTS[0]))
         });
     }
     group.finish();

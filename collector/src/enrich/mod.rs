@@ -5,7 +5,10 @@
 //! browser, OS, device class and the bot flag. Bots are stored like anyone else and left out
 //! of reports by the aggregator.
 
+pub mod bots;
+mod device;
 pub mod geoip;
+mod uap;
 pub mod user_agent;
 
 use std::net::IpAddr;
@@ -35,15 +38,16 @@ impl Enricher {
         }
     }
 
-    /// Fills the geo and client columns of `event` from `ip` and its `user_agent`.
-    pub fn apply(&self, event: &mut Event, ip: IpAddr) {
+    /// Fills the geo and client columns of `event` from `ip` and `user_agent`, the whole
+    /// header as sent (the stored copy may be cut; a bot token at the end still counts).
+    pub fn apply(&self, event: &mut Event, ip: IpAddr, user_agent: &str) {
         if let Some(geoip) = &self.geoip {
             let place = geoip.lookup(ip);
             event.country = place.country;
             event.region = place.region;
             event.city = place.city;
         }
-        let agent = self.agents.classify(&event.user_agent);
+        let agent = self.agents.classify(user_agent);
         event.browser.clone_from(&agent.browser);
         event.os.clone_from(&agent.os);
         event.device = CompactString::const_new(agent.device.as_str());

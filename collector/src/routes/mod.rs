@@ -343,16 +343,13 @@ impl App {
                 Ok(text) => std::borrow::Cow::Borrowed(text),
                 Err(_) => String::from_utf8_lossy(v.as_bytes()),
             });
+        let ua = ua.as_deref().unwrap_or_default();
         let mut truncated = false;
-        event.user_agent = bounded(
-            ua.as_deref().unwrap_or_default(),
-            USER_AGENT_MAX,
-            &mut truncated,
-        );
+        event.user_agent = bounded(ua, USER_AGENT_MAX, &mut truncated);
         if truncated {
             self.metrics.truncated("user_agent");
         }
-        self.enricher.apply(event, ip);
+        self.enricher.apply(event, ip, ua);
         let (key_id, sealed) = self.sealer.seal(ip, now);
         event.ip_key_id = key_id;
         event.ip_sealed.0 = Some(sealed);
