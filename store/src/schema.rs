@@ -245,4 +245,13 @@ FROM {db}.export_audit",
             "DROP TABLE IF EXISTS {db}.export_audit",
         ],
     },
+    Migration {
+        version: 7,
+        name: "browser and OS versions beside their families",
+        was: None,
+        statements: &[
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS browser_version LowCardinality(String) DEFAULT ''",
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS os_version LowCardinality(String) DEFAULT ''",
+        ],
+    },
 ];

@@ -80,7 +80,11 @@ fn version(major: Option<&str>, minor: Option<&str>) -> CompactString {
 fn browser_family(family: &str) -> Option<CompactString> {
     let name = match family {
         "Other" | "" => return None,
-        "Chrome Mobile" | "Chrome Mobile iOS" | "Chrome Mobile WebView" | "Chromium" => "Chrome",
+        "Chrome Mobile"
+        | "Chrome Mobile iOS"
+        | "Chrome Mobile WebView"
+        | "Chromium"
+        | "HeadlessChrome" => "Chrome",
         "Mobile Safari" | "Mobile Safari UI/WKWebView" | "Safari" => "Safari",
         "Firefox Mobile" | "Firefox iOS" | "Firefox Focus" => "Firefox",
         "Edge Mobile" => "Edge",

@@ -294,8 +294,8 @@ mod tests {
         }
         assert_eq!(
             classify(bots[3]).browser,
-            "HeadlessChrome",
-            "a headless browser is named as such"
+            "Chrome",
+            "a headless browser keeps its family"
         );
     }
 
