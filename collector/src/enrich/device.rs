@@ -52,11 +52,18 @@ struct Rules {
 }
 
 static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
-    console: rule(r"(?i)\b(?:playstation|xbox|nintendo|wiiu?|psp|ps vita|ouya|steam deck)\b"),
+    // Leading edges only where model codes follow (`Playstation2`, `XBOX_ONE_ED`, `SteamDeck`).
+    console: rule(concat!(
+        r"(?i)\b(?:playstation|xbox|nintendo|steam ?deck|valve steam gameoverlay)|",
+        r"\b(?:wiiu?|psp|ps[2-5]|ps vita|ouya)\b"
+    )),
     tv: rule(concat!(
         r"(?i)smart[- ]?tv|\b(?:hbbtv|googletv|google tv|android ?tv|appletv|apple tv|tvos|",
-        r"roku|web0s|netcast|bravia|crkey|aft[a-z]{1,3}|dtv|viera|philipstv|tizen [\d.]+\) tv|",
-        r"espial|opera tv|ce-html|nettv|inettvbrowser|vidaa|tv safari|maple|tv|largescreen)\b"
+        r"roku|web0s|netcast|bravia|crkey|dtv|viera|philipstv|tizen [\d.]+\) tv|",
+        r"espial|opera tv|ce-html|nettv|inettvbrowser|vidaa|tv safari|maple|tv|largescreen|",
+        r"brightsign|tivo|smart ?box|tv ?box)\b|",
+        // Fire TV models (AFTMM, AFTWI001) and Android TV builds that say ATV in the model.
+        r"(?-i:\bAFT[A-Z]{1,4}\d*\b|[a-z]ATV[a-z])"
     )),
     // `Tablet PC` is Windows' pen support on a laptop, not a tablet.
     tablet: rule(concat!(
