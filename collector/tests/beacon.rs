@@ -93,7 +93,7 @@ async fn beacons_become_pageview_and_engagement_rows_of_the_cookie_visitor() {
             (&row["browser"], &row["os"], &row["device"], &row["is_bot"]),
             (
                 &"Chrome".into(),
-                &"Windows 10".into(),
+                &"Windows".into(),
                 &"desktop".into(),
                 &false.into()
             )
@@ -344,7 +344,7 @@ async fn user_agents_are_classified_and_bots_are_flagged_but_stored() {
     let collector = db.start(&[]).await;
     let addr = collector.local_addr();
     let table = [
-        (CHROME, "Chrome", "Windows 10", "desktop", false),
+        (CHROME, "Chrome", "Windows", "desktop", false),
         (
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
             "Safari",
@@ -535,5 +535,93 @@ async fn a_beacon_the_collector_cannot_keep_whole_stores_none_of_its_events() {
         stored.values().sum::<u64>(),
         10 * accepted as u64,
         "nothing but the accepted beacons' events is stored"
+    );
+}
+
+#[tokio::test]
+async fn client_hints_tell_windows_11_and_a_bot_token_past_the_stored_cut_counts() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let pixel = |i: usize| format!("/p.gif?site=s&url=https%3A%2F%2Fexample.com%2F{i}");
+    let windows_11 = [
+        ("user-agent", CHROME),
+        ("sec-ch-ua-platform", "\"Windows\""),
+        ("sec-ch-ua-platform-version", "\"15.0.0\""),
+    ];
+    // A hint that names another OS than the agent is not believed.
+    let mismatched = [
+        ("user-agent", CHROME),
+        ("sec-ch-ua-platform", "\"macOS\""),
+        ("sec-ch-ua-platform-version", "\"14.4.1\""),
+    ];
+    let long_bot = format!("{CHROME} {} ExampleCrawler/1.0", "x".repeat(600));
+    for (i, headers) in [
+        &windows_11[..],
+        &[("user-agent", CHROME)][..],
+        &mismatched[..],
+        &[("user-agent", long_bot.as_str())][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(
+            get(addr, &pixel(i), headers)
+                .await
+                .visitor_cookie()
+                .is_some()
+        );
+    }
+    // The tracker's userAgentData hints come in the page view's body.
+    let mut hinted: serde_json::Value = serde_json::from_str(&pageview(
+        "PageView0000000000000009",
+        "https://shop.example.com/9",
+    ))
+    .unwrap();
+    hinted["platform"] = "Windows".into();
+    hinted["platform_version"] = "13.0.0".into();
+    let headers = [
+        ("content-type", "application/json"),
+        ("origin", PAGE_ORIGIN),
+        ("user-agent", CHROME),
+    ];
+    assert_eq!(
+        post(addr, "/e", &headers, hinted.to_string()).await.status,
+        204
+    );
+    assert_eq!(
+        metric(addr, r#"footfall_hits_bot_total{kind="pageview"}"#).await,
+        1,
+        "the operator sees the bot share"
+    );
+    collector.shutdown().await;
+
+    let rows = db
+        .rows("SELECT os, os_version, browser, browser_version, is_bot, toUInt32(length(user_agent)) AS stored FROM events ORDER BY path")
+        .await;
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["os"].as_str().unwrap().to_owned(),
+                r["os_version"].as_str().unwrap().to_owned(),
+                r["is_bot"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("Windows", "11", false),
+        ("Windows", "10", false),
+        ("Windows", "10", false),
+        ("Windows", "10", true),
+        ("Windows", "11", false),
+    ]
+    .map(|(os, version, bot)| (os.to_owned(), version.to_owned(), bot));
+    assert_eq!(got, want);
+    assert_eq!(rows[0]["browser"], "Chrome");
+    assert_eq!(rows[0]["browser_version"], "124.0");
+    assert_eq!(
+        rows[3]["stored"], 512,
+        "the stored agent is cut, its bot token was read"
     );
 }

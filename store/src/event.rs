@@ -151,6 +151,9 @@ pub struct Event {
     pub props: Vec<(CompactString, CompactString)>,
     /// On `engagement` rows: the largest share of the page seen, in percent.
     pub scroll_depth: u8,
+    /// Versions of `browser` and `os` (`major` or `major.minor`); families stay in those.
+    pub browser_version: CompactString,
+    pub os_version: CompactString,
 }
 
 impl Event {

@@ -59,6 +59,8 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("event_name", "LowCardinality(String)"),
     ("props", "Map(String, String)"),
     ("scroll_depth", "UInt8"),
+    ("browser_version", "LowCardinality(String)"),
+    ("os_version", "LowCardinality(String)"),
 ];
 
 /// The `RowBinaryWithNamesAndTypes` header: the column count, the names, then the types.
@@ -126,6 +128,8 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
         string(value.as_bytes(), out);
     }
     out.push(event.scroll_depth);
+    string(event.browser_version.as_bytes(), out);
+    string(event.os_version.as_bytes(), out);
 }
 
 fn string(bytes: &[u8], out: &mut Vec<u8>) {

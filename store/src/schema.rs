@@ -297,4 +297,13 @@ ORDER BY site",
             "ALTER TABLE {db}.traffic_daily MODIFY SETTING non_replicated_deduplication_window = 10000",
         ],
     },
+    Migration {
+        version: 9,
+        name: "browser and OS versions beside their families",
+        was: None,
+        statements: &[
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS browser_version LowCardinality(String) DEFAULT ''",
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS os_version LowCardinality(String) DEFAULT ''",
+        ],
+    },
 ];

@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 use http::header::{
     ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, SET_COOKIE,
 };
@@ -13,6 +14,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{App, now_ms};
 use crate::cors::{self, Verdict};
+use crate::enrich::Enricher;
+use crate::enrich::client_hints::Hints;
+use crate::enrich::user_agent::Device;
 use crate::hit::beacon::{self, BeaconError, BeaconEvent};
 use crate::hit::privacy::Consent;
 use crate::hit::query::PixelQuery;
@@ -175,12 +179,23 @@ impl App {
         let mut events = Vec::with_capacity(parsed.len());
         for (index, incoming) in parsed.into_iter().enumerate() {
             let bot = incoming.bot();
+            let (platform, platform_version) = incoming.hints();
             let mut event = self.beacon_event(incoming, now).map_err(|reason| {
                 Refusal::bad(reason, format!("event {index}: {}", explain(reason)))
             })?;
             self.stamp(&mut event, headers, ip, &visitor, now);
             // The tracker saw automation (navigator.webdriver) that the user agent may hide.
-            event.is_bot |= bot;
+            if bot {
+                event.is_bot = true;
+                event.device = CompactString::const_new(Device::Bot.as_str());
+            }
+            Enricher::apply_hints(
+                &mut event,
+                Hints {
+                    platform: &platform,
+                    platform_version: &platform_version,
+                },
+            );
             self.link_customer(
                 &mut event,
                 headers,
