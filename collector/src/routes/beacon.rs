@@ -47,6 +47,30 @@ impl Refusal {
     }
 }
 
+/// Warns once per process when a page sends beacons from another site than the collector's
+/// (like a page on `localhost` and the collector on `127.0.0.1`): the browser then keeps no
+/// visitor cookie, and every page view counts as a new visitor.
+fn warn_if_cross_site(origin: &HeaderValue, headers: &HeaderMap) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let (Ok(origin), Some(Ok(host))) = (
+        origin.to_str(),
+        headers.get(http::header::HOST).map(|h| h.to_str()),
+    ) else {
+        return;
+    };
+    if crate::cors::cross_site(origin, host)
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            page = origin,
+            collector = host,
+            "a page of another site sends beacons: the browser keeps no visitor cookie for it \
+             (SameSite), so every page view counts as a new visitor. Serve the page and the \
+             collector from the same site (on a laptop: both on 127.0.0.1, or both on localhost)"
+        );
+    }
+}
+
 impl App {
     /// `POST /e`: events from the tracker, with the pixel's `consent`, `cid` and `cs` in the
     /// query string. `204` when every event was queued or the visitor lets nothing be recorded,
@@ -59,7 +83,10 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let origin = match self.allowed_origins.check(req.headers()) {
-            Verdict::Allowed(origin) => Some(origin),
+            Verdict::Allowed(origin) => {
+                warn_if_cross_site(&origin, req.headers());
+                Some(origin)
+            }
             Verdict::NoOrigin => None,
             Verdict::Refused => {
                 self.metrics.rejected(Rejection::OriginNotAllowed);

@@ -313,12 +313,12 @@ impl App {
         if !self.status.accepting() {
             return Err(Rejection::SpoolFull);
         }
-        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        let kinds: Vec<_> = events.iter().map(|e| (e.kind, e.is_bot)).collect();
         self.queue
             .push_all(events)
             .map_err(|_| Rejection::Overloaded)?;
-        for kind in kinds {
-            self.metrics.accepted(kind);
+        for (kind, is_bot) in kinds {
+            self.metrics.accepted(kind, is_bot);
         }
         Ok(())
     }
