@@ -897,7 +897,9 @@ async fn fetch_events(client: &Client, req: &Request) -> Result<Vec<Aggregate>, 
                 toUInt64(uniqExactIf(visitor_id, kind = 'pageview')) AS visitors,
                 toUInt64(uniqExactIf((visitor_id, toDate(ts)), kind = 'pageview')) AS visitor_days,
                 toUInt64(sumIf(starts, kind = 'pageview')) AS visits, toUInt64(0) AS bounces, toUInt64(0) AS visit_ms,
-                toUInt64(0) AS engaged_ms, toUInt64(0) AS engaged_views
+                toUInt64(0) AS engaged_ms, toUInt64(0) AS engaged_views,
+                toUInt64(0) AS exits, toUInt64(0) AS scroll_sum, toUInt64(0) AS scroll_views,
+                toUInt64(0) AS site_visitors
          FROM (
              SELECT site, ts, kind, visitor_id,
                     if(dateDiff('millisecond',

@@ -196,6 +196,7 @@ mod tests {
         expected.push(1);
         expected.extend_from_slice(b"\x00\x02\x01k\x01v\x00\x01w");
         expected.push(90);
+        expected.extend_from_slice(&[0, 0]);
         assert_eq!(row, expected);
     }
 
@@ -204,7 +205,7 @@ mod tests {
         let header = header();
         assert_eq!(header[0] as usize, COLUMNS.len());
         assert_eq!(&header[1..10], b"\x08event_id");
-        assert!(header.ends_with(b"\x05UInt8"));
+        assert!(header.ends_with(b"\x16LowCardinality(String)"));
         let mut names: Vec<_> = COLUMNS.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();
