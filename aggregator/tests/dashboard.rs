@@ -9,16 +9,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser as _;
-use footfall_aggregator::cli::{Cli, Command};
 use footfall_aggregator::day::Day;
-use footfall_aggregator::serve;
 use footfall_store::event::{Event, Kind};
+use footfall_store::testing::TestDb;
 use footfall_store::testing::browser::Browser;
 use footfall_store::testing::http::get;
-use footfall_store::testing::{self, TestDb};
 use http::StatusCode;
-use run::{aggregator, ok};
+use run::{aggregator, ok, serve_api};
 use serde_json::Value;
 
 const MIN: i64 = 60_000;
@@ -102,27 +99,6 @@ async fn generate(db: &TestDb) -> Day {
     let to = Day::today().to_string();
     ok(aggregator(db, &["backfill", "--from", &from, "--to", &to]));
     yesterday
-}
-
-async fn start(db: &TestDb, extra: &[&str]) -> serve::Server {
-    let url = testing::clickhouse_url();
-    let mut argv = vec![
-        "footfall-aggregator",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--refresh-secs",
-        "0",
-        "--clickhouse-url",
-        &url,
-        "--clickhouse-database",
-        &db.name,
-    ];
-    argv.extend_from_slice(extra);
-    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
-        unreachable!()
-    };
-    serve::start(args).await.unwrap()
 }
 
 fn token(db: &TestDb, args: &[&str]) -> String {
@@ -216,7 +192,7 @@ async fn the_dashboard_shows_the_csv_numbers_changes_range_downloads_and_signs_o
     let yesterday = generate(&db).await;
     let today = Day::today();
     let all = token(&db, &["--name", "marketing"]);
-    let server = start(&db, &[]).await;
+    let server = serve_api(&db, &[]).await;
     let addr = server.local_addr();
     let downloads = tempfile::tempdir().unwrap();
     let browser = Browser::start_with(&["--window-size=1280,2200"], Some(downloads.path())).await;
@@ -416,7 +392,7 @@ async fn a_token_scoped_to_one_site_sees_neither_another_site_nor_other_reports(
             "sites,daily,hourly,pages",
         ],
     );
-    let server = start(&db, &[]).await;
+    let server = serve_api(&db, &[]).await;
     let addr = server.local_addr();
     let browser = Browser::start_with(&["--window-size=1280,1600"], None).await;
     sign_in(&browser, addr, &scoped).await;
@@ -484,7 +460,7 @@ async fn json_reports_are_the_csv_numbers_with_caching_headers_and_an_audit() {
     let db = TestDb::new();
     let yesterday = generate(&db).await;
     let all = token(&db, &["--name", "api"]);
-    let server = start(&db, &[]).await;
+    let server = serve_api(&db, &[]).await;
     let addr = server.local_addr();
     let bearer = format!("Bearer {all}");
     let auth = [("authorization", bearer.as_str())];
@@ -621,7 +597,7 @@ async fn json_reports_are_the_csv_numbers_with_caching_headers_and_an_audit() {
 async fn the_http_layer_bounds_heads_and_compresses() {
     let db = TestDb::new();
     ok(aggregator(&db, &["migrate"]));
-    let server = start(&db, &["--max-header-bytes", "8192"]).await;
+    let server = serve_api(&db, &["--max-header-bytes", "8192"]).await;
     let addr = server.local_addr();
     let big = "x".repeat(20_000);
     let answer = get(addr, "/healthz", &[("x-big", &big)]).await;
@@ -649,7 +625,7 @@ async fn past_the_privacy_budget_the_json_api_answers_429_with_retry_after() {
     let all = token(&db, &["--name", "noisy"]);
     let key = db.data_dir.path().join("dp-noise.key");
     let key = key.to_str().unwrap();
-    let server = start(
+    let server = serve_api(
         &db,
         &["--epsilon", "1", "--dp-budget", "1", "--dp-key", key],
     )
@@ -701,7 +677,7 @@ async fn dev_mode_shows_a_single_visitor_under_a_banner() {
     let bearer = format!("Bearer {all}");
     let q = format!("from={today}&to={today}&site=laptop");
     for (extra, rows, banner) in [(&[][..], 0, false), (&["--dev"][..], 1, true)] {
-        let server = start(&db, extra).await;
+        let server = serve_api(&db, extra).await;
         let addr = server.local_addr();
         let auth = [("authorization", bearer.as_str())];
         let pages = get(addr, &format!("/v1/reports/pages.json?{q}"), &auth).await;
