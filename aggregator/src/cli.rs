@@ -184,14 +184,43 @@ pub struct ReportArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to serve on.
-    #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8090")]
+    /// Address to serve the dashboard and report API on (the collector's is FOOTFALL_LISTEN).
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub privacy: PrivacyArgs,
     /// Seconds between recomputations of today's and yesterday's visit rollups (0: never).
-    #[arg(long, env = "FOOTFALL_REFRESH_SECS", default_value_t = 300)]
+    #[arg(long, env = "FOOTFALL_REFRESH_SECS", default_value_t = 60)]
     pub refresh_secs: u64,
+    /// Laptop mode: rows are shown from a single visitor, under a banner that says so. Never on
+    /// real data.
+    #[arg(long, env = "FOOTFALL_DEV")]
+    pub dev: bool,
+    /// Most connections served at once; more wait in the listen backlog.
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_MAX_CONNECTIONS",
+        default_value_t = 1024
+    )]
+    pub max_connections: usize,
+    /// Largest request head (request line and headers); larger ones get 431.
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_MAX_HEADER_BYTES",
+        default_value_t = 16384
+    )]
+    pub max_header_bytes: usize,
+    /// Longest a client may take to send a request head, or stay idle between requests.
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
     #[command(flatten)]

@@ -165,18 +165,28 @@ async fn run_export(args: ReportArgs) -> anyhow::Result<()> {
     }
     let client = args.clickhouse.client();
     // Audited (and charged to the budget) before it is handed out.
-    let export = report::export(&client, &audit::cli_actor(), &req).await?;
+    let table = report::export(&client, &audit::cli_actor(), &req).await?;
+    let csv = table.csv();
     match &args.output {
-        Some(path) => std::fs::write(path, &export.csv)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, &csv).with_context(|| format!("writing {}", path.display()))?
+        }
         None => std::io::stdout()
-            .write_all(&export.csv)
+            .write_all(&csv)
             .context("writing the CSV")?,
+    }
+    if table.rows.is_empty() && table.suppressed > 0 {
+        tracing::warn!(
+            suppressed = table.suppressed,
+            "every row stands for fewer than {} visitors and was withheld; --min-visitors sets K \
+             (at least 2)",
+            req.rules.min_visitors
+        );
     }
     tracing::info!(
         report = req.report.name(),
-        rows = export.rows,
-        suppressed = export.suppressed,
+        rows = table.rows.len(),
+        suppressed = table.suppressed,
         "report exported"
     );
     Ok(())

@@ -32,10 +32,17 @@ use crate::{ClickHouseError, audit, ch, rollup};
 pub const DEFAULT_MIN_VISITORS: u32 = 10;
 /// Longest range one export covers.
 pub const MAX_DAYS: i64 = 400;
+/// Longest range of the `hourly` report, which reads raw events.
+pub const MAX_HOURLY_DAYS: i64 = 7;
+/// What `current` calls current: the last this many minutes.
+pub const CURRENT_MINUTES: u32 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
+    Sites,
     Daily,
+    Hourly,
+    Current,
     Pages,
     Referrers,
     Countries,
@@ -57,8 +64,11 @@ const OUTBOUND_EVENT: &str = "Outbound Link: Click";
 const DOWNLOAD_EVENT: &str = "File Download";
 
 impl Report {
-    pub const ALL: [Report; 15] = [
+    pub const ALL: [Report; 18] = [
+        Report::Sites,
         Report::Daily,
+        Report::Hourly,
+        Report::Current,
         Report::Pages,
         Report::Referrers,
         Report::Countries,
@@ -77,7 +87,10 @@ impl Report {
 
     pub fn name(self) -> &'static str {
         match self {
+            Report::Sites => "sites",
             Report::Daily => "daily",
+            Report::Hourly => "hourly",
+            Report::Current => "current",
             Report::Pages => "pages",
             Report::Referrers => "referrers",
             Report::Countries => "countries",
@@ -99,6 +112,36 @@ impl Report {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
+    /// What it tells, in a few words (for listings and the dashboard).
+    pub fn title(self) -> &'static str {
+        match self {
+            Report::Sites => "Sites",
+            Report::Daily => "Days",
+            Report::Hourly => "Hours",
+            Report::Current => "Current visitors (last 30 minutes)",
+            Report::Pages => "Pages",
+            Report::Referrers => "Referrers",
+            Report::Countries => "Countries",
+            Report::Devices => "Devices, browsers, operating systems",
+            Report::Campaigns => "UTM campaigns",
+            Report::Email => "Email campaigns",
+            Report::Events => "Custom events",
+            Report::Properties => "Event properties",
+            Report::Outbound => "Outbound links",
+            Report::Downloads => "Downloads",
+            Report::Goals => "Goals",
+            Report::Funnel => "Funnel",
+            Report::Exits => "Exit pages",
+            Report::Scroll => "Scroll depth",
+        }
+    }
+
+    /// Whether it reads raw events instead of the rollups: the last minutes, or hours, which
+    /// the daily rollups cannot tell.
+    fn from_events(self) -> bool {
+        matches!(self, Report::Hourly | Report::Current)
+    }
+
     /// The rollup rows it reads (an SQL condition over `dimension`, `k1..k3`) and the key
     /// columns it groups by (as SQL over `dimension`, `day`, `k1..k3`), with their CSV names.
     fn shape(self) -> (String, [(&'static str, &'static str); 3]) {
@@ -107,6 +150,8 @@ impl Report {
         let link =
             |event: &str| format!("dimension = 'event_prop' AND k1 = '{event}' AND k2 = 'url'");
         match self {
+            Report::Sites | Report::Current => (dimension("all"), [NONE, NONE, NONE]),
+            Report::Hourly => (dimension("all"), [("hour", "hour"), NONE, NONE]),
             Report::Daily => (dimension("all"), [("date", "toString(day)"), NONE, NONE]),
             Report::Pages | Report::Exits | Report::Scroll => {
                 (dimension("page"), [("path", "k1"), NONE, NONE])
@@ -245,9 +290,7 @@ pub struct Request {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error(
-        "unknown report '{0}'; reports are daily, pages, referrers, countries, devices, campaigns, email, events, properties, outbound, downloads, goals, funnel, exits, scroll"
-    )]
+    #[error("unknown report '{0}'; reports are {names}", names = Report::ALL.map(Report::name).join(", "))]
     UnknownReport(String),
     #[error("'{0}' is not a date; give YYYY-MM-DD")]
     BadDate(String),
@@ -255,6 +298,8 @@ pub enum ReportError {
     Backwards,
     #[error("the range is longer than {MAX_DAYS} days; export it in parts")]
     TooLong,
+    #[error("the hourly report covers at most {MAX_HOURLY_DAYS} days")]
+    TooManyHours,
     #[error("'{0}' is not a site name: 1-128 letters, digits and .-_:")]
     BadSite(String),
     #[error("the minimum number of visitors per row must be at least 2")]
@@ -290,6 +335,9 @@ impl Request {
         if from.days_through(to) > MAX_DAYS {
             return Err(ReportError::TooLong);
         }
+        if report == Report::Hourly && from.days_through(to) > MAX_HOURLY_DAYS {
+            return Err(ReportError::TooManyHours);
+        }
         let site = site.filter(|s| !s.is_empty());
         if let Some(s) = site
             && !valid_site(s)
@@ -312,6 +360,20 @@ pub fn valid_site(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
+}
+
+/// The names of the sites with page views in the last [`MAX_DAYS`] days: for the dashboard's
+/// site picker. Names only, no number: a site is the operator's own label, not a visitor's.
+pub async fn site_names(client: &Client) -> Result<Vec<String>, ClickHouseError> {
+    client
+        .query(&format!(
+            "SELECT DISTINCT site FROM traffic_daily
+             WHERE dimension = 'all' AND site != '' AND day >= toDate('{}') ORDER BY site",
+            Day::today().plus(1 - MAX_DAYS)
+        ))
+        .fetch_all()
+        .await
+        .map_err(ch("list the sites"))
 }
 
 /// One grouped row as the rollups give it, before anonymisation.
@@ -339,13 +401,96 @@ struct Aggregate {
     site_visitors: u64,
 }
 
-/// A finished export.
+/// One cell of a report: text (a key), a count, or a ratio written with a fixed number of
+/// decimals (`None`: nothing to divide by, an empty cell).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Count(u64),
+    Ratio(Option<f64>, usize),
+}
+
+impl Cell {
+    /// The cell as the CSV writes it (before spreadsheet safety).
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Text(t) => t.clone(),
+            Cell::Count(n) => n.to_string(),
+            Cell::Ratio(None, _) => String::new(),
+            Cell::Ratio(Some(x), places) => format!("{x:.places$}"),
+        }
+    }
+
+    /// The cell as JSON: the number the CSV shows, as a number.
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Cell::Text(t) => t.as_str().into(),
+            Cell::Count(n) => (*n).into(),
+            Cell::Ratio(None, _) => serde_json::Value::Null,
+            Cell::Ratio(Some(_), _) => self
+                .text()
+                .parse::<f64>()
+                .map_or(serde_json::Value::Null, Into::into),
+        }
+    }
+}
+
+/// A finished export: what leaves, already anonymised. [`Export::csv`] and [`Export::json`] are
+/// two spellings of the same cells, so the API, the dashboard and `export` show one number.
+#[derive(Debug, Clone)]
 pub struct Export {
-    pub csv: Vec<u8>,
-    /// Rows written (the header not counted).
-    pub rows: u64,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<Cell>>,
     /// Rows left out for standing for fewer than K visitors.
     pub suppressed: u64,
+}
+
+impl Export {
+    /// The CSV ([`crate::spreadsheet`]): text cells neutralised for spreadsheets.
+    pub fn csv(&self) -> Vec<u8> {
+        let mut out = Csv::default();
+        out.record(&self.columns);
+        for row in &self.rows {
+            out.record(row.iter().map(|c| match c {
+                Cell::Text(t) => neutralise(t),
+                other => other.text(),
+            }));
+        }
+        out.into_bytes()
+    }
+
+    /// The rows as JSON objects keyed by column, and whether any row was withheld (never how
+    /// many, nor which).
+    pub fn json(&self, req: &Request) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let fields = self
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| ((*c).to_owned(), v.json()));
+                serde_json::Value::Object(fields.collect())
+            })
+            .collect();
+        serde_json::json!({
+            "report": req.report.name(),
+            "from": req.from.to_string(),
+            "to": req.to.to_string(),
+            "site": req.site,
+            "min_visitors": req.rules.min_visitors,
+            "epsilon": req.rules.noise.as_ref().map(|n| n.epsilon().as_f64()),
+            "columns": self.columns,
+            "rows": rows,
+            "withheld": self.suppressed > 0,
+        })
+    }
+
+    /// The column's index.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| *c == name)
+    }
 }
 
 /// One noisy export at a time: the budget is read, charged and recorded as one step.
@@ -380,7 +525,7 @@ pub async fn export(client: &Client, actor: &str, req: &Request) -> Result<Expor
         None => None,
     };
     let export = write(client, actor, req).await?;
-    audit::record(client, actor, req, export.rows, budget_left).await?;
+    audit::record(client, actor, req, export.rows.len() as u64, budget_left).await?;
     Ok(export)
 }
 
@@ -390,9 +535,11 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
         Report::Funnel => funnel_rows(client, req).await?,
         _ => fetch(client, req).await?,
     };
-    let mut out = Csv::default();
-    out.record(header(req));
-    let (mut written, mut suppressed) = (0, 0);
+    let mut export = Export {
+        columns: header(req),
+        rows: Vec::new(),
+        suppressed: 0,
+    };
     let days = req.from.days_through(req.to) as u64;
     let (from, to) = (req.from.to_string(), req.to.to_string());
     for row in rows {
@@ -411,17 +558,17 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
             .rules
             .publish(row.visitors, row.visitor_days, days, &context)
         else {
-            suppressed += 1;
+            export.suppressed += 1;
             continue;
         };
-        let mut cells: Vec<String> = Vec::new();
+        let mut cells: Vec<Cell> = Vec::new();
         if req.report != Report::Email {
-            cells.push(neutralise(&row.site));
+            cells.push(Cell::Text(row.site.clone()));
         }
         let (_, keys) = req.report.shape();
         for (value, (name, _)) in [&row.a, &row.b, &row.c].into_iter().zip(keys) {
             if !name.is_empty() {
-                cells.push(neutralise(&key_cell(req.report, value)));
+                cells.push(Cell::Text(key_cell(req.report, value)));
             }
         }
         match published {
@@ -429,19 +576,14 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
                 visitors,
                 visitor_days,
             } => {
-                cells.push(visitors.to_string());
-                cells.push(visitor_days.to_string());
+                cells.push(Cell::Count(visitors));
+                cells.push(Cell::Count(visitor_days));
             }
             Published::Exact => cells.extend(metrics(req.report, &row)),
         }
-        out.record(&cells);
-        written += 1;
+        export.rows.push(cells);
     }
-    Ok(Export {
-        csv: out.into_bytes(),
-        rows: written,
-        suppressed,
-    })
+    Ok(export)
 }
 
 fn header(req: &Request) -> Vec<&'static str> {
@@ -469,6 +611,8 @@ fn header(req: &Request) -> Vec<&'static str> {
         (Report::Funnel, false) => &["visitors", "drop_off", "drop_off_rate"],
         (Report::Exits, false) => &["pageviews", "visitors", "exits", "exit_rate"],
         (Report::Scroll, false) => &["pageviews", "visitors", "avg_scroll_depth"],
+        (Report::Current, false) => &["pageviews", "visitors"],
+        (Report::Hourly, false) => &["pageviews", "visitors", "visits"],
         (Report::Pages, false) => &[
             "pageviews",
             "visitors",
@@ -488,58 +632,60 @@ fn header(req: &Request) -> Vec<&'static str> {
     h
 }
 
-fn metrics(report: Report, row: &Aggregate) -> Vec<String> {
+fn metrics(report: Report, row: &Aggregate) -> Vec<Cell> {
     let ratio = |num: u64, den: u64, scale: f64, places: usize| {
-        if den == 0 {
-            String::new()
-        } else {
-            format!("{:.places$}", num as f64 / den as f64 / scale)
-        }
+        Cell::Ratio((den > 0).then(|| num as f64 / den as f64 / scale), places)
     };
+    let count = Cell::Count;
     match report {
-        Report::Email | Report::Properties | Report::Outbound | Report::Downloads => {
-            vec![row.hits.to_string(), row.visitors.to_string()]
+        Report::Email
+        | Report::Current
+        | Report::Properties
+        | Report::Outbound
+        | Report::Downloads => {
+            vec![count(row.hits), count(row.visitors)]
         }
         Report::Exits => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
-            row.exits.to_string(),
+            count(row.hits),
+            count(row.visitors),
+            count(row.exits),
             ratio(row.exits, row.hits, 1.0, 4),
         ],
         Report::Scroll => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
+            count(row.hits),
+            count(row.visitors),
             ratio(row.scroll_sum, row.scroll_views, 1.0, 1),
         ],
         Report::Goals => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
+            count(row.hits),
+            count(row.visitors),
             ratio(row.visitors, row.site_visitors, 1.0, 4),
         ],
         Report::Funnel => {
             let dropped = row.site_visitors.saturating_sub(row.visitors);
             vec![
-                row.visitors.to_string(),
-                dropped.to_string(),
+                count(row.visitors),
+                count(dropped),
                 ratio(dropped, row.site_visitors, 1.0, 4),
             ]
         }
         Report::Events => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
+            count(row.hits),
+            count(row.visitors),
             ratio(row.visitors, row.site_visitors, 1.0, 4),
         ],
+        Report::Hourly => vec![count(row.hits), count(row.visitors), count(row.visits)],
         Report::Pages => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
-            row.visits.to_string(),
+            count(row.hits),
+            count(row.visitors),
+            count(row.visits),
             ratio(row.bounces, row.visits, 1.0, 4),
             ratio(row.engaged_ms, row.engaged_views, 1000.0, 1),
         ],
         _ => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
-            row.visits.to_string(),
+            count(row.hits),
+            count(row.visitors),
+            count(row.visits),
             ratio(row.bounces, row.visits, 1.0, 4),
             ratio(row.visit_ms, row.visits, 1000.0, 1),
         ],
@@ -611,6 +757,9 @@ async fn funnel_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, R
 }
 
 async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
+    if req.report.from_events() {
+        return fetch_events(client, req).await;
+    }
     let (rows, [(_, a), (_, b), (_, c)]) = req.report.shape();
     let (from, to) = (req.from, req.to);
     let site = match (&req.site, req.report) {
@@ -701,6 +850,73 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         for _ in 0..binds {
             query = query.bind(s);
         }
+    }
+    query
+        .fetch_all()
+        .await
+        .map_err(ch(format!("read the {} report", req.report.name())))
+}
+
+/// `hourly` and `current` from raw events: page views, distinct visitors (and visitor-days, for
+/// noise), and for `hourly` the visits that started with a page view in each hour, sessionised
+/// as [`rollup::refresh`] does (a visitor's activity after a gap of more than
+/// [`footfall_store::rules::VISIT_GAP_MS`], read from a day before the range so that a visit going on at
+/// midnight is not counted again).
+async fn fetch_events(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
+    let gap = footfall_store::rules::VISIT_GAP_MS;
+    let (range, key, lead_in) = match req.report {
+        Report::Current => (
+            format!("ts >= now64(3) - INTERVAL {CURRENT_MINUTES} MINUTE"),
+            "''".to_owned(),
+            format!(
+                "ts >= now64(3) - INTERVAL {} MINUTE",
+                CURRENT_MINUTES as u64 + gap / 60_000
+            ),
+        ),
+        _ => (
+            format!(
+                "toDate(ts) BETWEEN toDate('{}') AND toDate('{}')",
+                req.from, req.to
+            ),
+            "formatDateTime(toStartOfHour(ts), '%Y-%m-%dT%H:00Z')".to_owned(),
+            format!(
+                "toDate(ts) BETWEEN toDate('{}') AND toDate('{}')",
+                req.from.plus(-1),
+                req.to
+            ),
+        ),
+    };
+    let site = if req.site.is_some() {
+        "site = ?"
+    } else {
+        "true"
+    };
+    let sql = format!(
+        "SELECT site, {key} AS a, '' AS b, '' AS c,
+                toUInt64(countIf(kind = 'pageview')) AS hits,
+                toUInt64(uniqExactIf(visitor_id, kind = 'pageview')) AS visitors,
+                toUInt64(uniqExactIf((visitor_id, toDate(ts)), kind = 'pageview')) AS visitor_days,
+                toUInt64(sumIf(starts, kind = 'pageview')) AS visits, toUInt64(0) AS bounces, toUInt64(0) AS visit_ms,
+                toUInt64(0) AS engaged_ms, toUInt64(0) AS engaged_views,
+                toUInt64(0) AS exits, toUInt64(0) AS scroll_sum, toUInt64(0) AS scroll_views,
+                toUInt64(0) AS site_visitors
+         FROM (
+             SELECT site, ts, kind, visitor_id,
+                    if(dateDiff('millisecond',
+                                lagInFrame(ts, 1, toDateTime64(0, 3, 'UTC')) OVER by_time, ts) > {gap},
+                       1, 0) AS starts
+             FROM events
+             WHERE kind IN ('pageview', 'engagement') AND NOT is_bot AND visitor_id != ''
+               AND {lead_in} AND {site}
+             WINDOW by_time AS (PARTITION BY site, visitor_id ORDER BY ts
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+         WHERE {range}
+         GROUP BY site, a
+         ORDER BY site, a"
+    );
+    let mut query = client.query(&sql);
+    if let Some(s) = &req.site {
+        query = query.bind(s);
     }
     query
         .fetch_all()

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(len > payload.len() && at + len <= data.len());
                 let mut again = Vec::new();
                 let kind = match data[at + frame::HEADER_LEN] {
-                    1 => frame::FrameKind::Event,
+                    1 => frame::FrameKind::Row,
                     2 => frame::FrameKind::Key,
                     _ => frame::FrameKind::Cut,
                 };

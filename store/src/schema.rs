@@ -15,7 +15,8 @@
 //!   site × day × dimension, custom events (per name, and per name, property and value) and
 //!   email opens with unique-recipient states per campaign, filled by
 //!   materialized views as events are inserted ([`crate::rollup`] holds their `SELECT`s).
-//!   `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate.
+//!   `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate. Like
+//!   `events` it keeps the hashes of recent blocks, so a replayed insert is counted once.
 //! - `sessions_daily` holds what only a finished visit tells (visits, bounces, visit duration,
 //!   engaged time, exits and scroll depth per page), recomputed for whole days by the aggregator ([`crate::rules`]).
 //! - `traffic_monthly` holds both, finished, for each closed calendar month.
@@ -283,6 +284,26 @@ ORDER BY site",
             "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS exits UInt64",
             "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS scroll_sum UInt64",
             "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS scroll_views UInt64",
+        ],
+    },
+    Migration {
+        version: 8,
+        name: "a replayed insert is counted once in traffic_daily",
+        was: None,
+        // The collector inserts with deduplicate_blocks_in_dependent_materialized_views, which
+        // deduplicates a view's block only in a target table that keeps the hashes of recent
+        // blocks, as `events` does. (`identities` needs none: min and max count nothing twice.)
+        statements: &[
+            "ALTER TABLE {db}.traffic_daily MODIFY SETTING non_replicated_deduplication_window = 10000",
+        ],
+    },
+    Migration {
+        version: 9,
+        name: "browser and OS versions beside their families",
+        was: None,
+        statements: &[
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS browser_version LowCardinality(String) DEFAULT ''",
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS os_version LowCardinality(String) DEFAULT ''",
         ],
     },
 ];

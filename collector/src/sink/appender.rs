@@ -3,8 +3,9 @@
 //! It runs on a thread of its own because it does blocking file I/O (writes and fsyncs) that
 //! must never stall the request threads. It cuts a batch when it reaches `batch_rows` events or
 //! when its first event has waited one flush interval, writing the epoch keys the batch needs
-//! just before the cut. Every `fsync_interval` it makes what it appended durable: that interval
-//! is all a crash (`kill -9`, power loss) can cost.
+//! just before the cut. Whenever it has drained the queue it hands what it appended to the OS,
+//! so a crash of the process costs only the events still queued; every `fsync_interval` it
+//! makes what it appended durable, so power loss costs at most that interval.
 //!
 //! When a write fails (disk full, I/O error) the spool keeps what it could not write in memory;
 //! the appender stops taking events from the queue, the collector refuses new hits
@@ -97,6 +98,16 @@ impl Appender {
                         break;
                     }
                 }
+            }
+            // Hand what was appended to the OS as soon as the queue is drained: a crash of the
+            // process alone (`kill -9`, a panic) then costs only what was still queued, and the
+            // fsync interval only bounds what power loss costs. One write per drain: at most one
+            // every `IDLE_POLL` when traffic is light, fewer and larger ones when it is heavy.
+            if appended
+                && !self.spool.failing()
+                && let Err(error) = self.spool.flush(&self.gauge)
+            {
+                self.disk_failed(&error);
             }
             // At the bound, cut what is open so the inserter can free space.
             let cut_due = stopping || Instant::now() >= batch_deadline || !self.has_room();

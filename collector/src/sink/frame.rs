@@ -24,20 +24,21 @@ const SYNC: [u8; 4] = [0xF7, 0x0F, 0xA1, 0xC5];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FrameKind {
-    /// One event, as [`super::record`] encodes it.
-    Event = 1,
     /// One IP-sealing epoch key row, postcard-encoded.
     Key = 2,
     /// The end of a batch: the 16-byte insert deduplication token of the events before it.
     Cut = 3,
+    /// One event, as [`super::record`] encodes it. (Kind 1 was an event in an earlier,
+    /// incompatible record format: it reads as damage, never as data.)
+    Row = 4,
 }
 
 impl FrameKind {
     fn from_byte(b: u8) -> Option<Self> {
         match b {
-            1 => Some(Self::Event),
             2 => Some(Self::Key),
             3 => Some(Self::Cut),
+            4 => Some(Self::Row),
             _ => None,
         }
     }
@@ -124,12 +125,12 @@ mod tests {
     #[test]
     fn frames_round_trip_back_to_back() {
         let mut buf = Vec::new();
-        encode(FrameKind::Event, b"hello", &mut buf);
+        encode(FrameKind::Row, b"hello", &mut buf);
         encode(FrameKind::Cut, &[7; 16], &mut buf);
         let Decoded::Frame { kind, payload, len } = decode(&buf) else {
             panic!()
         };
-        assert_eq!((kind, payload), (FrameKind::Event, &b"hello"[..]));
+        assert_eq!((kind, payload), (FrameKind::Row, &b"hello"[..]));
         assert_eq!(len, HEADER_LEN + 6);
         let Decoded::Frame { kind, payload, .. } = decode(&buf[len..]) else {
             panic!()
@@ -149,7 +150,7 @@ mod tests {
     #[test]
     fn flipped_bits_are_detected_anywhere_in_the_frame() {
         let mut buf = Vec::new();
-        encode(FrameKind::Event, b"payload", &mut buf);
+        encode(FrameKind::Row, b"payload", &mut buf);
         for i in 0..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x40;
@@ -161,9 +162,9 @@ mod tests {
     #[test]
     fn a_damaged_length_cannot_hide_the_next_frame() {
         let mut buf = Vec::new();
-        encode(FrameKind::Event, b"first", &mut buf);
+        encode(FrameKind::Row, b"first", &mut buf);
         let second = buf.len();
-        encode(FrameKind::Event, b"second", &mut buf);
+        encode(FrameKind::Row, b"second", &mut buf);
         buf[4] = 0xff;
         assert_eq!(decode(&buf), Decoded::Corrupt);
         assert_eq!(find_sync(&buf), second);

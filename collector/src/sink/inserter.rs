@@ -21,8 +21,8 @@
 //! split into its batches first, so only the batch at fault is quarantined.
 //!
 //! The inserter runs on a thread of its own with a single-threaded runtime ([`Inserter::spawn`]):
-//! reading a batch back from the spool and encoding it (RowBinary, LZ4) takes milliseconds of
-//! CPU for a full batch, which on the server's runtime would stall every connection of the
+//! reading a batch back from the spool and compressing it (LZ4) takes milliseconds of CPU for a
+//! full batch, which on the server's runtime would stall every connection of the
 //! worker it ran on. On its own thread that work, and the spool's file I/O, block nothing else.
 
 use std::collections::VecDeque;
@@ -92,7 +92,7 @@ struct Outgoing {
 
 impl Outgoing {
     fn rows(&self) -> u64 {
-        self.parts.iter().map(|p| p.batch.events.len() as u64).sum()
+        self.parts.iter().map(|p| p.batch.len()).sum()
     }
 
     /// The keys of every part, each once.
@@ -108,10 +108,7 @@ impl Outgoing {
 
     /// When the oldest event in it was accepted (ms).
     fn oldest_ms(&self) -> Option<i64> {
-        self.parts
-            .iter()
-            .filter_map(|p| p.batch.events.iter().map(|e| e.ts).min())
-            .min()
+        self.parts.iter().filter_map(|p| p.batch.oldest_ts()).min()
     }
 }
 
@@ -283,7 +280,7 @@ impl Inserter {
             match self.reader.next_batch() {
                 Ok(Some(batch)) => {
                     self.count_damage(&batch);
-                    rows += batch.batch.events.len();
+                    rows += batch.batch.ends.len();
                     parts.push(batch);
                 }
                 Ok(None) => break,
@@ -440,7 +437,7 @@ impl Inserter {
         let batch = &outgoing.parts[0].batch;
         match self.quarantine.put(keys, batch) {
             Ok(file) => {
-                let rows = batch.events.len() as u64;
+                let rows = batch.len();
                 tracing::error!(
                     %error,
                     rows,

@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use super::batch::Batch;
+use super::batch::{Batch, end_offset};
 use super::frame::{self, FrameKind};
 use super::insert::insert_batch;
-use super::record;
 use super::scan::{Item, Scanner};
 use footfall_store::ip_key::KeyRow;
 
@@ -72,11 +71,8 @@ impl Quarantine {
             let payload = postcard::to_allocvec(key).map_err(io::Error::other)?;
             frame::encode(FrameKind::Key, &payload, &mut bytes);
         }
-        let mut payload = Vec::new();
-        for event in &batch.events {
-            payload.clear();
-            payload = record::encode(event, payload).map_err(io::Error::other)?;
-            frame::encode(FrameKind::Event, &payload, &mut bytes);
+        for row in batch.rows() {
+            frame::encode(FrameKind::Row, row, &mut bytes);
         }
         frame::encode(FrameKind::Cut, batch.token.as_bytes(), &mut bytes);
         // Named by time, so files list oldest first, and by token, so a batch has one file.
@@ -108,7 +104,7 @@ impl Quarantine {
                 Ok((keys, batch)) => {
                     match insert_batch(client, &keys, batch.token, &[&batch]).await {
                         Ok(()) => fs::remove_file(&file)
-                            .map(|()| batch.events.len() as u64)
+                            .map(|()| batch.len())
                             .map_err(|e| format!("stored, but the file stays: {e}")),
                         Err(error) => Err(error.to_string()),
                     }
@@ -131,14 +127,15 @@ pub fn read(path: &Path) -> io::Result<(Vec<KeyRow>, Batch)> {
         )
     };
     let mut scanner = Scanner::new(File::open(path)?, 0)?;
-    let (mut keys, mut events) = (Vec::new(), Vec::new());
+    let (mut keys, mut rows, mut ends) = (Vec::new(), Vec::new(), Vec::new());
     loop {
         match scanner.next_item()? {
             Item::Frame {
-                kind: FrameKind::Event,
+                kind: FrameKind::Row,
                 ..
             } => {
-                events.push(record::decode(scanner.payload()).map_err(|e| damaged(&e.to_string()))?)
+                rows.extend_from_slice(scanner.payload());
+                ends.push(end_offset(rows.len()));
             }
             Item::Frame {
                 kind: FrameKind::Key,
@@ -152,7 +149,8 @@ pub fn read(path: &Path) -> io::Result<(Vec<KeyRow>, Batch)> {
             } => {
                 let token =
                     Uuid::from_slice(scanner.payload()).map_err(|_| damaged("bad token"))?;
-                return Ok((keys, Batch { token, events }));
+                let rows = rows.into();
+                return Ok((keys, Batch { token, rows, ends }));
             }
             Item::Skipped { offset, len } => {
                 return Err(damaged(&format!("{len} damaged bytes at offset {offset}")));
@@ -173,17 +171,22 @@ mod tests {
         let quarantine = Quarantine::new(dir.path().join("quarantine"));
         assert!(quarantine.files().unwrap().is_empty());
         let token = Uuid::new_v4();
-        let events = (0..3).map(|ts| Event::new(Kind::Pageview, ts)).collect();
+        let events: Vec<_> = (0..3).map(|ts| Event::new(Kind::Pageview, ts)).collect();
+        let put = Batch::of(token, &events);
         let key = KeyRow {
             key_id: 4,
             created: 5,
             sealed_key: vec![6],
         };
-        let path = quarantine.put(&[key], &Batch { token, events }).unwrap();
+        let path = quarantine.put(&[key], &put).unwrap();
         assert_eq!(quarantine.files().unwrap(), std::slice::from_ref(&path));
         let (keys, batch) = read(&path).unwrap();
-        assert_eq!((keys.len(), batch.token, batch.events.len()), (1, token, 3));
-        assert_eq!(batch.events[2].ts, 2);
+        assert_eq!((keys.len(), batch.token, batch.len()), (1, token, 3));
+        assert_eq!(
+            (batch.rows, batch.ends),
+            (put.rows, put.ends),
+            "row for row"
+        );
         let mode =
             std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&path).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600);

@@ -140,7 +140,7 @@ mod tests {
         let mut starts = Vec::new();
         for i in 0..5u8 {
             starts.push(bytes.len() as u64);
-            frame::encode(FrameKind::Event, &vec![i; 100 + i as usize], &mut bytes);
+            frame::encode(FrameKind::Row, &vec![i; 100 + i as usize], &mut bytes);
         }
         let mut damaged = bytes.clone();
         damaged[starts[1] as usize + 4] ^= 1; // record 1's length
@@ -169,7 +169,7 @@ mod tests {
     fn bytes_cut_out_of_the_middle_cost_the_records_they_touch() {
         let mut bytes = Vec::new();
         for i in 0..50u8 {
-            frame::encode(FrameKind::Event, &[i; 300], &mut bytes);
+            frame::encode(FrameKind::Row, &[i; 300], &mut bytes);
         }
         let frame_len = bytes.len() / 50;
         let cut_at = 10 * frame_len + 100;
@@ -185,11 +185,11 @@ mod tests {
     #[test]
     fn a_torn_last_frame_is_the_tail_and_zeroes_are_skipped() {
         let mut bytes = Vec::new();
-        frame::encode(FrameKind::Event, &[1; 100], &mut bytes);
+        frame::encode(FrameKind::Row, &[1; 100], &mut bytes);
         bytes.extend_from_slice(&[0; 4096]);
         let good = bytes.len();
-        frame::encode(FrameKind::Event, &[2; 100], &mut bytes);
-        frame::encode(FrameKind::Event, &[3; 100], &mut bytes);
+        frame::encode(FrameKind::Row, &[2; 100], &mut bytes);
+        frame::encode(FrameKind::Row, &[3; 100], &mut bytes);
         bytes.truncate(bytes.len() - 30);
         let items = scan_all(&bytes);
         assert_eq!(items.len(), 4, "{items:?}");

@@ -5,9 +5,10 @@
 //! ClickHouse outage, a restart and, but for the last fsync window, a crash.
 //!
 //! The log is a folder of segment files (`00000000000000000001.log`, ...) of [`super::frame`]s:
-//! events, the epoch keys they were sealed with, and a *cut* after each batch carrying the batch's
-//! insert deduplication token. A batch therefore reads back with the same token however often it
-//! is replayed, and ClickHouse stores it once. The file `committed` records how far batches have
+//! events (each as the RowBinary row its insert sends, so a batch is read back as the insert's
+//! body, with nothing decoded), the epoch keys they were sealed with, and a *cut* after each
+//! batch carrying the batch's insert deduplication token. A batch therefore reads back with the
+//! same token however often it is replayed, and ClickHouse stores it once. The file `committed` records how far batches have
 //! been inserted (and, while several batches go out as one insert, which ones and with which
 //! token); segments wholly before it are deleted. Segments rotate at a cut once they reach a
 //! size (an eighth of the spool's bound, at most 8 MiB) or an age, so committed data leaves the
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::batch::Batch;
+use super::batch::{Batch, end_offset};
 use super::disk::{DiskFaults, SegmentFile};
 use super::frame::{self, FrameKind};
 use super::record;
@@ -397,13 +398,13 @@ impl SpoolWriter {
         self.broken
     }
 
-    /// Buffers one event; returns the bytes it took.
+    /// Buffers one event, as the row its insert will send; returns the bytes it took.
     pub fn append_event(&mut self, event: &Event, gauge: &SpoolGauge) -> io::Result<usize> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let encoded = record::encode(event, scratch).map_err(io::Error::other)?;
-        let len = self.append_frame(FrameKind::Event, &encoded, gauge);
-        self.scratch = encoded;
+        let mut row = std::mem::take(&mut self.scratch);
+        row.clear();
+        record::encode(event, &mut row);
+        let len = self.append_frame(FrameKind::Row, &row, gauge);
+        self.scratch = row;
         gauge.appended_rows.fetch_add(1, Ordering::Relaxed);
         self.unsynced_rows += 1;
         Ok(len)
@@ -539,10 +540,11 @@ impl SpoolWriter {
         if self.written < self.buf.len() {
             if let Err(error) = self.file.write_all(&self.buf[self.written..]) {
                 self.broken = true;
-                if error.kind() == io::ErrorKind::StorageFull && self.written_len() > 0 {
-                    if let Err(close) = self.close_early(gauge) {
-                        tracing::debug!(%close, "closing a segment on a full disk failed");
-                    }
+                if error.kind() == io::ErrorKind::StorageFull
+                    && self.written_len() > 0
+                    && let Err(close) = self.close_early(gauge)
+                {
+                    tracing::debug!(%close, "closing a segment on a full disk failed");
                 }
                 return Err(error);
             }
@@ -674,7 +676,7 @@ impl SpoolReader {
                         if at >= self.recovered_end {
                             break;
                         }
-                        rows += u64::from(kind == FrameKind::Event);
+                        rows += u64::from(kind == FrameKind::Row);
                     }
                     Item::Skipped { .. } => {}
                     Item::End { .. } => break,
@@ -770,17 +772,15 @@ fn read_batch(scanner: &mut Scanner, segment: u64, closed: bool) -> io::Result<B
         offset: scanner.offset(),
     };
     let at = |offset| Position { segment, offset };
-    let (mut events, mut keys, mut damage) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut ends, mut keys, mut damage) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     loop {
         match scanner.next_item()? {
             Item::Frame { kind, offset, len } => match kind {
-                FrameKind::Event => match record::decode(scanner.payload()) {
-                    Ok(event) => events.push(event),
-                    Err(_) => damage.push(Damage {
-                        at: at(offset),
-                        len,
-                    }),
-                },
+                FrameKind::Row => {
+                    rows.extend_from_slice(scanner.payload());
+                    ends.push(end_offset(rows.len()));
+                }
                 FrameKind::Key => match postcard::from_bytes::<KeyRow>(scanner.payload()) {
                     Ok(key) => keys.push(key),
                     Err(_) => damage.push(Damage {
@@ -790,9 +790,13 @@ fn read_batch(scanner: &mut Scanner, segment: u64, closed: bool) -> io::Result<B
                 },
                 FrameKind::Cut => {
                     let token = Uuid::from_slice(scanner.payload())
-                        .unwrap_or_else(|_| derived_token(start, events.len()));
+                        .unwrap_or_else(|_| derived_token(start, ends.len()));
                     return Ok(BatchRead::Complete(SpooledBatch {
-                        batch: Batch { token, events },
+                        batch: Batch {
+                            token,
+                            rows: rows.into(),
+                            ends,
+                        },
                         keys,
                         start,
                         end: at(offset + len),
@@ -812,12 +816,16 @@ fn read_batch(scanner: &mut Scanner, segment: u64, closed: bool) -> io::Result<B
                         len: tail,
                     });
                 }
-                if events.is_empty() && keys.is_empty() {
+                if ends.is_empty() && keys.is_empty() {
                     return Ok(BatchRead::Exhausted(damage));
                 }
-                let token = derived_token(start, events.len());
+                let token = derived_token(start, ends.len());
                 return Ok(BatchRead::Complete(SpooledBatch {
-                    batch: Batch { token, events },
+                    batch: Batch {
+                        token,
+                        rows: rows.into(),
+                        ends,
+                    },
                     keys,
                     start,
                     end: at(scanner.offset() + tail),

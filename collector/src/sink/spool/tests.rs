@@ -7,6 +7,7 @@ use footfall_store::event::Kind;
 
 fn event(ts: i64) -> Event {
     let mut e = Event::new(Kind::Pageview, ts);
+    e.event_id = Uuid::from_u128(ts as u128);
     e.site = "s".into();
     e.ip_sealed.0 = Some([7; footfall_seal::SEALED_IP_LEN]);
     e
@@ -29,7 +30,11 @@ fn options() -> SpoolOptions {
 }
 
 fn timestamps(batch: &SpooledBatch) -> Vec<i64> {
-    batch.batch.events.iter().map(|e| e.ts).collect()
+    batch
+        .batch
+        .rows()
+        .map(|row| footfall_store::row_binary::timestamp(row).unwrap())
+        .collect()
 }
 
 /// Every batch left in the spool, committed as read; the timestamps and the damage seen.
@@ -38,7 +43,7 @@ fn drain(reader: &mut SpoolReader, gauge: &SpoolGauge) -> (Vec<i64>, Vec<Damage>
     while let Some(batch) = reader.next_batch().unwrap() {
         ts.extend(timestamps(&batch));
         damage.extend(batch.damage.iter().copied());
-        let rows = batch.batch.events.len() as u64;
+        let rows = batch.batch.len();
         reader.commit(batch.end, rows, gauge).unwrap();
     }
     (ts, damage)
@@ -94,8 +99,9 @@ fn batches_read_back_in_order_with_their_keys_and_tokens() {
     assert_eq!(batch.batch.token, first);
     assert_eq!(batch.keys.iter().map(|k| k.key_id).collect::<Vec<_>>(), [9]);
     assert_eq!(
-        batch.batch.events[0].ip_sealed.0,
-        Some([7; footfall_seal::SEALED_IP_LEN])
+        batch.batch.rows,
+        Batch::of(first, &[event(1), event(2)]).rows,
+        "the spool holds each event as its row, byte for byte"
     );
     reader.commit(batch.end, 2, &gauge).unwrap();
     assert!(
@@ -228,7 +234,7 @@ fn a_torn_tail_is_cut_off_and_dangling_events_get_a_cut() {
     let segment = newest_segment(dir.path());
     let good = fs::metadata(&segment).unwrap().len();
     let mut torn = Vec::new();
-    frame::encode(FrameKind::Event, &[5; 200], &mut torn);
+    frame::encode(FrameKind::Row, &[5; 200], &mut torn);
     let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
     file.write_all(&torn[..100]).unwrap();
     drop(file);
