@@ -719,13 +719,7 @@ fn interpolate(value: &str, vars: &[(&str, &str)]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_deployment_records_script_hits_from_the_allowed_origins() {
     let db = TestDb::new();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let collector = free();
+    let collector = common::free_addr();
     let site = serve_site(collector).await;
     let allowed = format!("http://127.0.0.1:{}", site.port());
     let mut env = compose_environment(&[
@@ -746,7 +740,7 @@ async fn the_compose_deployment_records_script_hits_from_the_allowed_origins() {
     for (key, value) in &mut env {
         let replaced = match key.as_str() {
             "FOOTFALL_LISTEN" => collector.to_string(),
-            k if k.ends_with("_LISTEN") => free().to_string(),
+            k if k.ends_with("_LISTEN") => common::free_addr().to_string(),
             "FOOTFALL_CLICKHOUSE_URL" => db.url.clone(),
             "FOOTFALL_CLICKHOUSE_DATABASE" => db.name.clone(),
             "FOOTFALL_CLICKHOUSE_USER" => "default".into(),

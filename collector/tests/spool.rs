@@ -459,12 +459,7 @@ async fn a_full_tmpfs_refuses_hits_and_recovers_when_space_returns() {
     }
     let db = TestDb::new();
     let data = db.data_dir.path().display().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = common::free_addr();
     let script = format!("mount -t tmpfs -o size=8m tmpfs '{data}' && exec \"$0\" \"$@\"");
     let child = std::process::Command::new("unshare")
         .args([

@@ -10,11 +10,7 @@ use common::TestDb;
 
 /// The collector's log from starting with `args` until it says it listens (then SIGTERM).
 async fn start_log(db: &TestDb, args: &[&str]) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_addr().port();
     let secret = "Jd8fK2mQ9xLz0pRt5vWb7nYc3aHs6gEu1iOk4lMj";
     let public = footfall_seal::SecretKey::generate().public_key().to_text();
     let mut child = Command::new(env!("CARGO_BIN_EXE_footfall-collector"))

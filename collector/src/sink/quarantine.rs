@@ -7,9 +7,9 @@
 //! the spool's own frame format (keys, events, then a cut with the batch's deduplication token,
 //! so a replay after a partial success stores nothing twice), and the spool moves on.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
@@ -82,17 +82,7 @@ impl Quarantine {
             batch.token
         );
         let path = self.dir.join(name);
-        let tmp = path.with_extension("tmp");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        File::open(&self.dir)?.sync_all()?;
+        super::spool::replace_durably(&path, &bytes)?;
         Ok(path)
     }
 

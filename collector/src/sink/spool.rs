@@ -804,17 +804,12 @@ fn read_batch(scanner: &mut Scanner, segment: u64, closed: bool) -> io::Result<B
                 FrameKind::Cut => {
                     let token = Uuid::from_slice(scanner.payload())
                         .unwrap_or_else(|_| derived_token(start, ends.len()));
-                    return Ok(BatchRead::Complete(SpooledBatch {
-                        batch: Batch {
-                            token,
-                            rows: rows.into(),
-                            ends,
-                        },
-                        keys,
-                        start,
-                        end: at(offset + len),
-                        damage,
-                    }));
+                    let batch = Batch {
+                        token,
+                        rows: rows.into(),
+                        ends,
+                    };
+                    return Ok(complete(batch, keys, start, at(offset + len), damage));
                 }
             },
             Item::Skipped { offset, len } => damage.push(Damage {
@@ -832,21 +827,32 @@ fn read_batch(scanner: &mut Scanner, segment: u64, closed: bool) -> io::Result<B
                 if ends.is_empty() && keys.is_empty() {
                     return Ok(BatchRead::Exhausted(damage));
                 }
-                let token = derived_token(start, ends.len());
-                return Ok(BatchRead::Complete(SpooledBatch {
-                    batch: Batch {
-                        token,
-                        rows: rows.into(),
-                        ends,
-                    },
-                    keys,
-                    start,
-                    end: at(scanner.offset() + tail),
-                    damage,
-                }));
+                let batch = Batch {
+                    token: derived_token(start, ends.len()),
+                    rows: rows.into(),
+                    ends,
+                };
+                let end = at(scanner.offset() + tail);
+                return Ok(complete(batch, keys, start, end, damage));
             }
         }
     }
+}
+
+fn complete(
+    batch: Batch,
+    keys: Vec<KeyRow>,
+    start: Position,
+    end: Position,
+    damage: Vec<Damage>,
+) -> BatchRead {
+    BatchRead::Complete(SpooledBatch {
+        batch,
+        keys,
+        start,
+        end,
+        damage,
+    })
 }
 
 /// A token for records whose cut was lost: the same for the same records at the same place.
@@ -911,17 +917,23 @@ fn write_commit(dir: &Path, at: Position, intent: Option<Intent>) -> io::Result<
         text += &format!(" {} {} {token}", end.segment, end.offset);
     }
     text.push('\n');
-    let tmp = dir.join(format!("{COMMIT_FILE}.tmp"));
+    replace_durably(&dir.join(COMMIT_FILE), text.as_bytes())
+}
+
+/// Writes `path` whole or not at all, durably: a temporary file (mode 0600) synced, renamed
+/// over `path`, and the directory synced.
+pub(super) fn replace_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
     let mut file = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    io::Write::write_all(&mut file, text.as_bytes())?;
+    io::Write::write_all(&mut file, bytes)?;
     file.sync_all()?;
-    fs::rename(&tmp, dir.join(COMMIT_FILE))?;
-    sync_dir(dir)
+    fs::rename(&tmp, path)?;
+    sync_dir(path.parent().expect("a file in a folder"))
 }
 
 /// Makes a new file's directory entry durable.

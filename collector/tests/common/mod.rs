@@ -266,14 +266,17 @@ pub async fn wait_for_listener(addr: SocketAddr) {
     panic!("nothing listens on {addr}");
 }
 
-/// Starts the collector binary on a free port for `db`, with `extra` options.
-pub async fn spawn_collector(db: &TestDb, extra: &[&str]) -> (std::process::Child, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A loopback address nothing listens on now.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+}
+
+/// Starts the collector binary on a free port for `db`, with `extra` options.
+pub async fn spawn_collector(db: &TestDb, extra: &[&str]) -> (std::process::Child, SocketAddr) {
+    let addr = free_addr();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
         .args([
             "serve",
