@@ -256,10 +256,12 @@ async fn serve(
                 let first_byte = limits.header_read_timeout;
                 tokio::spawn(async move {
                     // hyper gives a connection two 8 KiB buffers; one that has sent nothing yet
-                    // costs only its socket until it does (13 KiB → about 1 KiB each).
+                    // costs only its socket and this small task until it does.
+                    // `readable()` is ready at once for a new socket; a peek waits for a byte.
+                    let mut probe = [0u8; 1];
                     let readable = tokio::select! {
-                        readable = tokio::time::timeout(first_byte, stream.readable()) => {
-                            matches!(readable, Ok(Ok(())))
+                        readable = tokio::time::timeout(first_byte, stream.peek(&mut probe)) => {
+                            matches!(readable, Ok(Ok(_)))
                         }
                         _ = stop.changed() => false,
                     };
@@ -268,7 +270,11 @@ async fn serve(
                             let app = app.clone();
                             async move { Ok::<_, Infallible>(app.serve(req, peer).await) }
                         });
-                        let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                        // Boxed: inline, the connection's state would size the task from the
+                        // start, silent or not.
+                        let connection = Box::pin(
+                            watcher.watch(http.serve_connection(TokioIo::new(stream), service)),
+                        );
                         if let Err(error) = connection.await {
                             tracing::debug!(%error, "connection ended with an error");
                         }
