@@ -1,7 +1,7 @@
 //! How the rollups are filled. Reports never read raw events; they read rollups (their tables
 //! and views are in `footfall-store`'s schema):
 //!
-//! - `traffic_daily` holds page views and exact unique-visitor states per site × day ×
+//! - `traffic_keyed_daily` holds page views and exact unique-visitor states per site × day ×
 //!   dimension, and email opens. Materialized views fill it as events are inserted, so it is
 //!   always up to date; [`backfill`] computes it afresh for events stored before the views
 //!   existed, or after an erasure.
@@ -39,16 +39,16 @@ async fn clear_days(
     Ok(days)
 }
 
-/// Recomputes `traffic_daily` for `[from, to]` from events, replacing what the views wrote:
+/// Recomputes `traffic_keyed_daily` for `[from, to]` from events, replacing what the views wrote:
 /// for events that existed before the aggregator's schema, or after an erasure.
 pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
-    clear_days(client, "traffic_daily", from, to).await?;
+    clear_days(client, "traffic_keyed_daily", from, to).await?;
     for select in rollup::traffic_daily(&rollup::days(from, to)) {
         client
-            .query(&format!("INSERT INTO traffic_daily {select}"))
+            .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()
             .await
-            .map_err(ch("backfill traffic_daily"))?;
+            .map_err(ch("backfill traffic_keyed_daily"))?;
     }
     let rows = refresh(client, from, to).await?;
     let mut month = from.month_start();
@@ -91,18 +91,10 @@ pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseE
     let keys = "site, dimension, k1, k2, k3";
     client
         .query(&format!(
-            "INSERT INTO traffic_monthly ({keys}, month, hits, visitors, visitor_days, visits, bounces,
-                                          visit_ms, engaged_ms, engaged_views)
-             SELECT {keys}, toDate('{month}') AS month, hits, visitors, visitor_days, visits,
-                    bounces, visit_ms, engaged_ms, engaged_views
-             FROM ({traffic}) AS t
-             LEFT JOIN (
-                 SELECT {keys}, sum(visits) AS visits, sum(bounces) AS bounces,
-                        sum(visit_ms) AS visit_ms, sum(engaged_ms) AS engaged_ms,
-                        sum(engaged_views) AS engaged_views
-                 FROM sessions_daily WHERE {days} GROUP BY {keys}) AS s USING ({keys})
-             SETTINGS join_use_nulls = 0",
-            traffic = traffic_select(keys, keys, &days),
+            "INSERT INTO traffic_monthly ({keys}, month, {METRICS})
+             SELECT {keys}, toDate('{month}') AS month, {METRICS}
+             FROM ({rows}) SETTINGS join_use_nulls = 0",
+            rows = rows_select(keys, keys, &days, false),
         ))
         .execute()
         .await
@@ -116,20 +108,59 @@ pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseE
         .map_err(ch("count traffic_monthly"))
 }
 
-/// Page views, exact distinct visitors and visitor-days (each day's distinct visitors, summed)
-/// of `traffic_daily` rows matching `filter`: `select` (expressions over the rollup's columns)
-/// grouped by `group` (their names).
-pub fn traffic_select(select: &str, group: &str, filter: &str) -> String {
+/// The metric columns of a report row, in the order [`rows_select`] and `traffic_monthly` give
+/// them.
+pub const METRICS: &str = "hits, visitors, people, networks, visitor_days, visits, visit_people, \
+                           bounces, visit_ms, engaged_ms, engaged_views, timed_people";
+
+/// One row per `group` (names of `select`, expressions over the rollups' key columns `site`,
+/// `dimension`, `k1..k3` and, with `per_day`, `day`) of the rollup rows matching `filter`, with
+/// [`METRICS`]:
+///
+/// - page views; distinct visitors (`visitors`), a visitor counted once per calendar month,
+///   because the rollups' hashes are keyed per month; `people`, the most distinct visitors of
+///   any one month, a lower bound on the people behind the row (and exact within a month);
+///   `networks`, likewise the most distinct networks of any one month;
+/// - visitor-days (each day's distinct visitors, summed);
+/// - visits, bounces and durations, engaged time, with `visit_people` and `timed_people`, the
+///   most distinct visitors of any one month behind the visits and the timed page views.
+pub fn rows_select(select: &str, group: &str, filter: &str, per_day: bool) -> String {
+    let day = if per_day { ", day" } else { "" };
+    let keys = format!("site, dimension, k1, k2, k3, toStartOfMonth(day) AS month{day}");
+    let by = format!("site, dimension, k1, k2, k3, month{day}");
     format!(
-        "SELECT {select}, sum(day_hits) AS hits, uniqExactMerge(day_visitors) AS visitors,
-                sum(day_uniques) AS visitor_days
+        "SELECT {group}, {METRICS}
          FROM (
-             SELECT site, day, dimension, k1, k2, k3, sum(hits) AS day_hits,
-                    uniqExactMergeState(visitors) AS day_visitors,
-                    uniqExactMerge(visitors) AS day_uniques
-             FROM traffic_daily WHERE {filter}
-             GROUP BY site, day, dimension, k1, k2, k3)
-         GROUP BY {group}"
+             SELECT {select}, sum(m_hits) AS hits, sum(m_visitors) AS visitors,
+                    max(m_visitors) AS people, max(m_networks) AS networks,
+                    sum(m_visitor_days) AS visitor_days
+             FROM (
+                 SELECT {keys}, sum(day_hits) AS m_hits, uniqExactMerge(day_visitors) AS m_visitors,
+                        uniqExactMerge(day_networks) AS m_networks,
+                        sum(day_uniques) AS m_visitor_days
+                 FROM (
+                     SELECT site, day, dimension, k1, k2, k3, sum(hits) AS day_hits,
+                            uniqExactMergeState(visitors) AS day_visitors,
+                            uniqExactMerge(visitors) AS day_uniques,
+                            uniqExactMergeState(networks) AS day_networks
+                     FROM traffic_keyed_daily WHERE {filter}
+                     GROUP BY site, day, dimension, k1, k2, k3)
+                 GROUP BY {by})
+             GROUP BY {group}) AS t
+         LEFT JOIN (
+             SELECT {select}, sum(m_visits) AS visits, max(m_visit_people) AS visit_people,
+                    sum(m_bounces) AS bounces, sum(m_visit_ms) AS visit_ms,
+                    sum(m_engaged_ms) AS engaged_ms, sum(m_engaged_views) AS engaged_views,
+                    max(m_timed_people) AS timed_people
+             FROM (
+                 SELECT {keys}, sum(visits) AS m_visits,
+                        uniqExactMerge(visit_visitors) AS m_visit_people,
+                        sum(bounces) AS m_bounces, sum(visit_ms) AS m_visit_ms,
+                        sum(engaged_ms) AS m_engaged_ms, sum(engaged_views) AS m_engaged_views,
+                        uniqExactMerge(timed_visitors) AS m_timed_people
+                 FROM sessions_daily WHERE {filter}
+                 GROUP BY {by})
+             GROUP BY {group}) AS s USING ({group})"
     )
 }
 
@@ -139,7 +170,8 @@ pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHo
     let days = clear_days(client, "sessions_daily", from, to).await?;
     let sql = format!(
         "INSERT INTO sessions_daily
-            (site, day, dimension, k1, k2, k3, visits, bounces, visit_ms, engaged_ms, engaged_views)
+            (site, day, dimension, k1, k2, k3, visits, visit_visitors, bounces, visit_ms,
+             engaged_ms, engaged_views, timed_visitors)
          {}
          SETTINGS join_use_nulls = 0",
         rules::sessions_daily(from, to)

@@ -274,6 +274,12 @@ async fn answer(app: &App, req: Request<Incoming>, actor: &mut String) -> Answer
     } else {
         request.site.as_deref()
     };
+    if !token.allows_range(request.from, request.to) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "this token reads only whole calendar months: from= a month's first day, to= a month's last day",
+        );
+    }
     if !token.allows_site(site_scope) {
         return error(
             StatusCode::FORBIDDEN,

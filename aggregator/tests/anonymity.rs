@@ -266,3 +266,133 @@ async fn refused_requests_are_audited_with_their_actor() {
     assert!(lines[3].contains("\tpartner\trefused\t400\t") && lines[3].contains("is not a date"));
     assert!(ok(aggregator(&db, &["audit", "--actor", "nobody"])).is_empty());
 }
+
+fn pages(db: &TestDb, extra: &[&str]) -> String {
+    let mut args = vec!["export", "--report", "pages", "--from", DAY1, "--to", DAY1];
+    args.extend_from_slice(extra);
+    ok(aggregator(db, &args))
+}
+
+/// One real person on a rare page, and visitors made up on one machine (each request without a
+/// cookie mints a new id): 9 of them, or 100, never unlock the row, because they all come from
+/// one network. Ten people from ten networks do.
+#[tokio::test]
+async fn fake_visitors_from_one_network_do_not_unlock_a_row() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let bob = "/users/bob@example.com/settings";
+    let mut events = vec![view(bob, 0, 7)];
+    events.extend((1..=9).map(|i| view(bob, i, 9999)));
+    events.extend((0..10).map(|i| view("/popular", 100 + i, 100 + i)));
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let csv = pages(&db, &[]);
+    assert!(csv.contains("shop,/popular,10,10,"), "{csv}");
+    assert!(
+        !csv.contains("bob"),
+        "9 fake visitors unlocked the row:\n{csv}"
+    );
+    // What holds the row back is the network rule: without it the ten ids would pass.
+    assert!(
+        pages(&db, &["--min-networks", "2"])
+            .contains("shop,/users/bob@example.com/settings,10,10,")
+    );
+
+    let more: Vec<Event> = (10..=100).map(|i| view(bob, i, 9999)).collect();
+    insert(&db, &more).await;
+    let csv = pages(&db, &[]);
+    assert!(
+        !csv.contains("bob"),
+        "100 fake visitors unlocked the row:\n{csv}"
+    );
+    // Under noise too: the networks are thresholded (with noise) as well.
+    assert!(!pages(&db, &["--epsilon", "1"]).contains("bob"));
+}
+
+/// A row of ten visitors where only three stayed long enough to be timed: its average time on
+/// page would stand for three people, so it is left empty, like the visit columns of a row
+/// whose visits came from fewer than K visitors.
+#[tokio::test]
+async fn an_average_from_fewer_than_k_visitors_is_left_empty() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let mut events = Vec::new();
+    for i in 0..10 {
+        events.push(view("/article", i, i));
+        if i < 3 {
+            let mut next = view("/next", i, i);
+            next.ts += 123_456;
+            events.push(next);
+        }
+    }
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let csv = pages(&db, &[]);
+    // Ten entries from ten visitors: entries and bounce rate stand for ten; the time on page
+    // (the gap to /next) for three.
+    assert!(csv.contains("shop,/article,10,10,10,0.7000,\r\n"), "{csv}");
+    assert!(
+        pages(&db, &["--min-visitors", "3", "--min-networks", "3"])
+            .contains("shop,/article,10,10,10,0.7000,123.5\r\n")
+    );
+}
+
+/// Rollup rows whose unique-visitor state holds `visitor`, hashed under any key that is left.
+async fn members(db: &TestDb, visitor: &str) -> u64 {
+    let hex: String = visitor.bytes().map(|b| format!("{b:02x}")).collect();
+    db.count(&format!(
+        "SELECT count() FROM traffic_keyed_daily WHERE arrayReduce('uniqExactMerge',
+             [visitors, (SELECT uniqExactState(sipHash128Keyed((k0, k1), unhex('{hex}')))
+                         FROM rollup_keys)])
+             < finalizeAggregation(visitors) + (SELECT count() FROM rollup_keys)"
+    ))
+    .await
+}
+
+/// The rollups outlive the events, but not the keys of their hashes: once a month is past the
+/// retention period its key is destroyed, and no membership test on its states succeeds for
+/// anyone, while its counts stay readable.
+#[tokio::test]
+async fn after_retention_no_membership_test_succeeds() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let old = now - 100 * 86_400_000;
+    let mut events: Vec<Event> = (0..10)
+        .map(|i| {
+            let mut e = view("/health/condition-x", i, i);
+            e.ts = old + i as i64;
+            e
+        })
+        .collect();
+    let mut recent = view("/checkout", 50, 50);
+    recent.ts = now;
+    events.push(recent);
+    insert(&db, &events).await;
+    let expired = events[0].visitor_id.to_string();
+    assert!(
+        members(&db, &expired).await > 0,
+        "the test can see a member"
+    );
+    assert!(members(&db, &events[10].visitor_id).await > 0);
+
+    ok(aggregator(&db, &["retention", "--retention-days", "60"]));
+    assert_eq!(
+        members(&db, &expired).await,
+        0,
+        "an expired visitor still matches"
+    );
+    assert!(
+        members(&db, &events[10].visitor_id).await > 0,
+        "this month's key stays"
+    );
+    let day = footfall_aggregator::day::Day::from_epoch(old / 86_400_000).to_string();
+    let csv = ok(aggregator(
+        &db,
+        &["export", "--report", "pages", "--from", &day, "--to", &day],
+    ));
+    assert!(csv.contains("shop,/health/condition-x,10,10,"), "{csv}");
+}

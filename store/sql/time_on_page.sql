@@ -7,7 +7,7 @@
 -- visit, or a next page view more than 30 minutes later with only engagement beacons between):
 -- such a page view is left out of the average rather than counted as 30 minutes no one saw.
 SELECT v.site AS site, toDate(v.ts) AS day, v.path AS path, v.pageview_id AS pageview_id,
-       v.ts AS ts,
+       v.visitor_id AS visitor_id, v.ts AS ts,
        if(e.pageview_id != '', toNullable(toUInt64(e.engaged_ms)),
           if(isNull(v.next) OR dateDiff('millisecond', v.ts, assumeNotNull(v.next)) > {gap_ms}, NULL,
              toNullable(toUInt64(dateDiff('millisecond', v.ts, assumeNotNull(v.next))))))

@@ -64,10 +64,10 @@ async fn fill_parts(client: &Client, parts: &[String]) -> Result<(), SchemaError
     let stored = format!("_part IN ({})", quoted.join(", "));
     for select in rollup::traffic_daily(&stored) {
         client
-            .query(&format!("INSERT INTO traffic_daily {select}"))
+            .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()
             .await
-            .map_err(ch("fill traffic_daily for the events stored before it"))?;
+            .map_err(ch("fill traffic_keyed_daily for the events stored before it"))?;
     }
     let (from, to): (String, String) = client
         .query(&format!(
@@ -79,7 +79,8 @@ async fn fill_parts(client: &Client, parts: &[String]) -> Result<(), SchemaError
     client
         .query(&format!(
             "INSERT INTO sessions_daily
-                (site, day, dimension, k1, k2, k3, visits, bounces, visit_ms, engaged_ms, engaged_views)
+                (site, day, dimension, k1, k2, k3, visits, visit_visitors, bounces, visit_ms,
+                 engaged_ms, engaged_views, timed_visitors)
              {}
              SETTINGS join_use_nulls = 0",
             rules::sessions_daily(from, to)

@@ -9,7 +9,8 @@
 //! - [`event`] and [`ip_key`] are the rows the collector writes and the aggregator reads;
 //!   [`id`] the visitor and page-view ids in them, [`site`] which site names are accepted;
 //! - [`rollup`] and [`rules`] are the SQL that turns events into reports: the traffic rollups,
-//!   and what a visit and time on page are;
+//!   and what a visit and time on page are; [`rollup_keys`] the monthly keys of the rollups'
+//!   hashes;
 //! - [`config`] holds the ClickHouse options both programs take.
 
 mod backfill;
@@ -21,6 +22,7 @@ pub mod migrations;
 pub mod retention;
 #[macro_use]
 pub mod rollup;
+pub mod rollup_keys;
 pub mod rules;
 pub mod schema;
 pub mod site;

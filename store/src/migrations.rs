@@ -9,14 +9,15 @@
 use clickhouse::Client;
 
 use crate::schema::MIGRATIONS;
-use crate::{backfill, retention};
+use crate::{backfill, retention, rollup_keys};
 
 /// The owner of [`MIGRATIONS`] in `schema_migrations`.
 const COMPONENT: &str = "footfall";
 
-/// The migration that creates the rollups and the views that fill them: applied over stored
-/// events, it is followed by a [`backfill`] of those events.
-const ROLLUPS: u32 = 3;
+/// The migration that creates the rollups and the views that fill them (the keyed ones; version
+/// 3 made the first, unkeyed, which it drops): applied over stored events, it is followed by a
+/// [`backfill`] of those events, once the keys of their months exist.
+const ROLLUPS: u32 = 7;
 
 pub struct Migration {
     pub version: u32,
@@ -52,15 +53,20 @@ pub async fn migrate(
     database: &str,
     retention_days: u32,
 ) -> Result<Vec<u32>, SchemaError> {
-    let done = apply_migrations(client, database).await?;
+    let done = apply_migrations(client, database, retention_days).await?;
     retention::apply_ttls(client, database, retention_days).await?;
+    rollup_keys::ensure(client, database, retention_days).await?;
     Ok(done)
 }
 
 /// Creates the database and applies every migration of [`MIGRATIONS`] not yet recorded in
 /// `schema_migrations`, under the current name or the one it had before ([`Migration::was`]).
 /// Returns the versions it applied.
-async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, SchemaError> {
+async fn apply_migrations(
+    client: &Client,
+    database: &str,
+    retention_days: u32,
+) -> Result<Vec<u32>, SchemaError> {
     if database.is_empty()
         || !database
             .bytes()
@@ -128,6 +134,7 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
             .map_err(ch("record a migration"))?;
     }
     if let Some(parts) = stored_before_views {
+        rollup_keys::ensure(client, database, retention_days).await?;
         backfill::fill(client, database, &parts).await?;
     }
     Ok(done)

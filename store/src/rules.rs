@@ -34,8 +34,8 @@ pub fn visits(from: impl Display, to: impl Display) -> String {
     render(VISITS, &from, &to)
 }
 
-/// One row per page view of the days `[from, to]`: `site, day, path, pageview_id, ts,
-/// time_on_page_ms` (NULL when unknown).
+/// One row per page view of the days `[from, to]`: `site, day, path, pageview_id, visitor_id,
+/// ts, time_on_page_ms` (NULL when unknown).
 pub fn time_on_page(from: impl Display, to: impl Display) -> String {
     render(TIME_ON_PAGE, &from, &to)
 }

@@ -31,12 +31,12 @@ async fn migrations_apply_once_and_are_idempotent() {
     let tables = db
         .count(
             "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN \
-             ('events', 'ip_keys', 'identities', 'identities_from_events', 'traffic_daily', \
-              'traffic_from_pageviews', 'traffic_from_email_opens', 'sessions_daily', \
-              'traffic_monthly', 'api_tokens', 'audit_log')",
+             ('events', 'ip_keys', 'identities', 'identities_from_events', 'traffic_keyed_daily', \
+              'traffic_keyed_from_pageviews', 'traffic_keyed_from_email_opens', 'sessions_daily', \
+              'traffic_monthly', 'api_tokens', 'audit_log', 'rollup_keys')",
         )
         .await;
-    assert_eq!(tables, 11, "one list makes both programs' tables");
+    assert_eq!(tables, 12, "one list makes both programs' tables");
 }
 
 /// The versions whose old record is not in `old`.
@@ -102,7 +102,7 @@ async fn a_collector_only_database_gets_the_rollups() {
     assert_eq!(applied, left_to_apply(&old));
     assert!(applied.contains(&3) && applied.contains(&4), "{applied:?}");
     assert_eq!(
-        db.count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN ('traffic_daily', 'traffic_from_pageviews', 'sessions_daily')").await,
+        db.count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN ('traffic_keyed_daily', 'traffic_keyed_from_pageviews', 'sessions_daily')").await,
         3
     );
 }
