@@ -396,3 +396,33 @@ async fn after_retention_no_membership_test_succeeds() {
     ));
     assert!(csv.contains("shop,/health/condition-x,10,10,"), "{csv}");
 }
+
+/// Under noise, whether a row appears does not give its exact count away: rows of K and K+1
+/// visitors appear equally (never, in twenty runs with twenty tokens' noise, each would with
+/// probability at most δ), and a row far above the threshold always does.
+#[tokio::test]
+async fn under_noise_a_row_of_k_and_one_of_k_plus_one_look_alike() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let mut events = Vec::new();
+    for (path, n, first) in [("/k", 10, 0), ("/k-plus-one", 11, 100), ("/big", 200, 1000)] {
+        events.extend((first..first + n).map(|i| view(path, i, i)));
+    }
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let server = start_api(&db, &["--epsilon", "1"]).await;
+    let addr = server.local_addr();
+    let target = format!("/v1/reports/pages.csv?from={DAY1}&to={DAY1}");
+    let mut answers = std::collections::HashSet::new();
+    for run in 0..20 {
+        let auth = format!("Bearer {}", token(&db, &format!("run{run}")));
+        let a = get(addr, &target, &[("authorization", &auth)]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let csv = String::from_utf8(a.body.to_vec()).unwrap();
+        assert!(!csv.contains("/k"), "{csv}");
+        assert!(csv.contains("shop,/big,"), "{csv}");
+        answers.insert(csv);
+    }
+    assert!(answers.len() > 1, "each token's noise is its own");
+    server.shutdown().await;
+}

@@ -67,7 +67,9 @@ async fn fill_parts(client: &Client, parts: &[String]) -> Result<(), SchemaError
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()
             .await
-            .map_err(ch("fill traffic_keyed_daily for the events stored before it"))?;
+            .map_err(ch(
+                "fill traffic_keyed_daily for the events stored before it",
+            ))?;
     }
     let (from, to): (String, String) = client
         .query(&format!(
