@@ -3,7 +3,7 @@
 #
 # Usage: benches/reports.sh [EVENTS]   (default 10000000)
 #
-# Generates EVENTS events for March 2026 inside ClickHouse (INSERT ... SELECT FROM numbers(),
+# Generates EVENTS events for March 2026, and as many custom events again, inside ClickHouse (INSERT ... SELECT FROM numbers(),
 # so the materialized views fill the rollups as a collector's inserts would), recomputes the
 # visit and monthly rollups, then times `footfall-aggregator export` of month reports (each run
 # is a whole process: start, query, CSV, audit row) and the same page counts read straight from
@@ -60,6 +60,26 @@ SELECT generateUUIDv4(),
        number % 50 = 0
 FROM numbers($events)"
 echo "generated $events events (rollups filled by the views) in $(($(ms) - start)) ms"
+# As many custom events: 40 names, each with a `plan` (3 values) and an `n` (100 values); every
+# 50th from a bot. Visitors as above, on the same 3 sites.
+start=$(ms)
+sql "INSERT INTO $db.events (event_id, ts, site, kind, visitor_id, pageview_id, host, path, url,
+        event_name, props, is_bot)
+SELECT generateUUIDv4(),
+       toDateTime64('2026-03-01 00:00:00', 3, 'UTC')
+         + toIntervalMillisecond(intDiv(number, 10) * 26784 % 2678400000 + (number % 10) * 40000),
+       concat('site', toString(intDiv(number, 10) % 3)),
+       'custom',
+       concat('visitor', toString(cityHash64(intDiv(number, 10)) % 1500000)),
+       toString(number),
+       'example.com',
+       concat('/page/', toString(cityHash64(number) % 2000)),
+       concat('https://example.com/page/', toString(cityHash64(number) % 2000)),
+       concat('Event ', toString(cityHash64(number, 5) % 40)),
+       map('plan', ['free', 'pro', 'team'][number % 3 + 1], 'n', toString(number % 100)),
+       number % 50 = 0
+FROM numbers($events)"
+echo "generated $events custom events (rollups filled by the views) in $(($(ms) - start)) ms"
 start=$(ms)
 agg backfill --from 2026-03-01 --to 2026-03-31 >/dev/null
 echo "recomputed the month's rollups (backfill) in $(($(ms) - start)) ms"
@@ -90,6 +110,17 @@ time_it "export --report pages (March, all sites)" \
 # Any other range merges the daily states.
 time_it "export --report pages (March 1-30, site0: daily states)" \
     agg export --report pages --from 2026-03-01 --to 2026-03-30 --site site0
+for report in events properties; do
+    time_it "export --report $report (March, site0)" \
+        agg export --report "$report" --from 2026-03-01 --to 2026-03-31 --site site0
+done
+time_it "export --report events (March 1-30, site0: daily states)" \
+    agg export --report events --from 2026-03-01 --to 2026-03-30 --site site0
+time_it "raw scan: events + exact visitors per name (March, site0)" \
+    sql "SELECT event_name, count(), uniqExact(visitor_id) FROM $db.events
+         WHERE site = 'site0' AND kind = 'custom' AND NOT is_bot
+           AND toDate(ts) BETWEEN '2026-03-01' AND '2026-03-31'
+         GROUP BY event_name FORMAT Null"
 time_it "raw scan: page views + exact visitors per path (March, site0)" \
     sql "SELECT path, count(), uniqExact(visitor_id) FROM $db.events
          WHERE site = 'site0' AND kind = 'pageview' AND NOT is_bot

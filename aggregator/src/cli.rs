@@ -46,6 +46,52 @@ pub enum Command {
     Token(TokenArgs),
     /// List the audit: exports, subject requests and refused requests, newest first.
     Audit(AuditArgs),
+    /// Add, list and remove the goals of a site.
+    Goal(GoalArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GoalArgs {
+    #[command(subcommand)]
+    pub action: GoalAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum GoalAction {
+    /// Add a goal (or replace the one of that name): a page pattern or a custom event.
+    Add {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        /// A path pattern: `*` is any run of characters but `/`, `**` any run at all.
+        #[arg(long)]
+        page: Option<String>,
+        /// A custom event's name.
+        #[arg(long)]
+        event: Option<String>,
+        /// KEY=VALUE: only events with this property value count.
+        #[arg(long)]
+        property: Option<String>,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// List the goals (of one site, or of all).
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
+    /// Remove a goal.
+    Remove {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -115,7 +161,8 @@ impl PrivacyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// daily, pages, referrers, countries, devices, campaigns or email.
+    /// daily, pages, referrers, countries, devices, campaigns, email, events, properties,
+    /// outbound, downloads, goals or funnel.
     #[arg(long, env = "FOOTFALL_REPORT")]
     pub report: String,
     /// First day, YYYY-MM-DD (UTC).
@@ -127,6 +174,10 @@ pub struct ReportArgs {
     /// Only this site (default: every site, one row per site and key).
     #[arg(long, env = "FOOTFALL_SITE")]
     pub site: Option<String>,
+    /// The funnel's steps, comma-separated: path patterns and `event:NAME`. Kept as the
+    /// site's funnel; without it, the funnel kept last.
+    #[arg(long, env = "FOOTFALL_STEPS")]
+    pub steps: Option<String>,
     #[command(flatten)]
     pub privacy: PrivacyArgs,
     /// Write the CSV here instead of stdout.
@@ -138,14 +189,43 @@ pub struct ReportArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to serve on.
-    #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8090")]
+    /// Address to serve the dashboard and report API on (the collector's is FOOTFALL_LISTEN).
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_LISTEN",
+        default_value = "127.0.0.1:8090"
+    )]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub privacy: PrivacyArgs,
     /// Seconds between recomputations of today's and yesterday's visit rollups (0: never).
-    #[arg(long, env = "FOOTFALL_REFRESH_SECS", default_value_t = 300)]
+    #[arg(long, env = "FOOTFALL_REFRESH_SECS", default_value_t = 60)]
     pub refresh_secs: u64,
+    /// Laptop mode: rows are shown from a single visitor, under a banner that says so. Never on
+    /// real data.
+    #[arg(long, env = "FOOTFALL_DEV")]
+    pub dev: bool,
+    /// Most connections served at once; more wait in the listen backlog.
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_MAX_CONNECTIONS",
+        default_value_t = 1024
+    )]
+    pub max_connections: usize,
+    /// Largest request head (request line and headers); larger ones get 431.
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_MAX_HEADER_BYTES",
+        default_value_t = 16384
+    )]
+    pub max_header_bytes: usize,
+    /// Longest a client may take to send a request head, or stay idle between requests.
+    #[arg(
+        long,
+        env = "FOOTFALL_AGGREGATOR_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
     #[command(flatten)]

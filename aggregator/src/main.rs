@@ -5,12 +5,13 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use clap::Parser as _;
 use footfall_aggregator::cli::{
-    BackfillArgs, Cli, Command, ReportArgs, SubjectAction, SubjectArgs, TokenAction,
+    BackfillArgs, Cli, Command, GoalAction, GoalArgs, ReportArgs, SubjectAction, SubjectArgs,
+    TokenAction,
 };
 use footfall_aggregator::day::Day;
 use footfall_aggregator::report::{self, Request};
 use footfall_aggregator::subject::{self, Subject};
-use footfall_aggregator::{audit, keygen, retention, rollup, serve, token};
+use footfall_aggregator::{audit, funnel, goals, keygen, retention, rollup, serve, token};
 use footfall_seal::key_file;
 use footfall_store::config::SchemaArgs;
 use footfall_store::migrations;
@@ -111,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("revoked {name}");
             }
         },
+        Command::Goal(args) => run_goal(args).await?,
         Command::Audit(args) => {
             let since = match &args.since {
                 Some(s) => Some(
@@ -154,29 +156,85 @@ async fn run_backfill(args: BackfillArgs) -> anyhow::Result<()> {
 
 async fn run_export(args: ReportArgs) -> anyhow::Result<()> {
     let rules = args.privacy.rules()?;
-    let req = Request::parse(
+    let mut req = Request::parse(
         &args.report,
         &args.from,
         &args.to,
         args.site.as_deref(),
         &rules,
     )?;
+    if let Some(steps) = &args.steps {
+        req.steps = Some(funnel::parse_steps(steps)?);
+    }
     let client = args.clickhouse.client();
     // Audited (and charged to the budget) before it is handed out.
-    let export = report::export(&client, &audit::cli_actor(), &req).await?;
+    let table = report::export(&client, &audit::cli_actor(), &req).await?;
+    let csv = table.csv();
     match &args.output {
-        Some(path) => std::fs::write(path, &export.csv)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, &csv).with_context(|| format!("writing {}", path.display()))?
+        }
         None => std::io::stdout()
-            .write_all(&export.csv)
+            .write_all(&csv)
             .context("writing the CSV")?,
+    }
+    if table.rows.is_empty() && table.suppressed > 0 {
+        tracing::warn!(
+            suppressed = table.suppressed,
+            "every row stands for fewer than {} visitors and was withheld; --min-visitors sets K \
+             (at least 2)",
+            req.rules.min_visitors
+        );
     }
     tracing::info!(
         report = req.report.name(),
-        rows = export.rows,
-        suppressed = export.suppressed,
+        rows = table.rows.len(),
+        suppressed = table.suppressed,
         "report exported"
     );
+    Ok(())
+}
+
+async fn run_goal(args: GoalArgs) -> anyhow::Result<()> {
+    match args.action {
+        GoalAction::Add {
+            site,
+            name,
+            page,
+            event,
+            property,
+            clickhouse,
+        } => {
+            let goal = goals::add(
+                &clickhouse.client(),
+                &site,
+                &name,
+                page.as_deref(),
+                event.as_deref(),
+                property.as_deref(),
+            )
+            .await?;
+            println!(
+                "goal '{}' of {}: {}",
+                goal.name,
+                goal.site,
+                goal.definition()
+            );
+        }
+        GoalAction::List { site, clickhouse } => {
+            for goal in goals::list(&clickhouse.client(), site.as_deref()).await? {
+                println!("{}\t{}\t{}", goal.site, goal.name, goal.definition());
+            }
+        }
+        GoalAction::Remove {
+            site,
+            name,
+            clickhouse,
+        } => {
+            goals::remove(&clickhouse.client(), &site, &name).await?;
+            println!("removed goal '{name}' of {site}");
+        }
+    }
     Ok(())
 }
 

@@ -5,7 +5,9 @@
 //! the way out (command line, API, dashboard):
 //!
 //! - it stands for at least K distinct visitors (exact count, `uniqExact`; for `email`, distinct
-//!   recipients), else it is left out. No total or "other" row is ever written, so a left-out
+//!   recipients) from at least `--min-networks` distinct networks, else it is left out; a number
+//!   computed from a subset of its visitors (visits, exits, rates, averages) is withheld unless
+//!   that subset holds K visitors too. No total or "other" row is ever written, so a left-out
 //!   row cannot be recomputed from the rest of the same report;
 //! - with an epsilon, the decision and the counts are noisy ([`crate::noise`]: discrete
 //!   Laplace, fixed per actor, report, range and row), only counts whose per-visitor
@@ -22,6 +24,8 @@ use serde::Deserialize;
 
 use crate::budget::{Budget, Exhausted};
 use crate::day::Day;
+use crate::funnel::{self, FunnelError, Step};
+use crate::goals;
 use crate::noise::{Epsilon, Noise, NoiseKey, NoiseKeyError};
 use crate::spreadsheet::{Csv, neutralise};
 use crate::{ClickHouseError, audit, ch, rollup};
@@ -30,38 +34,79 @@ use crate::{ClickHouseError, audit, ch, rollup};
 pub const DEFAULT_MIN_VISITORS: u32 = 10;
 /// Longest range one export covers.
 pub const MAX_DAYS: i64 = 400;
+/// Longest range of the `hourly` report, which reads raw events.
+pub const MAX_HOURLY_DAYS: i64 = 7;
+/// What `current` calls current: the last this many minutes.
+pub const CURRENT_MINUTES: u32 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
+    Sites,
     Daily,
+    Hourly,
+    Current,
     Pages,
     Referrers,
     Countries,
     Devices,
     Campaigns,
     Email,
+    Events,
+    Properties,
+    Outbound,
+    Downloads,
+    Goals,
+    Funnel,
+    Exits,
+    Scroll,
 }
 
+/// The names the tracker gives its automatic events.
+const OUTBOUND_EVENT: &str = "Outbound Link: Click";
+const DOWNLOAD_EVENT: &str = "File Download";
+
 impl Report {
-    pub const ALL: [Report; 7] = [
+    pub const ALL: [Report; 18] = [
+        Report::Sites,
         Report::Daily,
+        Report::Hourly,
+        Report::Current,
         Report::Pages,
         Report::Referrers,
         Report::Countries,
         Report::Devices,
         Report::Campaigns,
         Report::Email,
+        Report::Events,
+        Report::Properties,
+        Report::Outbound,
+        Report::Downloads,
+        Report::Goals,
+        Report::Funnel,
+        Report::Exits,
+        Report::Scroll,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
+            Report::Sites => "sites",
             Report::Daily => "daily",
+            Report::Hourly => "hourly",
+            Report::Current => "current",
             Report::Pages => "pages",
             Report::Referrers => "referrers",
             Report::Countries => "countries",
             Report::Devices => "devices",
             Report::Campaigns => "campaigns",
             Report::Email => "email",
+            Report::Events => "events",
+            Report::Properties => "properties",
+            Report::Outbound => "outbound",
+            Report::Downloads => "downloads",
+            Report::Goals => "goals",
+            Report::Funnel => "funnel",
+            Report::Exits => "exits",
+            Report::Scroll => "scroll",
         }
     }
 
@@ -69,28 +114,75 @@ impl Report {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
-    /// The rollup dimensions it reads and the key columns it groups by (as SQL over
-    /// `dimension`, `day`, `k1..k3`), with their CSV names.
-    fn shape(self) -> (&'static str, [(&'static str, &'static str); 3]) {
-        const NONE: (&str, &str) = ("", "''");
+    /// What it tells, in a few words (for listings and the dashboard).
+    pub fn title(self) -> &'static str {
         match self {
-            Report::Daily => ("'all'", [("date", "toString(day)"), NONE, NONE]),
-            Report::Pages => ("'page'", [("path", "k1"), NONE, NONE]),
-            Report::Referrers => ("'referrer'", [("referrer", "k1"), NONE, NONE]),
-            Report::Countries => ("'country'", [("country", "k1"), NONE, NONE]),
+            Report::Sites => "Sites",
+            Report::Daily => "Days",
+            Report::Hourly => "Hours",
+            Report::Current => "Current visitors (last 30 minutes)",
+            Report::Pages => "Pages",
+            Report::Referrers => "Referrers",
+            Report::Countries => "Countries",
+            Report::Devices => "Devices, browsers, operating systems",
+            Report::Campaigns => "UTM campaigns",
+            Report::Email => "Email campaigns",
+            Report::Events => "Custom events",
+            Report::Properties => "Event properties",
+            Report::Outbound => "Outbound links",
+            Report::Downloads => "Downloads",
+            Report::Goals => "Goals",
+            Report::Funnel => "Funnel",
+            Report::Exits => "Exit pages",
+            Report::Scroll => "Scroll depth",
+        }
+    }
+
+    /// Whether it reads raw events instead of the rollups: the last minutes, or hours, which
+    /// the daily rollups cannot tell.
+    fn from_events(self) -> bool {
+        matches!(self, Report::Hourly | Report::Current)
+    }
+
+    /// The rollup rows it reads (an SQL condition over `dimension`, `k1..k3`) and the key
+    /// columns it groups by (as SQL over `dimension`, `day`, `k1..k3`), with their CSV names.
+    fn shape(self) -> (String, [(&'static str, &'static str); 3]) {
+        const NONE: (&str, &str) = ("", "''");
+        let dimension = |d: &str| format!("dimension = '{d}'");
+        let link =
+            |event: &str| format!("dimension = 'event_prop' AND k1 = '{event}' AND k2 = 'url'");
+        match self {
+            Report::Sites | Report::Current => (dimension("all"), [NONE, NONE, NONE]),
+            Report::Hourly => (dimension("all"), [("hour", "hour"), NONE, NONE]),
+            Report::Daily => (dimension("all"), [("date", "toString(day)"), NONE, NONE]),
+            Report::Pages | Report::Exits | Report::Scroll => {
+                (dimension("page"), [("path", "k1"), NONE, NONE])
+            }
+            Report::Referrers => (dimension("referrer"), [("referrer", "k1"), NONE, NONE]),
+            Report::Countries => (dimension("country"), [("country", "k1"), NONE, NONE]),
             Report::Devices => (
-                "'device', 'browser', 'os'",
+                "dimension IN ('device', 'browser', 'os')".into(),
                 [("dimension", "toString(dimension)"), ("value", "k1"), NONE],
             ),
             Report::Campaigns => (
-                "'campaign'",
+                dimension("campaign"),
                 [
                     ("utm_source", "k1"),
                     ("utm_medium", "k2"),
                     ("utm_campaign", "k3"),
                 ],
             ),
-            Report::Email => ("'email'", [("campaign", "k1"), NONE, NONE]),
+            Report::Email => (dimension("email"), [("campaign", "k1"), NONE, NONE]),
+            Report::Events => (dimension("event"), [("event", "k1"), NONE, NONE]),
+            Report::Properties => (
+                dimension("event_prop"),
+                [("event", "k1"), ("property", "k2"), ("value", "k3")],
+            ),
+            Report::Outbound => (link(OUTBOUND_EVENT), [("url", "k3"), NONE, NONE]),
+            Report::Downloads => (link(DOWNLOAD_EVENT), [("url", "k3"), NONE, NONE]),
+            // Not read through `fetch` (see `goals` and `funnel`); keys only.
+            Report::Goals => ("false".into(), [("goal", ""), ("definition", ""), NONE]),
+            Report::Funnel => ("false".into(), [("step", ""), ("definition", ""), NONE]),
         }
     }
 }
@@ -249,13 +341,13 @@ pub struct Request {
     pub to: Day,
     pub site: Option<String>,
     pub rules: Rules,
+    /// The `funnel` report's steps; without them, the site's stored funnel.
+    pub steps: Option<Vec<Step>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error(
-        "unknown report '{0}'; reports are daily, pages, referrers, countries, devices, campaigns, email"
-    )]
+    #[error("unknown report '{0}'; reports are {names}", names = Report::ALL.map(Report::name).join(", "))]
     UnknownReport(String),
     #[error("'{0}' is not a date; give YYYY-MM-DD")]
     BadDate(String),
@@ -263,6 +355,8 @@ pub enum ReportError {
     Backwards,
     #[error("the range is longer than {MAX_DAYS} days; export it in parts")]
     TooLong,
+    #[error("the hourly report covers at most {MAX_HOURLY_DAYS} days")]
+    TooManyHours,
     #[error("'{0}' is not a site name: 1-128 letters, digits and .-_:")]
     BadSite(String),
     #[error("the minimum number of visitors per row must be at least 2")]
@@ -275,6 +369,8 @@ pub enum ReportError {
     NoiseKey(#[from] NoiseKeyError),
     #[error(transparent)]
     Budget(#[from] Exhausted),
+    #[error(transparent)]
+    Funnel(#[from] FunnelError),
     #[error(transparent)]
     ClickHouse(#[from] ClickHouseError),
 }
@@ -298,6 +394,9 @@ impl Request {
         if from.days_through(to) > MAX_DAYS {
             return Err(ReportError::TooLong);
         }
+        if report == Report::Hourly && from.days_through(to) > MAX_HOURLY_DAYS {
+            return Err(ReportError::TooManyHours);
+        }
         let site = site.filter(|s| !s.is_empty());
         if let Some(s) = site
             && !valid_site(s)
@@ -310,6 +409,7 @@ impl Request {
             to,
             site: site.map(str::to_owned),
             rules: rules.clone(),
+            steps: None,
         })
     }
 }
@@ -321,8 +421,23 @@ pub fn valid_site(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
 }
 
-/// One grouped row as the rollups give it, before anonymisation.
-#[derive(Debug, clickhouse::Row, Deserialize)]
+/// The names of the sites with page views in the last [`MAX_DAYS`] days: for the dashboard's
+/// site picker. Names only, no number: a site is the operator's own label, not a visitor's.
+pub async fn site_names(client: &Client) -> Result<Vec<String>, ClickHouseError> {
+    client
+        .query(&format!(
+            "SELECT DISTINCT site FROM traffic_keyed_daily
+             WHERE dimension = 'all' AND site != '' AND day >= toDate('{}') ORDER BY site",
+            Day::today().plus(1 - MAX_DAYS)
+        ))
+        .fetch_all()
+        .await
+        .map_err(ch("list the sites"))
+}
+
+/// One grouped row as the rollups give it, before anonymisation: the keys, then
+/// [`rollup::METRICS`] in their order, then `site_visitors`.
+#[derive(Debug, Default, clickhouse::Row, Deserialize)]
 struct Aggregate {
     site: String,
     a: String,
@@ -330,25 +445,125 @@ struct Aggregate {
     c: String,
     hits: u64,
     visitors: u64,
+    /// The most distinct visitors, and networks, of any one calendar month of the range.
     people: u64,
     networks: u64,
     visitor_days: u64,
     visits: u64,
+    /// The most distinct visitors of any one month behind the visits.
     visit_people: u64,
-    timed_people: u64,
     bounces: u64,
     visit_ms: u64,
     engaged_ms: u64,
     engaged_views: u64,
+    /// Likewise behind the timed page views.
+    timed_people: u64,
+    /// Visits that ended on the page, and the visitors behind them.
+    exits: u64,
+    exit_people: u64,
+    /// Scroll depths (percent) of the page's page views that reported one, how many, and the
+    /// visitors behind them.
+    scroll_sum: u64,
+    scroll_views: u64,
+    scroll_people: u64,
+    /// The site's distinct visitors over the range (for conversion rates; 0 where unused); in
+    /// `funnel`, the visitors of the step before.
+    site_visitors: u64,
 }
 
-/// A finished export.
+/// One cell of a report: text (a key), a count, a ratio written with a fixed number of
+/// decimals (`None`: nothing to divide by, an empty cell), or a number withheld because fewer
+/// than K visitors stand behind it (empty too).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Count(u64),
+    Ratio(Option<f64>, usize),
+    Withheld,
+}
+
+impl Cell {
+    /// The cell as the CSV writes it (before spreadsheet safety).
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Text(t) => t.clone(),
+            Cell::Count(n) => n.to_string(),
+            Cell::Ratio(None, _) | Cell::Withheld => String::new(),
+            Cell::Ratio(Some(x), places) => format!("{x:.places$}"),
+        }
+    }
+
+    /// The cell as JSON: the number the CSV shows, as a number.
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Cell::Text(t) => t.as_str().into(),
+            Cell::Count(n) => (*n).into(),
+            Cell::Ratio(None, _) | Cell::Withheld => serde_json::Value::Null,
+            Cell::Ratio(Some(_), _) => self
+                .text()
+                .parse::<f64>()
+                .map_or(serde_json::Value::Null, Into::into),
+        }
+    }
+}
+
+/// A finished export: what leaves, already anonymised. [`Export::csv`] and [`Export::json`] are
+/// two spellings of the same cells, so the API, the dashboard and `export` show one number.
+#[derive(Debug, Clone)]
 pub struct Export {
-    pub csv: Vec<u8>,
-    /// Rows written (the header not counted).
-    pub rows: u64,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<Cell>>,
     /// Rows left out for standing for fewer than K visitors.
     pub suppressed: u64,
+}
+
+impl Export {
+    /// The CSV ([`crate::spreadsheet`]): text cells neutralised for spreadsheets.
+    pub fn csv(&self) -> Vec<u8> {
+        let mut out = Csv::default();
+        out.record(&self.columns);
+        for row in &self.rows {
+            out.record(row.iter().map(|c| match c {
+                Cell::Text(t) => neutralise(t),
+                other => other.text(),
+            }));
+        }
+        out.into_bytes()
+    }
+
+    /// The rows as JSON objects keyed by column, and whether any row was withheld (never how
+    /// many, nor which).
+    pub fn json(&self, req: &Request) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let fields = self
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| ((*c).to_owned(), v.json()));
+                serde_json::Value::Object(fields.collect())
+            })
+            .collect();
+        serde_json::json!({
+            "report": req.report.name(),
+            "from": req.from.to_string(),
+            "to": req.to.to_string(),
+            "site": req.site,
+            "min_visitors": req.rules.min_visitors,
+            "min_networks": req.rules.min_networks,
+            "epsilon": req.rules.noise.as_ref().map(|n| n.epsilon().as_f64()),
+            "columns": self.columns,
+            "rows": rows,
+            "withheld": self.suppressed > 0,
+        })
+    }
+
+    /// The column's index.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| *c == name)
+    }
 }
 
 /// One noisy export at a time: the budget is read, charged and recorded as one step.
@@ -383,15 +598,21 @@ pub async fn export(client: &Client, actor: &str, req: &Request) -> Result<Expor
         None => None,
     };
     let export = write(client, actor, req).await?;
-    audit::record(client, actor, req, export.rows, budget_left).await?;
+    audit::record(client, actor, req, export.rows.len() as u64, budget_left).await?;
     Ok(export)
 }
 
 async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, ReportError> {
-    let rows = fetch(client, req).await?;
-    let mut out = Csv::default();
-    out.record(header(req));
-    let (mut written, mut suppressed) = (0, 0);
+    let rows = match req.report {
+        Report::Goals => goal_rows(client, req).await?,
+        Report::Funnel => funnel_rows(client, req).await?,
+        _ => fetch(client, req).await?,
+    };
+    let mut export = Export {
+        columns: header(req),
+        rows: Vec::new(),
+        suppressed: 0,
+    };
     let span = Span::of(req.from, req.to);
     let (from, to) = (req.from.to_string(), req.to.to_string());
     for row in rows {
@@ -413,17 +634,17 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
             visitor_days: row.visitor_days,
         };
         let Some(published) = req.rules.publish(&counts, span, &context) else {
-            suppressed += 1;
+            export.suppressed += 1;
             continue;
         };
-        let mut cells: Vec<String> = Vec::new();
+        let mut cells: Vec<Cell> = Vec::new();
         if req.report != Report::Email {
-            cells.push(neutralise(&row.site));
+            cells.push(Cell::Text(row.site.clone()));
         }
         let (_, keys) = req.report.shape();
         for (value, (name, _)) in [&row.a, &row.b, &row.c].into_iter().zip(keys) {
             if !name.is_empty() {
-                cells.push(neutralise(&key_cell(req.report, value)));
+                cells.push(Cell::Text(key_cell(req.report, value)));
             }
         }
         match published {
@@ -431,19 +652,14 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
                 visitors,
                 visitor_days,
             } => {
-                cells.push(visitors.to_string());
-                cells.push(visitor_days.to_string());
+                cells.push(Cell::Count(visitors));
+                cells.push(Cell::Count(visitor_days));
             }
             Published::Exact => cells.extend(metrics(req.report, &row, &req.rules)),
         }
-        out.record(&cells);
-        written += 1;
+        export.rows.push(cells);
     }
-    Ok(Export {
-        csv: out.into_bytes(),
-        rows: written,
-        suppressed,
-    })
+    Ok(export)
 }
 
 fn header(req: &Request) -> Vec<&'static str> {
@@ -463,6 +679,16 @@ fn header(req: &Request) -> Vec<&'static str> {
         (Report::Email, true) => &["unique_opens", "opener_days"],
         (_, true) => &["visitors", "visitor_days"],
         (Report::Email, false) => &["opens", "unique_opens"],
+        (Report::Events, false) => &["events", "visitors", "conversion_rate"],
+        (Report::Properties, false) => &["events", "visitors"],
+        (Report::Outbound, false) => &["clicks", "visitors"],
+        (Report::Downloads, false) => &["downloads", "visitors"],
+        (Report::Goals, false) => &["conversions", "visitors", "conversion_rate"],
+        (Report::Funnel, false) => &["visitors", "drop_off", "drop_off_rate"],
+        (Report::Exits, false) => &["pageviews", "visitors", "exits", "exit_rate"],
+        (Report::Scroll, false) => &["pageviews", "visitors", "avg_scroll_depth"],
+        (Report::Current, false) => &["pageviews", "visitors"],
+        (Report::Hourly, false) => &["pageviews", "visitors", "visits"],
         (Report::Pages, false) => &[
             "pageviews",
             "visitors",
@@ -483,24 +709,65 @@ fn header(req: &Request) -> Vec<&'static str> {
 }
 
 /// The exact metric cells of a row: each number that is not a plain count of the row's own
-/// visitors (visits, rates, averages) is empty unless it stands for K visitors itself.
-fn metrics(report: Report, row: &Aggregate, rules: &Rules) -> Vec<String> {
+/// visitors (visits, exits, rates, averages) is empty unless it stands for K visitors itself.
+fn metrics(report: Report, row: &Aggregate, rules: &Rules) -> Vec<Cell> {
     let ratio = |num: u64, den: u64, scale: f64, places: usize| {
-        if den == 0 {
-            String::new()
-        } else {
-            format!("{:.places$}", num as f64 / den as f64 / scale)
-        }
+        Cell::Ratio((den > 0).then(|| num as f64 / den as f64 / scale), places)
     };
-    // No visits describes no one.
+    let count = Cell::Count;
+    // No visits (exits, timed or scrolled page views) describe no one.
     let visits = row.visits == 0 || rules.shows(row.visit_people);
-    let shown = |cell: String, ok: bool| if ok { cell } else { String::new() };
+    let exits = row.exits == 0 || rules.shows(row.exit_people);
+    let shown = |cell: Cell, ok: bool| if ok { cell } else { Cell::Withheld };
     match report {
-        Report::Email => vec![row.hits.to_string(), row.visitors.to_string()],
+        Report::Email
+        | Report::Current
+        | Report::Properties
+        | Report::Outbound
+        | Report::Downloads => {
+            vec![count(row.hits), count(row.visitors)]
+        }
+        Report::Exits => vec![
+            count(row.hits),
+            count(row.visitors),
+            shown(count(row.exits), exits),
+            shown(ratio(row.exits, row.hits, 1.0, 4), exits),
+        ],
+        Report::Scroll => vec![
+            count(row.hits),
+            count(row.visitors),
+            shown(
+                ratio(row.scroll_sum, row.scroll_views, 1.0, 1),
+                rules.shows(row.scroll_people),
+            ),
+        ],
+        Report::Goals => vec![
+            count(row.hits),
+            count(row.visitors),
+            ratio(row.visitors, row.site_visitors, 1.0, 4),
+        ],
+        Report::Funnel => {
+            let dropped = row.site_visitors.saturating_sub(row.visitors);
+            vec![
+                count(row.visitors),
+                count(dropped),
+                ratio(dropped, row.site_visitors, 1.0, 4),
+            ]
+        }
+        Report::Events => vec![
+            count(row.hits),
+            count(row.visitors),
+            ratio(row.visitors, row.site_visitors, 1.0, 4),
+        ],
+        Report::Hourly => vec![
+            count(row.hits),
+            count(row.visitors),
+            shown(count(row.visits), visits),
+        ],
         Report::Pages => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
-            shown(row.visits.to_string(), visits),
+            count(row.hits),
+            count(row.visitors),
+            shown(count(row.visits), visits),
             shown(ratio(row.bounces, row.visits, 1.0, 4), visits),
             shown(
                 ratio(row.engaged_ms, row.engaged_views, 1000.0, 1),
@@ -508,9 +775,9 @@ fn metrics(report: Report, row: &Aggregate, rules: &Rules) -> Vec<String> {
             ),
         ],
         _ => vec![
-            row.hits.to_string(),
-            row.visitors.to_string(),
-            shown(row.visits.to_string(), visits),
+            count(row.hits),
+            count(row.visitors),
+            shown(count(row.visits), visits),
             shown(ratio(row.bounces, row.visits, 1.0, 4), visits),
             shown(ratio(row.visit_ms, row.visits, 1000.0, 1), visits),
         ],
@@ -521,7 +788,9 @@ fn metrics(report: Report, row: &Aggregate, rules: &Rules) -> Vec<String> {
 /// the second lock), empty values read `(none)`.
 fn key_cell(report: Report, value: &str) -> String {
     let value = match report {
-        Report::Pages => value.split(['?', '#']).next().unwrap_or_default(),
+        Report::Pages | Report::Exits | Report::Scroll | Report::Outbound | Report::Downloads => {
+            value.split(['?', '#']).next().unwrap_or_default()
+        }
         _ => value,
     };
     if value.is_empty() {
@@ -531,8 +800,63 @@ fn key_cell(report: Report, value: &str) -> String {
     }
 }
 
+/// The `goals` report's rows: each goal of the site (of every site, without one), by name.
+async fn goal_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ReportError> {
+    let mut rows = Vec::new();
+    for goal in goals::list(client, req.site.as_deref()).await? {
+        let c = goals::conversions(client, &goal, req.from, req.to).await?;
+        rows.push(Aggregate {
+            b: goal.definition(),
+            site: goal.site,
+            a: goal.name,
+            hits: c.hits,
+            visitors: c.visitors,
+            people: c.people,
+            networks: c.networks,
+            visitor_days: c.visitor_days,
+            site_visitors: c.site_visitors,
+            ..Aggregate::default()
+        });
+    }
+    Ok(rows)
+}
+
+/// The `funnel` report's rows, one per step in order. Steps given are stored as the site's
+/// funnel; without them the stored funnel is read.
+async fn funnel_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ReportError> {
+    let site = req.site.as_deref().ok_or(FunnelError::NoSite)?;
+    let steps = match &req.steps {
+        Some(steps) => {
+            funnel::store(client, site, steps).await?;
+            steps.clone()
+        }
+        None => funnel::stored(client, site).await?,
+    };
+    let reached = funnel::reached(client, site, &steps, req.from, req.to).await?;
+    let mut before = reached.first().map_or(0, |r| r.visitors);
+    let mut rows = Vec::new();
+    for (i, (step, r)) in steps.iter().zip(reached).enumerate() {
+        rows.push(Aggregate {
+            site: site.into(),
+            a: (i + 1).to_string(),
+            b: step.text(),
+            visitors: r.visitors,
+            people: r.visitors,
+            networks: r.networks,
+            visitor_days: r.visitor_days,
+            site_visitors: before,
+            ..Aggregate::default()
+        });
+        before = r.visitors;
+    }
+    Ok(rows)
+}
+
 async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
-    let (dimensions, [(_, a), (_, b), (_, c)]) = req.report.shape();
+    if req.report.from_events() {
+        return fetch_events(client, req).await;
+    }
+    let (rows, [(_, a), (_, b), (_, c)]) = req.report.shape();
     let (from, to) = (req.from, req.to);
     let site = match (&req.site, req.report) {
         (_, Report::Email) => "site = ''",
@@ -548,16 +872,14 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         && rollup::month_closed(from)
         && rollup::month_ready(client, from).await?;
     let (source, binds) = if whole_month {
-        let filter = format!("dimension IN ({dimensions}) AND month = toDate('{from}') AND {site}");
+        let filter = format!("({rows}) AND month = toDate('{from}') AND {site}");
         (
             format!("SELECT {keys}, {metrics} FROM traffic_monthly WHERE {filter}"),
             1,
         )
     } else {
-        let filter = format!(
-            "dimension IN ({dimensions}) AND day BETWEEN toDate('{from}') AND toDate('{to}') \
-             AND {site}"
-        );
+        let filter =
+            format!("({rows}) AND day BETWEEN toDate('{from}') AND toDate('{to}') AND {site}");
         let per_day = req.report == Report::Daily;
         (rollup::rows_select(&keys, group, &filter, per_day), 2)
     };
@@ -567,8 +889,35 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
     } else {
         "visitors DESC, hits DESC, a, b, c"
     };
+    // Conversion rates divide by the site's distinct visitors over the same range.
+    let (totals, binds) = match (req.report, whole_month) {
+        (Report::Events, true) => (
+            format!(
+                "LEFT JOIN (SELECT site, visitors AS site_visitors FROM traffic_monthly
+                            WHERE dimension = 'all' AND month = toDate('{from}') AND {site})
+                 AS totals USING (site)"
+            ),
+            binds + 1,
+        ),
+        (Report::Events, false) => (
+            format!(
+                "LEFT JOIN (SELECT site, uniqExactMerge(visitors) AS site_visitors FROM traffic_keyed_daily
+                            WHERE dimension = 'all' AND day BETWEEN toDate('{from}') AND toDate('{to}')
+                              AND {site} GROUP BY site)
+                 AS totals USING (site)"
+            ),
+            binds + 1,
+        ),
+        _ => (String::new(), binds),
+    };
+    let site_visitors = if totals.is_empty() {
+        "toUInt64(0)"
+    } else {
+        "site_visitors"
+    };
     let sql = format!(
-        "SELECT {group}, {metrics} FROM ({source}) ORDER BY site, {order}
+        "SELECT {group}, {metrics}, {site_visitors} AS site_visitors FROM ({source}) AS r {totals}
+         ORDER BY site, {order}
          SETTINGS join_use_nulls = 0"
     );
     let mut query = client.query(&sql);
@@ -576,6 +925,78 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         for _ in 0..binds {
             query = query.bind(s);
         }
+    }
+    query
+        .fetch_all()
+        .await
+        .map_err(ch(format!("read the {} report", req.report.name())))
+}
+
+/// `hourly` and `current` from raw events: page views, distinct visitors and their networks
+/// (and visitor-days, for noise), and for `hourly` the visits that started with a page view in each hour, sessionised
+/// as [`rollup::refresh`] does (a visitor's activity after a gap of more than
+/// [`footfall_store::rules::VISIT_GAP_MS`], read from a day before the range so that a visit going on at
+/// midnight is not counted again).
+async fn fetch_events(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
+    let gap = footfall_store::rules::VISIT_GAP_MS;
+    let (range, key, lead_in) = match req.report {
+        Report::Current => (
+            format!("ts >= now64(3) - INTERVAL {CURRENT_MINUTES} MINUTE"),
+            "''".to_owned(),
+            format!(
+                "ts >= now64(3) - INTERVAL {} MINUTE",
+                CURRENT_MINUTES as u64 + gap / 60_000
+            ),
+        ),
+        _ => (
+            format!(
+                "toDate(ts) BETWEEN toDate('{}') AND toDate('{}')",
+                req.from, req.to
+            ),
+            "formatDateTime(toStartOfHour(ts), '%Y-%m-%dT%H:00Z')".to_owned(),
+            format!(
+                "toDate(ts) BETWEEN toDate('{}') AND toDate('{}')",
+                req.from.plus(-1),
+                req.to
+            ),
+        ),
+    };
+    let site = if req.site.is_some() {
+        "site = ?"
+    } else {
+        "true"
+    };
+    let sql = format!(
+        "SELECT site, {key} AS a, '' AS b, '' AS c,
+                toUInt64(countIf(kind = 'pageview')) AS hits,
+                toUInt64(uniqExactIf(visitor_id, kind = 'pageview')) AS visitors,
+                visitors AS people,
+                toUInt64(uniqExactIf(ip_prefix, kind = 'pageview' AND ip_prefix != '')) AS networks,
+                toUInt64(uniqExactIf((visitor_id, toDate(ts)), kind = 'pageview')) AS visitor_days,
+                toUInt64(sumIf(starts, kind = 'pageview')) AS visits,
+                toUInt64(uniqExactIf(visitor_id, kind = 'pageview' AND starts = 1)) AS visit_people,
+                toUInt64(0) AS bounces, toUInt64(0) AS visit_ms,
+                toUInt64(0) AS engaged_ms, toUInt64(0) AS engaged_views, toUInt64(0) AS timed_people,
+                toUInt64(0) AS exits, toUInt64(0) AS exit_people, toUInt64(0) AS scroll_sum,
+                toUInt64(0) AS scroll_views, toUInt64(0) AS scroll_people,
+                toUInt64(0) AS site_visitors
+         FROM (
+             SELECT site, ts, kind, visitor_id, ip_prefix,
+                    if(dateDiff('millisecond',
+                                lagInFrame(ts, 1, toDateTime64(0, 3, 'UTC')) OVER by_time, ts) > {gap},
+                       1, 0) AS starts
+             FROM events
+             WHERE kind IN ('pageview', 'engagement') AND NOT is_bot AND visitor_id != ''
+               AND {lead_in} AND {site}
+             WINDOW by_time AS (PARTITION BY site, visitor_id ORDER BY ts
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+         WHERE {range}
+         GROUP BY site, a
+         ORDER BY site, a"
+    );
+    let mut query = client.query(&sql);
+    if let Some(s) = &req.site {
+        query = query.bind(s);
     }
     query
         .fetch_all()

@@ -1,12 +1,15 @@
-//! How the rollups are filled. Reports never read raw events; they read rollups (their tables
-//! and views are in `footfall-store`'s schema):
+//! How the rollups are filled. Reports read rollups (their tables and views are in
+//! `footfall-store`'s schema), except `hourly`, `current` and `funnel`, which need finer time or
+//! the order within a visit:
 //!
-//! - `traffic_keyed_daily` holds page views and exact unique-visitor states per site × day ×
-//!   dimension, and email opens. Materialized views fill it as events are inserted, so it is
-//!   always up to date; [`backfill`] computes it afresh for events stored before the views
-//!   existed, or after an erasure.
+//! - `traffic_keyed_daily` holds page views and custom events with exact unique-visitor and
+//!   unique-network states (keyed hashes) per site × day × dimension, and email opens.
+//!   Materialized views fill it as events are inserted, so it is always up to date;
+//!   [`backfill`] computes it afresh for events stored before the views existed, or after an
+//!   erasure.
 //! - `sessions_daily` holds what only a finished visit tells: visits, bounces, visit duration
-//!   (per entry page, entry referrer, country, device, campaign) and engaged time per page. A
+//!   (per entry page, entry referrer, country, device, campaign), exits, engaged time and scroll
+//!   depth per page, each with the keyed states of the visitors behind it. A
 //!   visit may still be going on, so these rows are recomputed from events for whole days by
 //!   [`refresh`] (`serve` does it for today and yesterday every few minutes; `backfill` for any
 //!   range), with the rules of [`footfall_store::rules`].
@@ -111,7 +114,8 @@ pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseE
 /// The metric columns of a report row, in the order [`rows_select`] and `traffic_monthly` give
 /// them.
 pub const METRICS: &str = "hits, visitors, people, networks, visitor_days, visits, visit_people, \
-                           bounces, visit_ms, engaged_ms, engaged_views, timed_people";
+                           bounces, visit_ms, engaged_ms, engaged_views, timed_people, exits, \
+                           exit_people, scroll_sum, scroll_views, scroll_people";
 
 /// One row per `group` (names of `select`, expressions over the rollups' key columns `site`,
 /// `dimension`, `k1..k3` and, with `per_day`, `day`) of the rollup rows matching `filter`, with
@@ -122,8 +126,9 @@ pub const METRICS: &str = "hits, visitors, people, networks, visitor_days, visit
 ///   any one month, a lower bound on the people behind the row (and exact within a month);
 ///   `networks`, likewise the most distinct networks of any one month;
 /// - visitor-days (each day's distinct visitors, summed);
-/// - visits, bounces and durations, engaged time, with `visit_people` and `timed_people`, the
-///   most distinct visitors of any one month behind the visits and the timed page views.
+/// - visits, bounces and durations, engaged time, exits, scroll depths, with `visit_people`,
+///   `timed_people`, `exit_people` and `scroll_people`, the most distinct visitors of any one
+///   month behind the visits, the timed page views, the exits and the scrolled page views.
 pub fn rows_select(select: &str, group: &str, filter: &str, per_day: bool) -> String {
     let day = if per_day { ", day" } else { "" };
     let keys = format!("site, dimension, k1, k2, k3, toStartOfMonth(day) AS month{day}");
@@ -151,13 +156,18 @@ pub fn rows_select(select: &str, group: &str, filter: &str, per_day: bool) -> St
              SELECT {select}, sum(m_visits) AS visits, max(m_visit_people) AS visit_people,
                     sum(m_bounces) AS bounces, sum(m_visit_ms) AS visit_ms,
                     sum(m_engaged_ms) AS engaged_ms, sum(m_engaged_views) AS engaged_views,
-                    max(m_timed_people) AS timed_people
+                    max(m_timed_people) AS timed_people, sum(m_exits) AS exits,
+                    max(m_exit_people) AS exit_people, sum(m_scroll_sum) AS scroll_sum,
+                    sum(m_scroll_views) AS scroll_views, max(m_scroll_people) AS scroll_people
              FROM (
                  SELECT {keys}, sum(visits) AS m_visits,
                         uniqExactMerge(visit_visitors) AS m_visit_people,
                         sum(bounces) AS m_bounces, sum(visit_ms) AS m_visit_ms,
                         sum(engaged_ms) AS m_engaged_ms, sum(engaged_views) AS m_engaged_views,
-                        uniqExactMerge(timed_visitors) AS m_timed_people
+                        uniqExactMerge(timed_visitors) AS m_timed_people,
+                        sum(exits) AS m_exits, uniqExactMerge(exit_visitors) AS m_exit_people,
+                        sum(scroll_sum) AS m_scroll_sum, sum(scroll_views) AS m_scroll_views,
+                        uniqExactMerge(scroll_visitors) AS m_scroll_people
                  FROM sessions_daily WHERE {filter}
                  GROUP BY {by})
              GROUP BY {group}) AS s USING ({group})"
@@ -169,11 +179,8 @@ pub fn rows_select(select: &str, group: &str, filter: &str, per_day: bool) -> St
 pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
     let days = clear_days(client, "sessions_daily", from, to).await?;
     let sql = format!(
-        "INSERT INTO sessions_daily
-            (site, day, dimension, k1, k2, k3, visits, visit_visitors, bounces, visit_ms,
-             engaged_ms, engaged_views, timed_visitors)
-         {}
-         SETTINGS join_use_nulls = 0",
+        "INSERT INTO sessions_daily ({}) {} SETTINGS join_use_nulls = 0",
+        rules::SESSIONS_DAILY_COLUMNS,
         rules::sessions_daily(from, to)
     );
     client

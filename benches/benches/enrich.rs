@@ -1,6 +1,7 @@
 //! Enrichment on the hot path: user-agent classification (cached, as every hit sees it, and
-//! uncached, as a new agent costs once), the GeoIP lookup of a client IP, and all of it as a
-//! hit pays it ([`Enricher::apply`]: what enrichment adds to the pixel path).
+//! uncached, as a new agent costs once; beside it woothee, the parser it replaced), the GeoIP
+//! lookup of a client IP, and all of it as a hit pays it ([`Enricher::apply`]: what enrichment
+//! adds to the pixel path).
 //!
 //! The GeoIP database is [`common::city_db::city_database`].
 //!
@@ -14,7 +15,10 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use footfall_benches::ua_labels::woothee_agent;
 use footfall_collector::enrich::Enricher;
+use footfall_collector::enrich::bots::is_bot;
+use footfall_collector::enrich::client_hints::Hints;
 use footfall_collector::enrich::user_agent::{AgentCache, classify};
 use footfall_store::event::{Event, Kind};
 
@@ -33,6 +37,20 @@ fn user_agent(c: &mut Criterion) {
             AGENTS
                 .iter()
                 .for_each(|ua| drop(black_box(classify(black_box(ua)))))
+        })
+    });
+    group.bench_function("uncached_bots_only", |b| {
+        b.iter(|| {
+            AGENTS
+                .iter()
+                .for_each(|ua| _ = black_box(is_bot(black_box(ua))))
+        })
+    });
+    group.bench_function("uncached_woothee", |b| {
+        b.iter(|| {
+            AGENTS
+                .iter()
+                .for_each(|ua| drop(black_box(woothee_agent(black_box(ua)))))
         })
     });
     let cache = AgentCache::new(10_000);
@@ -73,9 +91,15 @@ fn geoip(c: &mut Criterion) {
     ];
     for (name, enricher) in enrichers {
         let mut event = Event::new(Kind::Pageview, 0);
-        event.user_agent = AGENTS[0].into();
         group.bench_function(name, |b| {
-            b.iter(|| enricher.apply(black_box(&mut event), black_box(v4)))
+            b.iter(|| {
+                enricher.apply(
+                    black_box(&mut event),
+                    black_box(v4),
+                    AGENTS[0],
+                    Hints::default(),
+                )
+            })
         });
     }
     group.finish();

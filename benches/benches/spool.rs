@@ -1,5 +1,5 @@
-//! The spool's cost per event: appending (postcard + CRC32C framing into the write buffer) and
-//! reading a batch back (decode, checksum). Both run off the request path, on the appender
+//! The spool's cost per event: appending (the RowBinary row + CRC32C framing into the write
+//! buffer) and reading a batch back (checksum, the row copied into the insert's body). Both run off the request path, on the appender
 //! thread and the inserter; together they bound the sustained ingest rate of one collector.
 //!
 //! `cargo bench -p footfall-benches --bench spool`
@@ -70,7 +70,7 @@ fn spool_bench(c: &mut Criterion) {
         writer.sync().unwrap();
         let (_, mut reader, _) = spool::open(dir.path(), &SpoolGauge::default()).unwrap();
         // Without a commit the reader stays put: each call reads the same batch again.
-        b.iter(|| black_box(reader.next_batch().unwrap().unwrap().batch.events.len()))
+        b.iter(|| black_box(reader.next_batch().unwrap().unwrap().batch.len))
     });
     group.finish();
 }

@@ -16,4 +16,6 @@ pub mod fixtures;
 pub mod http;
 pub mod report;
 pub mod traffic;
+pub mod ua_corpus;
+pub mod ua_labels;
 pub mod verify;

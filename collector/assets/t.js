@@ -4,7 +4,7 @@
   var s = d.currentScript, site = s && s.getAttribute('data-site'), h = w.history, out;
   var queued = (w.footfall && w.footfall.q) || [];
   try { out = w.localStorage.getItem('ff_optout') } catch (e) {}
-  w.footfall = function() {};
+  w.footfall = function() { queued.push(arguments) };
   if (!site || out || n.doNotTrack == '1' || w.doNotTrack == '1' || n.globalPrivacyControl) return;
   var api = new URL('e', s.src).href, IDLE = 3e4, ref = d.referrer, pv, url, ms, sent, since, last;
   var depth, sentDepth, AB = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -62,7 +62,7 @@
     var r = crypto.getRandomValues(new Uint8Array(22)), i = 0;
     for (pv = ''; i < 22; i++) pv += AB[r[i] % 62];
     url = location.href; ms = sent = 0; depth = sentDepth = 0; since = null; tick(1); scrolled();
-    send({kind: 'pageview', referrer: ref, title: d.title});
+    send({kind: 'pageview', referrer: ref, title: d.title, platform: ch.platform, platform_version: ch.platformVersion});
     // The site marks its error page with <meta name="footfall-404">.
     if (opt('404') && d.querySelector('meta[name="footfall-404"]')) track('404', {props: {path: location.pathname}});
   }
@@ -104,7 +104,15 @@
   on('blur', function() { tick() });
   on('visibilitychange', function() { d.visibilityState == 'hidden' ? flush() : tick(1) }, d);
   on('pagehide', flush);
-  view();
-  w.footfall = track;
-  queued.forEach(function(a) { track.apply(null, a) });
+  // Frozen user agents hide the OS version (Windows 11 says Windows 10): the client hints
+  // tell it, so the first page view waits for them (a few milliseconds, where there are any).
+  var ch = {}, u = n.userAgentData;
+  function start() {
+    view();
+    w.footfall = track;
+    queued.forEach(function(a) { track.apply(null, a) });
+  }
+  u && u.getHighEntropyValues
+    ? u.getHighEntropyValues(['platformVersion']).then(function(v) { ch = v }, function() {}).then(start)
+    : start();
 })(window, document, navigator);

@@ -73,6 +73,11 @@ impl AllowedOrigins {
         }
     }
 
+    /// Whether no page may send beacons (outside `--dev`, a misconfiguration worth a warning).
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.origins.is_empty()
+    }
+
     pub fn check(&self, headers: &HeaderMap) -> Verdict {
         let Some(origin) = headers.get(ORIGIN) else {
             return Verdict::NoOrigin;
@@ -89,6 +94,41 @@ impl AllowedOrigins {
             Verdict::Refused
         }
     }
+}
+
+/// Whether a page at `origin` (an `Origin` header) is another site than the collector at `host`
+/// (its `Host` header), so that the browser treats the collector's cookie as third-party: a
+/// `SameSite=Lax` or `Strict` visitor cookie is then never sent, and every page view counts as
+/// a new visitor. `localhost` against `127.0.0.1` is the usual case on a laptop. Without a
+/// public-suffix list, hosts are taken as one site when equal, when one is a subdomain of the
+/// other, or when they differ only in their first label (`www.example.com` and
+/// `analytics.example.com`); IP addresses only when equal.
+pub fn cross_site(origin: &str, host: &str) -> bool {
+    let Some(page) = url::Url::parse(origin)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    else {
+        return false;
+    };
+    let collector = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    let page = page.trim_matches(['[', ']']).to_owned();
+    if page == collector {
+        return false;
+    }
+    let is_ip = |h: &str| h.parse::<std::net::IpAddr>().is_ok();
+    if is_ip(&page) || is_ip(&collector) {
+        return true;
+    }
+    let parent = |h: &str| h.split_once('.').map(|(_, p)| p.to_owned());
+    let nested =
+        page.ends_with(&format!(".{collector}")) || collector.ends_with(&format!(".{page}"));
+    let siblings = matches!((parent(&page), parent(&collector)), (Some(a), Some(b)) if a == b && a.contains('.'));
+    !(nested || siblings)
 }
 
 /// Adds the headers that let the page at `origin` read an answer to a credentialed request.
@@ -118,6 +158,23 @@ pub fn allow_preflight(headers: &mut HeaderMap, origin: HeaderValue) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_of_another_site_than_the_collector_are_told_apart() {
+        assert!(cross_site("http://localhost:3000", "127.0.0.1:8080"));
+        assert!(cross_site("http://127.0.0.1:3000", "localhost:8080"));
+        assert!(cross_site(
+            "https://shop.example",
+            "analytics.other.example"
+        ));
+        assert!(!cross_site("http://127.0.0.1:3000", "127.0.0.1:8080"));
+        assert!(!cross_site(
+            "https://www.example.com",
+            "analytics.example.com"
+        ));
+        assert!(!cross_site("https://example.com", "analytics.example.com"));
+        assert!(!cross_site("http://[::1]:3000", "[::1]:8080"));
+    }
 
     fn with_origin(origin: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

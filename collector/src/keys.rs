@@ -205,6 +205,15 @@ mod tests {
             text
         );
         assert!(load_ip_public_key(&other, Some("garbage"), false).is_err());
+        let private = dir.join(key_file::PRIVATE_FILE).display().to_string();
+        let err = load_ip_public_key(&other, Some(&private), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("private IP-sealing key, where the public one belongs"),
+            "the private key is refused as the public one: {err}"
+        );
         fs::remove_dir_all(dir).unwrap();
         fs::remove_dir_all(other).unwrap();
     }

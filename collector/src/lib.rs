@@ -8,8 +8,9 @@
 //!    with [`enrich`],
 //!    and seals the client IP with [`sealer`];
 //! 3. the event goes into the [`sink`]'s bounded queue and the client gets its answer at once;
-//! 4. the sink's writer batches events and inserts them into ClickHouse, whose schema
-//!    `footfall-store` owns (the collector applies it, rollups included, on start).
+//! 4. the sink's writer spools each event as the RowBinary row its insert sends
+//!    ([`footfall_store::row_binary`]), then inserts them into ClickHouse in batches; the
+//!    schema is `footfall-store`'s (the collector applies it, rollups included, on start).
 //!
 //! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing. Before anything is
 //! recorded, [`hit::privacy`] decides whether the visitor lets it be (opt-out, DNT, GPC,

@@ -24,6 +24,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Logs go to stderr: stdout carries a command's output (`sign` prints what it signed).
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {

@@ -105,6 +105,7 @@ struct FieldLabel {
 pub struct Metrics {
     registry: Registry,
     accepted: [Counter; Kind::ALL.len()],
+    bots: [Counter; Kind::ALL.len()],
     rejected: [Counter; Rejection::ALL.len()],
     withheld: [Counter; Withheld::ALL.len()],
     customer_links_rejected: [Counter; Rejected::ALL.len()],
@@ -134,6 +135,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("footfall");
         let accepted_family = Family::<KindLabel, Counter>::default();
+        let bots_family = Family::<KindLabel, Counter>::default();
         let rejected_family = Family::<ReasonLabel, Counter>::default();
         let withheld_family = Family::<ReasonLabel, Counter>::default();
         let customer_links_family = Family::<ReasonLabel, Counter>::default();
@@ -155,6 +157,12 @@ impl Metrics {
             "hits_accepted",
             "Hits accepted and queued for ClickHouse, by kind",
             accepted_family.clone(),
+        );
+        // No site label: sites are unbounded, and the share per site is a query on `events`.
+        registry.register(
+            "hits_bot",
+            "Accepted hits flagged as bots (stored, left out of reports), by kind",
+            bots_family.clone(),
         );
         registry.register(
             "hits_rejected",
@@ -247,6 +255,11 @@ impl Metrics {
                     .get_or_create(&KindLabel { kind: k.as_str() })
                     .clone()
             }),
+            bots: Kind::ALL.map(|k| {
+                bots_family
+                    .get_or_create(&KindLabel { kind: k.as_str() })
+                    .clone()
+            }),
             rejected: Rejection::ALL.map(|r| {
                 rejected_family
                     .get_or_create(&ReasonLabel { reason: r.as_str() })
@@ -280,8 +293,12 @@ impl Metrics {
         }
     }
 
-    pub fn accepted(&self, kind: Kind) {
+    /// An accepted hit, and whether it is a bot's.
+    pub fn accepted(&self, kind: Kind, is_bot: bool) {
         self.accepted[kind as usize].inc();
+        if is_bot {
+            self.bots[kind as usize].inc();
+        }
     }
 
     pub fn rejected(&self, reason: Rejection) {
@@ -336,8 +353,8 @@ mod tests {
     #[test]
     fn counters_show_up_by_label() {
         let m = Metrics::new();
-        m.accepted(Kind::Pageview);
-        m.accepted(Kind::Pageview);
+        m.accepted(Kind::Pageview, false);
+        m.accepted(Kind::Pageview, true);
         m.rejected(Rejection::BadUrl);
         m.truncated("url");
         m.withheld(Withheld::DoNotTrack);
@@ -346,6 +363,7 @@ mod tests {
         for line in [
             r#"footfall_hits_accepted_total{kind="pageview"} 2"#,
             r#"footfall_hits_accepted_total{kind="engagement"} 0"#,
+            r#"footfall_hits_bot_total{kind="pageview"} 1"#,
             r#"footfall_hits_rejected_total{reason="bad_url"} 1"#,
             r#"footfall_fields_truncated_total{field="url"} 1"#,
             r#"footfall_hits_withheld_total{reason="dnt"} 1"#,

@@ -147,6 +147,13 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     let rate_limit = args
         .rate_limit_per_minute
         .map(|rate| Arc::new(RateLimit::new(rate, args.rate_limit_burst.unwrap_or(rate))));
+    if !args.dev && args.allowed_origins.is_empty() {
+        tracing::warn!(
+            "FOOTFALL_ALLOWED_ORIGINS is empty: every tracker-script beacon (POST /e) from a page is \
+             refused with 403, so only pixel hits are recorded. List your sites' origins, like \
+             FOOTFALL_ALLOWED_ORIGINS=https://www.example.com,https://shop.example.com"
+        );
+    }
     let app = Arc::new(App::new(
         &args,
         &keys.secret,

@@ -88,6 +88,10 @@ pub fn response(request_headers: &HeaderMap) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(ETAG, ETAG_VALUE.clone());
     headers.insert(
+        http::HeaderName::from_static("accept-ch"),
+        HeaderValue::from_static(crate::enrich::client_hints::ACCEPT_CH),
+    );
+    headers.insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
@@ -123,6 +127,10 @@ mod tests {
         let fresh = response(&HeaderMap::new());
         assert_eq!(fresh.status(), StatusCode::OK);
         let etag = fresh.headers()[ETAG].clone();
+        assert_eq!(
+            fresh.headers()["accept-ch"],
+            crate::enrich::client_hints::ACCEPT_CH
+        );
         assert!(etag.to_str().unwrap().starts_with('"'));
         for sent in [
             etag.to_str().unwrap().to_owned(),

@@ -93,7 +93,7 @@ async fn beacons_become_pageview_and_engagement_rows_of_the_cookie_visitor() {
             (&row["browser"], &row["os"], &row["device"], &row["is_bot"]),
             (
                 &"Chrome".into(),
-                &"Windows 10".into(),
+                &"Windows".into(),
                 &"desktop".into(),
                 &false.into()
             )
@@ -344,7 +344,7 @@ async fn user_agents_are_classified_and_bots_are_flagged_but_stored() {
     let collector = db.start(&[]).await;
     let addr = collector.local_addr();
     let table = [
-        (CHROME, "Chrome", "Windows 10", "desktop", false),
+        (CHROME, "Chrome", "Windows", "desktop", false),
         (
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
             "Safari",
@@ -466,4 +466,162 @@ async fn beacons_honour_opt_out_dnt_gpc_and_consent_and_carry_customer_links() {
         })
         .collect();
     assert_eq!(got, [("engagement", "cust-7"), ("pageview", "cust-7")]);
+}
+
+/// A beacon of `events` page views, each with a page-view id of its own (`{beacon}x{n}`).
+fn numbered_beacon(beacon: usize, events: usize) -> String {
+    let views: Vec<_> = (0..events)
+        .map(|n| {
+            pageview(
+                &format!("Beacon{beacon:06}x{n:010}"),
+                "https://shop.example.com/",
+            )
+        })
+        .collect();
+    format!("[{}]", views.join(","))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beacon_the_collector_cannot_keep_whole_stores_none_of_its_events() {
+    let db = TestDb::new();
+    // Room for 25 queued events: a beacon of 30 never fits, and concurrent beacons of 10 often
+    // find the queue too full for all of theirs.
+    let collector = db.start(&["--queue-capacity", "25"]).await;
+    let addr = collector.local_addr();
+    let json = [("content-type", "application/json")];
+    let refused = post(addr, "/e", &json, numbered_beacon(0, 30)).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+
+    let mut senders = Vec::new();
+    for client in 0..8 {
+        senders.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for round in 0..25 {
+                let beacon = 1 + client * 1000 + round;
+                let json = [("content-type", "application/json")];
+                let answer = post(addr, "/e", &json, numbered_beacon(beacon, 10)).await;
+                answers.push((beacon, answer.status.as_u16()));
+            }
+            answers
+        }));
+    }
+    let mut answers = vec![(0, 503)];
+    for sender in senders {
+        answers.extend(sender.await.unwrap());
+    }
+    collector.shutdown().await;
+
+    let stored = db
+        .rows(
+            "SELECT toUInt32(substring(pageview_id, 7, 6)) AS beacon, count() AS n
+             FROM events GROUP BY beacon",
+        )
+        .await;
+    let stored: std::collections::HashMap<u64, u64> = stored
+        .iter()
+        .map(|r| (r["beacon"].as_u64().unwrap(), r["n"].as_u64().unwrap()))
+        .collect();
+    for (beacon, status) in &answers {
+        let rows = stored.get(&(*beacon as u64)).copied().unwrap_or(0);
+        match status {
+            204 => assert_eq!(rows, 10, "beacon {beacon} answered 204 stored {rows} of 10"),
+            503 => assert_eq!(rows, 0, "beacon {beacon} answered 503 stored {rows} events"),
+            other => panic!("beacon {beacon}: unexpected status {other}"),
+        }
+    }
+    let accepted = answers.iter().filter(|(_, s)| *s == 204).count();
+    assert!(accepted > 0, "some beacons fit");
+    assert_eq!(
+        stored.values().sum::<u64>(),
+        10 * accepted as u64,
+        "nothing but the accepted beacons' events is stored"
+    );
+}
+
+#[tokio::test]
+async fn client_hints_tell_windows_11_and_a_bot_token_past_the_stored_cut_counts() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let pixel = |i: usize| format!("/p.gif?site=s&url=https%3A%2F%2Fexample.com%2F{i}");
+    let windows_11 = [
+        ("user-agent", CHROME),
+        ("sec-ch-ua-platform", "\"Windows\""),
+        ("sec-ch-ua-platform-version", "\"15.0.0\""),
+    ];
+    // A hint that names another OS than the agent is not believed.
+    let mismatched = [
+        ("user-agent", CHROME),
+        ("sec-ch-ua-platform", "\"macOS\""),
+        ("sec-ch-ua-platform-version", "\"14.4.1\""),
+    ];
+    let long_bot = format!("{CHROME} {} ExampleCrawler/1.0", "x".repeat(600));
+    for (i, headers) in [
+        &windows_11[..],
+        &[("user-agent", CHROME)][..],
+        &mismatched[..],
+        &[("user-agent", long_bot.as_str())][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(
+            get(addr, &pixel(i), headers)
+                .await
+                .visitor_cookie()
+                .is_some()
+        );
+    }
+    // The tracker's userAgentData hints come in the page view's body.
+    let mut hinted: serde_json::Value = serde_json::from_str(&pageview(
+        "PageView0000000000000009",
+        "https://shop.example.com/9",
+    ))
+    .unwrap();
+    hinted["platform"] = "Windows".into();
+    hinted["platform_version"] = "13.0.0".into();
+    let headers = [
+        ("content-type", "application/json"),
+        ("origin", PAGE_ORIGIN),
+        ("user-agent", CHROME),
+    ];
+    assert_eq!(
+        post(addr, "/e", &headers, hinted.to_string()).await.status,
+        204
+    );
+    assert_eq!(
+        metric(addr, r#"footfall_hits_bot_total{kind="pageview"}"#).await,
+        1,
+        "the operator sees the bot share"
+    );
+    collector.shutdown().await;
+
+    let rows = db
+        .rows("SELECT os, os_version, browser, browser_version, is_bot, toUInt32(length(user_agent)) AS stored FROM events ORDER BY path")
+        .await;
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["os"].as_str().unwrap().to_owned(),
+                r["os_version"].as_str().unwrap().to_owned(),
+                r["is_bot"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        ("Windows", "11", false),
+        ("Windows", "10", false),
+        ("Windows", "10", false),
+        ("Windows", "10", true),
+        ("Windows", "11", false),
+    ]
+    .map(|(os, version, bot)| (os.to_owned(), version.to_owned(), bot));
+    assert_eq!(got, want);
+    assert_eq!(rows[0]["browser"], "Chrome");
+    assert_eq!(rows[0]["browser_version"], "124.0");
+    assert_eq!(
+        rows[3]["stored"], 512,
+        "the stored agent is cut, its bot token was read"
+    );
 }

@@ -1,20 +1,16 @@
-//! The tracker in a real browser: headless Chromium, driven over WebDriver (chromedriver),
-//! loads pages served here on 127.0.0.1 that embed the snippet, and the rows it causes are
-//! read back from the real ClickHouse.
-//!
-//! The WebDriver client is the few JSON commands these tests need, over the same small HTTP
-//! client as the other tests. `scripts/test` installs Debian's `chromium` and
-//! `chromium-driver` where they are missing.
+//! The tracker in a real browser: headless Chromium (`footfall_store::testing::browser`) loads
+//! pages served here on 127.0.0.1 that embed the snippet, and the rows it causes are read back
+//! from the real ClickHouse.
 
 mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Serve, TestDb, post, request};
+use common::{Serve, TestDb};
+use footfall_store::testing::browser::{Browser, NORMAL_CHROME};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -22,204 +18,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const SITE: &str = "browser.test";
-
-/// A chromedriver process (in a process group of its own, with the browsers it starts) and
-/// one session of headless Chromium.
-struct Browser {
-    driver: Child,
-    addr: SocketAddr,
-    session: String,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start() -> Self {
-        Self::start_with(&[]).await
-    }
-
-    /// A browser with `extra` command-line switches.
-    async fn start_with(extra: &[&str]) -> Self {
-        use std::os::unix::process::CommandExt as _;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver is installed (scripts/test installs Debian's chromium-driver)");
-        let profile = tempfile::tempdir().unwrap();
-        let mut browser = Self {
-            driver,
-            addr: ([127, 0, 0, 1], port).into(),
-            session: String::new(),
-            _profile: profile,
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(browser.addr).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let profile_dir = format!("--user-data-dir={}", browser._profile.path().display());
-        let mut args = vec![
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            &profile_dir,
-        ];
-        args.extend_from_slice(extra);
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium(), "args": args},
-        }}});
-        let created = browser
-            .command("POST", "/session", Some(capabilities))
-            .await;
-        browser.session = created["sessionId"]
-            .as_str()
-            .expect("a WebDriver session")
-            .to_owned();
-        browser
-    }
-
-    /// One WebDriver command; returns its `value`.
-    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let host = self.addr.to_string();
-        let headers = [
-            ("host", host.as_str()),
-            ("content-type", "application/json"),
-        ];
-        let answer = match body {
-            Some(body) => post(self.addr, path, &headers, body.to_string()).await,
-            None => request(self.addr, method, path, &headers).await,
-        };
-        let value: Value = serde_json::from_slice(&answer.body).unwrap();
-        assert!(
-            answer.status.is_success(),
-            "WebDriver {method} {path}: {value}"
-        );
-        value["value"].clone()
-    }
-
-    async fn session(&self, method: &str, command: &str, body: Option<Value>) -> Value {
-        self.command(
-            method,
-            &format!("/session/{}/{command}", self.session),
-            body,
-        )
-        .await
-    }
-
-    /// Loads `url` and returns once the page has loaded.
-    async fn visit(&self, url: &str) {
-        self.session("POST", "url", Some(json!({ "url": url })))
-            .await;
-    }
-
-    async fn run(&self, script: &str) -> Value {
-        self.session(
-            "POST",
-            "execute/sync",
-            Some(json!({ "script": script, "args": [] })),
-        )
-        .await
-    }
-
-    /// Runs `script`, which ends by calling `done` (its last argument), and returns what it
-    /// passed.
-    async fn run_async(&self, script: &str) -> Value {
-        self.session(
-            "POST",
-            "execute/async",
-            Some(json!({ "script": format!("var done = arguments[0]; {script}"), "args": [] })),
-        )
-        .await
-    }
-
-    /// Clicks the element `css` selects, as a user would (WebDriver element click).
-    async fn click(&self, css: &str) {
-        let found = self
-            .session(
-                "POST",
-                "element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        let id = found
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no element {css}"))
-            .to_owned();
-        self.session("POST", &format!("element/{id}/click"), Some(json!({})))
-            .await;
-    }
-
-    /// The value of cookie `name` as the browser holds it for the current page.
-    async fn cookie(&self, name: &str) -> Option<String> {
-        let cookies = self.session("GET", "cookie", None).await;
-        cookies
-            .as_array()?
-            .iter()
-            .find(|c| c["name"] == name)
-            .map(|c| c["value"].as_str().unwrap().to_owned())
-    }
-
-    /// Opens a new tab in front (the current one goes to the background) and returns its handle.
-    async fn new_tab(&self) -> String {
-        let tab = self
-            .session("POST", "window/new", Some(json!({ "type": "tab" })))
-            .await;
-        tab["handle"].as_str().unwrap().to_owned()
-    }
-
-    async fn window(&self) -> String {
-        self.session("GET", "window", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn switch_to(&self, handle: &str) {
-        self.session("POST", "window", Some(json!({ "handle": handle })))
-            .await;
-    }
-
-    async fn quit(self) {
-        self.command("DELETE", &format!("/session/{}", self.session), None)
-            .await;
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // The whole group: chromedriver and any browser it left behind.
-        let _ = Command::new("kill")
-            .arg("--")
-            .arg(format!("-{}", self.driver.id()))
-            .status();
-        let _ = self.driver.wait();
-    }
-}
-
-fn chromium() -> String {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("chromium is installed (scripts/test installs Debian's chromium)")
-        .to_owned()
-}
 
 /// Serves the test site on 127.0.0.1: every path under `/page/` embeds the snippet pointing
 /// at `collector`; `/away` does not.
@@ -563,9 +361,6 @@ async fn custom_events(db: &TestDb) -> Vec<(String, Value, String)> {
         .collect()
 }
 
-const NORMAL_CHROME: &str = "--user-agent=Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
-                             (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_events_queued_called_and_tagged_are_stored_with_their_properties() {
     let db = TestDb::new();
@@ -734,17 +529,20 @@ async fn a_browser_driven_by_automation_is_stored_as_a_bot_even_with_a_normal_us
     let site = serve_site(collector.local_addr()).await;
 
     // navigator.webdriver is true in a WebDriver session: the tracker flags every event.
-    let driven = Browser::start_with(&[NORMAL_CHROME]).await;
+    let driven = Browser::start_with(&[NORMAL_CHROME], None).await;
     driven.visit(&format!("http://{site}/page/driven")).await;
     assert_eq!(driven.run("return navigator.webdriver").await, true);
     let views = "SELECT count() FROM events WHERE kind = 'pageview'";
     assert_eq!(db.wait_for_count(views, 1).await, 1);
     driven.quit().await;
     // The same browser hiding automation looks like a person, and is stored as one.
-    let hidden = Browser::start_with(&[
-        NORMAL_CHROME,
-        "--disable-blink-features=AutomationControlled",
-    ])
+    let hidden = Browser::start_with(
+        &[
+            NORMAL_CHROME,
+            "--disable-blink-features=AutomationControlled",
+        ],
+        None,
+    )
     .await;
     hidden.visit(&format!("http://{site}/page/hidden")).await;
     assert_eq!(hidden.run("return navigator.webdriver").await, false);

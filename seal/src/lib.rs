@@ -53,6 +53,13 @@ const KEY_LEN: usize = 32;
 pub enum SealError {
     #[error("not a key: expected 32 bytes in base64 (as written by `footfall-aggregator keygen`)")]
     BadKeyText,
+    #[error(
+        "this is the {found} IP-sealing key, where the {wanted} one belongs (`ip-seal.pub` is the public key, `ip-seal.key` the private one)"
+    )]
+    WrongKeyType {
+        found: &'static str,
+        wanted: &'static str,
+    },
     #[error("the sealed data key could not be opened: wrong private key, or the data is damaged")]
     BadSealedKey,
     #[error("the sealed IP could not be opened: wrong epoch key, or the data is damaged")]
@@ -66,16 +73,41 @@ pub struct PublicKey(crypto_box::PublicKey);
 /// The X25519 private key that opens sealed epoch keys. Zeroed on drop.
 pub struct SecretKey(crypto_box::SecretKey);
 
+/// The type header of a public key's text form. Key files say what they hold, so the private
+/// key cannot be given where the public one belongs: both are 32 bytes, and the collector
+/// once sealed IPs to a private key taken as public, which nobody could open.
+const PUBLIC_HEADER: &str = "footfall-ip-seal-public-key:";
+/// The type header of a private key's text form.
+const PRIVATE_HEADER: &str = "footfall-ip-seal-private-key:";
+
 impl PublicKey {
-    /// Parses the base64 text form (surrounding whitespace is ignored).
+    /// Parses the text form: the type header and base64 (surrounding whitespace is ignored).
+    /// Bare base64, as written before keys carried a header, is still read; a private key is
+    /// refused.
     pub fn from_text(text: &str) -> Result<Self, SealError> {
-        Ok(Self(crypto_box::PublicKey::from(*decode_key(text)?)))
+        let key = typed(text, PUBLIC_HEADER, PRIVATE_HEADER, "public", "private")?;
+        Ok(Self(crypto_box::PublicKey::from(*decode_key(key)?)))
     }
 
-    /// The base64 text form.
+    /// The text form: type header and base64.
     pub fn to_text(&self) -> String {
-        BASE64.encode(self.0.as_bytes())
+        format!("{PUBLIC_HEADER}{}", BASE64.encode(self.0.as_bytes()))
     }
+}
+
+/// The base64 of `text` with its type header `own`; an error if it carries `other`'s.
+fn typed<'a>(
+    text: &'a str,
+    own: &str,
+    other: &str,
+    wanted: &'static str,
+    found: &'static str,
+) -> Result<&'a str, SealError> {
+    let text = text.trim();
+    if text.starts_with(other) {
+        return Err(SealError::WrongKeyType { found, wanted });
+    }
+    Ok(text.strip_prefix(own).unwrap_or(text))
 }
 
 impl SecretKey {
@@ -84,14 +116,17 @@ impl SecretKey {
         Self(crypto_box::SecretKey::generate(&mut OsRng))
     }
 
-    /// Parses the base64 text form (surrounding whitespace is ignored).
+    /// Parses the text form (see [`PublicKey::from_text`]); a public key is refused.
     pub fn from_text(text: &str) -> Result<Self, SealError> {
-        Ok(Self(crypto_box::SecretKey::from(*decode_key(text)?)))
+        let key = typed(text, PRIVATE_HEADER, PUBLIC_HEADER, "private", "public")?;
+        Ok(Self(crypto_box::SecretKey::from(*decode_key(key)?)))
     }
 
-    /// The base64 text form. Handle with care: this is the key that unseals every IP.
+    /// The text form: type header and base64. Handle with care: this is the key that unseals
+    /// every IP.
     pub fn to_text(&self) -> Zeroizing<String> {
-        Zeroizing::new(BASE64.encode(self.0.to_bytes()))
+        let key = Zeroizing::new(BASE64.encode(self.0.to_bytes()));
+        Zeroizing::new(format!("{PRIVATE_HEADER}{}", key.as_str()))
     }
 
     /// The public half, for the collector.
@@ -226,6 +261,44 @@ fn decode_key(text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, SealError> {
     }
     key.copy_from_slice(&bytes);
     Ok(key)
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    #[test]
+    fn key_files_say_what_they_hold_and_cannot_be_mixed_up() {
+        let secret = SecretKey::generate();
+        let public = secret.public_key().to_text();
+        let private = secret.to_text();
+        assert!(public.starts_with(PUBLIC_HEADER) && private.starts_with(PRIVATE_HEADER));
+        let err = PublicKey::from_text(&private).err().unwrap().to_string();
+        assert!(
+            err.contains("private IP-sealing key, where the public one belongs"),
+            "{err}"
+        );
+        assert!(matches!(
+            SecretKey::from_text(&public),
+            Err(SealError::WrongKeyType {
+                found: "public",
+                ..
+            })
+        ));
+        let bare = public.strip_prefix(PUBLIC_HEADER).unwrap();
+        assert_eq!(
+            PublicKey::from_text(bare).unwrap().to_text(),
+            public,
+            "older files still read"
+        );
+        assert_eq!(
+            SecretKey::from_text(&format!(" {}\n", private.as_str()))
+                .unwrap()
+                .public_key()
+                .to_text(),
+            public
+        );
+    }
 }
 
 #[cfg(test)]

@@ -80,11 +80,8 @@ async fn fill_parts(client: &Client, parts: &[String]) -> Result<(), SchemaError
         .map_err(ch("find the days of the events stored before the rollups"))?;
     client
         .query(&format!(
-            "INSERT INTO sessions_daily
-                (site, day, dimension, k1, k2, k3, visits, visit_visitors, bounces, visit_ms,
-                 engaged_ms, engaged_views, timed_visitors)
-             {}
-             SETTINGS join_use_nulls = 0",
+            "INSERT INTO sessions_daily ({}) {} SETTINGS join_use_nulls = 0",
+            rules::SESSIONS_DAILY_COLUMNS,
             rules::sessions_daily(from, to)
         ))
         .execute()

@@ -1,10 +1,10 @@
 //! The event: one row of `footfall.events`, as the collector writes it to ClickHouse and the
 //! aggregator's tests insert it.
 //!
-//! The collector's handlers build an [`Event`] from a parsed hit; the sink batches events and inserts them with
-//! RowBinary. Fields match the columns by name (the `clickhouse` crate checks names and types
-//! against the table before the first insert). The client IP appears only sealed
-//! (`ip_key_id` + `ip_sealed`) and as its anonymised network (`ip_prefix`).
+//! The collector's handlers build an [`Event`] from a parsed hit; the sink spools it as the
+//! RowBinary row its insert sends ([`crate::row_binary`], which ClickHouse checks against the
+//! table by column name and type). The client IP appears only sealed (`ip_key_id` +
+//! `ip_sealed`) and as its anonymised network (`ip_prefix`).
 //!
 //! Text columns are [`CompactString`]s: most values (ids, hosts, paths, UTM tags, browser, OS,
 //! network prefix) fit in its 24 inline bytes, so an event costs a few heap allocations instead
@@ -104,7 +104,9 @@ impl<'de> Deserialize<'de> for SealedIp {
     }
 }
 
-/// Serialized twice: as RowBinary for ClickHouse, and with postcard into the spool.
+/// Fields match the columns by name. The `clickhouse` crate's derive (`Row`, `Serialize`) lets
+/// tests and tools insert events through its typed insert, the reference the collector's own
+/// encoder is tested against; `Deserialize` reads events spooled before rows were.
 #[derive(Clone, Default, clickhouse::Row, Serialize, Deserialize)]
 pub struct Event {
     #[serde(with = "clickhouse::serde::uuid")]
@@ -149,6 +151,9 @@ pub struct Event {
     pub props: Vec<(CompactString, CompactString)>,
     /// On `engagement` rows: the largest share of the page seen, in percent.
     pub scroll_depth: u8,
+    /// Versions of `browser` and `os` (`major` or `major.minor`); families stay in those.
+    pub browser_version: CompactString,
+    pub os_version: CompactString,
 }
 
 impl Event {

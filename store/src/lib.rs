@@ -6,7 +6,8 @@
 //! - [`schema`] is the whole schema as one versioned list, applied by [`migrations`], which
 //!   fills the rollups for events stored before them;
 //! - [`retention`] lists every table holding personal data and sets its TTL;
-//! - [`event`] and [`ip_key`] are the rows the collector writes and the aggregator reads;
+//! - [`event`] and [`ip_key`] are the rows the collector writes and the aggregator reads, and
+//!   [`row_binary`] the collector's encoding of events, the form they are spooled and sent in;
 //!   [`id`] the visitor and page-view ids in them, [`site`] which site names are accepted;
 //! - [`rollup`] and [`rules`] are the SQL that turns events into reports: the traffic rollups,
 //!   and what a visit and time on page are; [`rollup_keys`] the monthly keys of the rollups'
@@ -23,6 +24,7 @@ pub mod retention;
 #[macro_use]
 pub mod rollup;
 pub mod rollup_keys;
+pub mod row_binary;
 pub mod rules;
 pub mod schema;
 pub mod site;

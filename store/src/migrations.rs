@@ -17,7 +17,7 @@ const COMPONENT: &str = "footfall";
 /// The migration that creates the rollups and the views that fill them (the keyed ones; version
 /// 3 made the first, unkeyed, which it drops): applied over stored events, it is followed by a
 /// [`backfill`] of those events, once the keys of their months exist.
-const ROLLUPS: u32 = 7;
+const ROLLUPS: u32 = 10;
 
 pub struct Migration {
     pub version: u32,

@@ -48,6 +48,31 @@ GROUP BY site, day, dimension, k1, k2, k3"
     };
 }
 
+/// Custom events as `traffic_keyed_daily` rows, visitors and networks keyed as above: one
+/// `event` row per name, and one `event_prop` row per name, property and value.
+macro_rules! custom_event_rollup {
+    ($events:literal, $keys:literal, $filter:literal) => {
+        concat!(
+            month_key!($keys),
+            "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+       toUInt64(count()) AS hits,
+       uniqExactStateIf(sipHash128Keyed(key, visitor_id), visitor_id != '' AND key.1 != 0)
+           AS visitors,
+       uniqExactStateIf(sipHash128Keyed(key, ip_prefix),
+                        ip_prefix != '' AND visitor_id != '' AND key.1 != 0) AS networks
+FROM ",
+            $events,
+            "
+ARRAY JOIN arrayConcat([('event', toString(event_name), '', '')],
+    arrayMap((k, v) -> ('event_prop', toString(event_name), k, v), mapKeys(props), mapValues(props))) AS d
+WHERE kind = 'custom' AND NOT is_bot",
+            $filter,
+            "
+GROUP BY site, day, dimension, k1, k2, k3"
+        )
+    };
+}
+
 /// Email opens as `traffic_keyed_daily` rows (site empty: opens belong to no site), recipients keyed
 /// as above; no networks (recipients are signed, and image proxies hide networks).
 macro_rules! email_rollup {
@@ -72,11 +97,12 @@ GROUP BY day, k1"
 
 /// The `SELECT`s that compute `traffic_keyed_daily` rows from the events matching `filter` (an
 /// SQL condition on `events`).
-pub fn traffic_daily(filter: &str) -> [String; 2] {
+pub fn traffic_daily(filter: &str) -> [String; 3] {
     let filter = format!(" AND ({filter})");
     [
         pageview_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
         email_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
+        custom_event_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
     ]
 }
 

@@ -28,6 +28,13 @@ fn render(sql: &str, from: &dyn Display, to: &dyn Display) -> String {
     days(sql).replace("{activity}", &days(ACTIVITY))
 }
 
+/// Every site's activity of the days `[from, to]` (with a day of margin on both sides), each
+/// row numbered with its `visit` (per site and visitor): `site, visitor_id, ts, kind,
+/// pageview_id, path, event_name, ...`.
+pub fn activity(from: impl Display, to: impl Display) -> String {
+    render("{activity}", &from, &to)
+}
+
 /// One row per visit started on the days `[from, to]`: `site, visitor_id, visit, day, started,
 /// ended, duration_ms, pageviews, bounce` and the entry page view's dimensions.
 pub fn visits(from: impl Display, to: impl Display) -> String {
@@ -40,7 +47,12 @@ pub fn time_on_page(from: impl Display, to: impl Display) -> String {
     render(TIME_ON_PAGE, &from, &to)
 }
 
-/// The `sessions_daily` rows of the days `[from, to]`, in its column order.
+/// The columns [`sessions_daily`] gives, in its order: for `INSERT INTO sessions_daily (...)`.
+pub const SESSIONS_DAILY_COLUMNS: &str = "site, day, dimension, k1, k2, k3, visits, \
+     visit_visitors, bounces, visit_ms, engaged_ms, engaged_views, timed_visitors, exits, \
+     exit_visitors, scroll_sum, scroll_views, scroll_visitors";
+
+/// The `sessions_daily` rows of the days `[from, to]`, in the order of [`SESSIONS_DAILY_COLUMNS`].
 pub fn sessions_daily(from: impl Display, to: impl Display) -> String {
     render(SESSIONS_DAILY, &from, &to)
         .replace("{visits}", &visits(&from, &to))

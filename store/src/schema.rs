@@ -12,13 +12,16 @@
 //! - `ip_keys` holds each epoch's data key, sealed to the IP public key.
 //! - `identities` (which visitor ids a customer was seen with) is filled from events by a view.
 //! - `traffic_keyed_daily` (AggregatingMergeTree; `traffic_daily` before its hashes were keyed)
-//!   holds page views and exact unique-visitor states per
-//!   site × day × dimension and email opens with unique-recipient states per campaign, filled by
+//!   holds page views and exact unique-visitor and network states per site × day × dimension,
+//!   custom events (per name, and per name, property and value) and email opens with
+//!   unique-recipient states per campaign, filled by
 //!   materialized views as events are inserted ([`crate::rollup`] holds their `SELECT`s).
-//!   `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate.
+//!   `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate. Like
+//!   `events` it keeps the hashes of recent blocks, so a replayed insert is counted once.
 //! - `sessions_daily` holds what only a finished visit tells (visits, bounces, visit duration,
-//!   engaged time per page), recomputed for whole days by the aggregator ([`crate::rules`]).
+//!   engaged time, exits and scroll depth per page), recomputed for whole days by the aggregator ([`crate::rules`]).
 //! - `traffic_monthly` holds both, finished, for each closed calendar month.
+//! - `goals` and `funnels`: what each site counts as a conversion, and its funnel's steps.
 //! - `api_tokens` and `audit_log`: who may export, and every export, subject request and refusal
 //!   (`export_audit`, its predecessor, is copied into it and dropped).
 //!
@@ -128,7 +131,7 @@ GROUP BY customer_id, visitor_id",
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (dimension, site, day, k1, k2, k3)",
-            // As shipped (version 7 replaces both views): the rollups' current text is in
+            // As shipped (version 10 replaces both views): the rollups' current text is in
             // crate::rollup.
             r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_pageviews TO {db}.traffic_daily AS
 SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
@@ -258,6 +261,69 @@ FROM {db}.export_audit",
     },
     Migration {
         version: 7,
+        name: "custom events in the traffic rollup, goals, funnels, exits and scroll depth",
+        was: None,
+        statements: &[
+            // As shipped (version 10 replaces it): the rollup's current text is in crate::rollup.
+            r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_custom_events TO {db}.traffic_daily AS
+SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+FROM {db}.events
+ARRAY JOIN arrayConcat([('event', toString(event_name), '', '')],
+    arrayMap((k, v) -> ('event_prop', toString(event_name), k, v), mapKeys(props), mapValues(props))) AS d
+WHERE kind = 'custom' AND NOT is_bot
+GROUP BY site, day, dimension, k1, k2, k3",
+            r"CREATE TABLE IF NOT EXISTS {db}.goals
+(
+    site LowCardinality(String),
+    name String,
+    page String,
+    event String,
+    prop_key String,
+    prop_value String,
+    removed Bool,
+    updated DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated)
+ORDER BY (site, name)",
+            r"CREATE TABLE IF NOT EXISTS {db}.funnels
+(
+    site LowCardinality(String),
+    steps String,
+    updated DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(updated)
+ORDER BY site",
+            "ALTER TABLE {db}.sessions_daily ADD COLUMN IF NOT EXISTS exits UInt64",
+            "ALTER TABLE {db}.sessions_daily ADD COLUMN IF NOT EXISTS scroll_sum UInt64",
+            "ALTER TABLE {db}.sessions_daily ADD COLUMN IF NOT EXISTS scroll_views UInt64",
+            "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS exits UInt64",
+            "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS scroll_sum UInt64",
+            "ALTER TABLE {db}.traffic_monthly ADD COLUMN IF NOT EXISTS scroll_views UInt64",
+        ],
+    },
+    Migration {
+        version: 8,
+        name: "a replayed insert is counted once in traffic_daily",
+        was: None,
+        // The collector inserts with deduplicate_blocks_in_dependent_materialized_views, which
+        // deduplicates a view's block only in a target table that keeps the hashes of recent
+        // blocks, as `events` does. (`identities` needs none: min and max count nothing twice.)
+        statements: &[
+            "ALTER TABLE {db}.traffic_daily MODIFY SETTING non_replicated_deduplication_window = 10000",
+        ],
+    },
+    Migration {
+        version: 9,
+        name: "browser and OS versions beside their families",
+        was: None,
+        statements: &[
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS browser_version LowCardinality(String) DEFAULT ''",
+            "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS os_version LowCardinality(String) DEFAULT ''",
+        ],
+    },
+    Migration {
+        version: 10,
         name: "keyed rollup hashes, networks, visitors behind every average, months-only tokens",
         was: None,
         statements: &[
@@ -267,6 +333,7 @@ FROM {db}.export_audit",
 ENGINE = Join(ANY, LEFT, month)",
             "DROP VIEW IF EXISTS {db}.traffic_from_pageviews",
             "DROP VIEW IF EXISTS {db}.traffic_from_email_opens",
+            "DROP VIEW IF EXISTS {db}.traffic_from_custom_events",
             // Its states held unkeyed hashes of visitor ids: testable for anyone, forever. The
             // keyed rollup has a name of its own, so that applying the list again (as after an
             // interrupted migration) ends in the same place; `footfall-aggregator backfill`
@@ -286,7 +353,8 @@ ENGINE = Join(ANY, LEFT, month)",
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (dimension, site, day, k1, k2, k3)",
+ORDER BY (dimension, site, day, k1, k2, k3)
+SETTINGS non_replicated_deduplication_window = 10000",
             concat!(
                 "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_keyed_from_pageviews TO {db}.traffic_keyed_daily AS\n",
                 pageview_rollup!("{db}.events", "{db}.rollup_keys", "")
@@ -295,16 +363,24 @@ ORDER BY (dimension, site, day, k1, k2, k3)",
                 "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_keyed_from_email_opens TO {db}.traffic_keyed_daily AS\n",
                 email_rollup!("{db}.events", "{db}.rollup_keys", "")
             ),
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_keyed_from_custom_events TO {db}.traffic_keyed_daily AS\n",
+                custom_event_rollup!("{db}.events", "{db}.rollup_keys", "")
+            ),
             "TRUNCATE TABLE IF EXISTS {db}.sessions_daily",
             "ALTER TABLE {db}.sessions_daily
 ADD COLUMN IF NOT EXISTS visit_visitors AggregateFunction(uniqExact, FixedString(16)) AFTER visits,
-ADD COLUMN IF NOT EXISTS timed_visitors AggregateFunction(uniqExact, FixedString(16))",
+ADD COLUMN IF NOT EXISTS timed_visitors AggregateFunction(uniqExact, FixedString(16)),
+ADD COLUMN IF NOT EXISTS exit_visitors AggregateFunction(uniqExact, FixedString(16)),
+ADD COLUMN IF NOT EXISTS scroll_visitors AggregateFunction(uniqExact, FixedString(16))",
             "TRUNCATE TABLE IF EXISTS {db}.traffic_monthly",
             "ALTER TABLE {db}.traffic_monthly
 ADD COLUMN IF NOT EXISTS people UInt64 AFTER visitors,
 ADD COLUMN IF NOT EXISTS networks UInt64 AFTER people,
 ADD COLUMN IF NOT EXISTS visit_people UInt64 AFTER visits,
-ADD COLUMN IF NOT EXISTS timed_people UInt64",
+ADD COLUMN IF NOT EXISTS timed_people UInt64,
+ADD COLUMN IF NOT EXISTS exit_people UInt64,
+ADD COLUMN IF NOT EXISTS scroll_people UInt64",
             "ALTER TABLE {db}.api_tokens ADD COLUMN IF NOT EXISTS months_only Bool DEFAULT false AFTER sites",
         ],
     },

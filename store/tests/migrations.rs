@@ -32,11 +32,30 @@ async fn migrations_apply_once_and_are_idempotent() {
         .count(
             "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN \
              ('events', 'ip_keys', 'identities', 'identities_from_events', 'traffic_keyed_daily', \
-              'traffic_keyed_from_pageviews', 'traffic_keyed_from_email_opens', 'sessions_daily', \
-              'traffic_monthly', 'api_tokens', 'audit_log', 'rollup_keys')",
+              'traffic_keyed_from_pageviews', 'traffic_keyed_from_email_opens', \
+              'traffic_keyed_from_custom_events', 'sessions_daily', 'traffic_monthly', \
+              'api_tokens', 'audit_log', 'rollup_keys', 'goals', 'funnels')",
         )
         .await;
-    assert_eq!(tables, 12, "one list makes both programs' tables");
+    assert_eq!(tables, 15, "one list makes both programs' tables");
+    let unkeyed = db
+        .count(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN \
+             ('traffic_daily', 'traffic_from_pageviews', 'traffic_from_email_opens', \
+              'traffic_from_custom_events')",
+        )
+        .await;
+    assert_eq!(unkeyed, 0, "the unkeyed rollup and its views are gone");
+    let keyed = db
+        .rows("SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'traffic_keyed_daily'")
+        .await;
+    assert!(
+        keyed[0]["q"]
+            .as_str()
+            .unwrap()
+            .contains("non_replicated_deduplication_window = 10000"),
+        "the keyed rollup keeps block hashes, so a replayed insert counts once"
+    );
 }
 
 /// The versions whose old record is not in `old`.

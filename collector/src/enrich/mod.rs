@@ -5,7 +5,11 @@
 //! browser, OS, device class and the bot flag. Bots are stored like anyone else and left out
 //! of reports by the aggregator.
 
+pub mod bots;
+pub mod client_hints;
+mod device;
 pub mod geoip;
+mod uap;
 pub mod user_agent;
 
 use std::net::IpAddr;
@@ -13,6 +17,7 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 
+use client_hints::Hints;
 use footfall_store::event::Event;
 use geoip::GeoIp;
 use user_agent::AgentCache;
@@ -35,18 +40,30 @@ impl Enricher {
         }
     }
 
-    /// Fills the geo and client columns of `event` from `ip` and its `user_agent`.
-    pub fn apply(&self, event: &mut Event, ip: IpAddr) {
+    /// Fills the geo and client columns of `event` from `ip` and `user_agent`, the whole
+    /// header as sent (the stored copy may be cut; a bot token at the end still counts).
+    /// `hints` are the request's client hints ([`Hints::from_headers`]).
+    pub fn apply(&self, event: &mut Event, ip: IpAddr, user_agent: &str, hints: Hints<'_>) {
         if let Some(geoip) = &self.geoip {
             let place = geoip.lookup(ip);
             event.country = place.country;
             event.region = place.region;
             event.city = place.city;
         }
-        let agent = self.agents.classify(&event.user_agent);
+        let agent = self.agents.classify(user_agent);
         event.browser.clone_from(&agent.browser);
         event.os.clone_from(&agent.os);
+        event.browser_version.clone_from(&agent.browser_version);
+        event.os_version.clone_from(&agent.os_version);
         event.device = CompactString::const_new(agent.device.as_str());
         event.is_bot = agent.is_bot;
+        Self::apply_hints(event, hints);
+    }
+
+    /// Takes the OS version from client hints that name the event's OS family.
+    pub fn apply_hints(event: &mut Event, hints: Hints<'_>) {
+        if let Some(version) = hints.os_version(&event.os) {
+            event.os_version = version;
+        }
     }
 }

@@ -40,6 +40,12 @@ pub enum BeaconEvent {
         title: String,
         #[serde(default)]
         bot: bool,
+        /// `navigator.userAgentData`'s `platform` and `platformVersion`, where the browser has
+        /// them: the OS version a frozen user agent no longer tells.
+        #[serde(default)]
+        platform: String,
+        #[serde(default)]
+        platform_version: String,
     },
     /// The visitor has been engaged with page view `pageview_id` for `engaged_ms` in total so
     /// far, and has seen `scroll_depth` percent of the page at most; later reports of the same
@@ -73,6 +79,18 @@ impl BeaconEvent {
             Self::Pageview { site, .. }
             | Self::Engagement { site, .. }
             | Self::Custom { site, .. } => site,
+        }
+    }
+
+    /// The client hints the tracker read, on page views.
+    pub fn hints(&self) -> (String, String) {
+        match self {
+            Self::Pageview {
+                platform,
+                platform_version,
+                ..
+            } => (platform.clone(), platform_version.clone()),
+            _ => Default::default(),
         }
     }
 
@@ -223,7 +241,14 @@ mod tests {
                 referrer: String::new(),
                 title: String::new(),
                 bot: false,
+                platform: String::new(),
+                platform_version: String::new(),
             }]
+        );
+        let hinted = PV.replace('}', r#","platform":"Windows","platform_version":"15.0.0"}"#);
+        assert_eq!(
+            parse(hinted.as_bytes()).unwrap()[0].hints(),
+            ("Windows".to_owned(), "15.0.0".to_owned())
         );
         let engagement = r#"{"kind":"engagement","site":"s","url":"https://example.com/","pageview_id":"abcdefghijABCDEFGHIJ12","engaged_ms":1500}"#;
         let both = parse(format!(" [{PV},{engagement}]").as_bytes()).unwrap();

@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 use http::header::{
     ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, SET_COOKIE,
 };
@@ -13,6 +14,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{App, now_ms};
 use crate::cors::{self, Verdict};
+use crate::enrich::Enricher;
+use crate::enrich::client_hints::Hints;
+use crate::enrich::user_agent::Device;
 use crate::hit::beacon::{self, BeaconError, BeaconEvent};
 use crate::hit::privacy::Consent;
 use crate::hit::query::PixelQuery;
@@ -43,9 +47,34 @@ impl Refusal {
     }
 }
 
+/// Warns once per process when a page sends beacons from another site than the collector's
+/// (like a page on `localhost` and the collector on `127.0.0.1`): the browser then keeps no
+/// visitor cookie, and every page view counts as a new visitor.
+fn warn_if_cross_site(origin: &HeaderValue, headers: &HeaderMap) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let (Ok(origin), Some(Ok(host))) = (
+        origin.to_str(),
+        headers.get(http::header::HOST).map(|h| h.to_str()),
+    ) else {
+        return;
+    };
+    if crate::cors::cross_site(origin, host)
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            page = origin,
+            collector = host,
+            "a page of another site sends beacons: the browser keeps no visitor cookie for it \
+             (SameSite), so every page view counts as a new visitor. Serve the page and the \
+             collector from the same site (on a laptop: both on 127.0.0.1, or both on localhost)"
+        );
+    }
+}
+
 impl App {
     /// `POST /e`: events from the tracker, with the pixel's `consent`, `cid` and `cs` in the
     /// query string. `204` when every event was queued or the visitor lets nothing be recorded,
+    /// `503` when they cannot all be kept (then none is),
     /// `400` with the reason when any is bad (then none is stored), `403` for a page of a
     /// foreign origin, `429` when the client is past the rate limit (every event counts).
     pub(super) async fn beacon<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
@@ -54,7 +83,10 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let origin = match self.allowed_origins.check(req.headers()) {
-            Verdict::Allowed(origin) => Some(origin),
+            Verdict::Allowed(origin) => {
+                warn_if_cross_site(&origin, req.headers());
+                Some(origin)
+            }
             Verdict::NoOrigin => None,
             Verdict::Refused => {
                 self.metrics.rejected(Rejection::OriginNotAllowed);
@@ -174,12 +206,23 @@ impl App {
         let mut events = Vec::with_capacity(parsed.len());
         for (index, incoming) in parsed.into_iter().enumerate() {
             let bot = incoming.bot();
+            let (platform, platform_version) = incoming.hints();
             let mut event = self.beacon_event(incoming, now).map_err(|reason| {
                 Refusal::bad(reason, format!("event {index}: {}", explain(reason)))
             })?;
             self.stamp(&mut event, headers, ip, &visitor, now);
             // The tracker saw automation (navigator.webdriver) that the user agent may hide.
-            event.is_bot |= bot;
+            if bot {
+                event.is_bot = true;
+                event.device = CompactString::const_new(Device::Bot.as_str());
+            }
+            Enricher::apply_hints(
+                &mut event,
+                Hints {
+                    platform: &platform,
+                    platform_version: &platform_version,
+                },
+            );
             self.link_customer(
                 &mut event,
                 headers,
@@ -188,13 +231,11 @@ impl App {
             );
             events.push(event);
         }
-        for event in events {
-            self.accept(event).map_err(|reason| Refusal {
-                reason,
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: "the collector cannot keep events right now; try again later".into(),
-            })?;
-        }
+        self.accept_all(events).map_err(|reason| Refusal {
+            reason,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the collector cannot keep events right now; try again later".into(),
+        })?;
         let mut answer = response::empty(StatusCode::NO_CONTENT);
         answer
             .headers_mut()

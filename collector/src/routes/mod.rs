@@ -32,6 +32,7 @@ pub use self::beacon::BEACON_BODY_MAX;
 use crate::config::{ConsentMode, SameSite, ServeArgs};
 use crate::cors::AllowedOrigins;
 use crate::enrich::Enricher;
+use crate::enrich::client_hints::Hints;
 use crate::enrich::geoip::GeoIp;
 use crate::hit::client_ip::{TrustedProxies, network_prefix};
 use crate::hit::customer::{self, Link, LinkPolicy};
@@ -301,9 +302,24 @@ impl App {
         if !self.status.accepting() {
             return Err(Rejection::SpoolFull);
         }
-        let kind = event.kind;
+        let (kind, is_bot) = (event.kind, event.is_bot);
         self.queue.push(event).map_err(|_| Rejection::Overloaded)?;
-        self.metrics.accepted(kind);
+        self.metrics.accepted(kind, is_bot);
+        Ok(())
+    }
+
+    /// Hands all of a beacon's events to the sink, or none: a refused beacon stores nothing.
+    fn accept_all(&self, events: Vec<Box<Event>>) -> Result<(), Rejection> {
+        if !self.status.accepting() {
+            return Err(Rejection::SpoolFull);
+        }
+        let kinds: Vec<_> = events.iter().map(|e| (e.kind, e.is_bot)).collect();
+        self.queue
+            .push_all(events)
+            .map_err(|_| Rejection::Overloaded)?;
+        for (kind, is_bot) in kinds {
+            self.metrics.accepted(kind, is_bot);
+        }
         Ok(())
     }
 
@@ -343,16 +359,14 @@ impl App {
                 Ok(text) => std::borrow::Cow::Borrowed(text),
                 Err(_) => String::from_utf8_lossy(v.as_bytes()),
             });
+        let ua = ua.as_deref().unwrap_or_default();
         let mut truncated = false;
-        event.user_agent = bounded(
-            ua.as_deref().unwrap_or_default(),
-            USER_AGENT_MAX,
-            &mut truncated,
-        );
+        event.user_agent = bounded(ua, USER_AGENT_MAX, &mut truncated);
         if truncated {
             self.metrics.truncated("user_agent");
         }
-        self.enricher.apply(event, ip);
+        self.enricher
+            .apply(event, ip, ua, Hints::from_headers(headers));
         let (key_id, sealed) = self.sealer.seal(ip, now);
         event.ip_key_id = key_id;
         event.ip_sealed.0 = Some(sealed);

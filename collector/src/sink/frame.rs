@@ -15,12 +15,15 @@ pub const MAX_FRAME_LEN: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FrameKind {
-    /// One event, postcard-encoded.
+    /// One event, postcard-encoded: what spools written before [`FrameKind::Row`] hold. Read
+    /// (and encoded as a row) so that an upgrade loses nothing; no longer written.
     Event = 1,
     /// One IP-sealing epoch key row, postcard-encoded.
     Key = 2,
     /// The end of a batch: the 16-byte insert deduplication token of the events before it.
     Cut = 3,
+    /// One event as the RowBinary row its insert sends ([`crate::row_binary`]).
+    Row = 4,
 }
 
 impl FrameKind {
@@ -29,6 +32,7 @@ impl FrameKind {
             1 => Some(Self::Event),
             2 => Some(Self::Key),
             3 => Some(Self::Cut),
+            4 => Some(Self::Row),
             _ => None,
         }
     }

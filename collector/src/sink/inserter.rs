@@ -6,8 +6,8 @@
 //! spool for the next start.
 //!
 //! The inserter runs on a thread of its own with a single-threaded runtime ([`Inserter::spawn`]):
-//! reading a batch back from the spool and encoding it (RowBinary, LZ4) takes milliseconds of
-//! CPU for a full batch, which on the server's runtime would stall every connection of the
+//! reading a batch back from the spool and compressing it (LZ4) takes milliseconds of CPU for a
+//! full batch, which on the server's runtime would stall every connection of the
 //! worker it ran on. On its own thread that work, and the spool's file I/O, block nothing else.
 
 use std::sync::Arc;
@@ -126,7 +126,7 @@ impl Inserter {
         self.metrics
             .spool_corrupt_records
             .inc_by(spooled.corrupt_records);
-        let rows = spooled.batch.events.len() as u64;
+        let rows = spooled.batch.len;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             let started = Instant::now();

@@ -21,7 +21,7 @@ pub mod spool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -35,36 +35,85 @@ use crate::sealer::Sealer;
 use footfall_store::event::Event;
 
 /// The request handlers' side of the writer's queue. Cloning shares the queue.
+///
+/// Slots are reserved before events go in, so that a beacon's events are queued all together or
+/// not at all ([`Queue::push_all`]): pushing them one by one stored the first ones of a beacon
+/// that was then refused for want of room. The reservation is one more atomic operation per
+/// event on each side.
 #[derive(Clone)]
 pub struct Queue {
-    events: Arc<ArrayQueue<Box<Event>>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    events: ArrayQueue<Box<Event>>,
+    /// Events queued plus slots reserved for events about to be: never above the capacity, so
+    /// a push into a reserved slot cannot fail.
+    held: AtomicUsize,
 }
 
 impl Queue {
     /// A queue holding up to `capacity` events (boxed, so an empty queue costs 8 bytes a slot).
     pub fn bounded(capacity: usize) -> Self {
         Self {
-            events: Arc::new(ArrayQueue::new(capacity.max(1))),
+            shared: Arc::new(Shared {
+                events: ArrayQueue::new(capacity.max(1)),
+                held: AtomicUsize::new(0),
+            }),
         }
     }
 
     /// Hands `event` to the writer without waiting. Gives it back when the queue is full.
     pub fn push(&self, event: Box<Event>) -> Result<(), Box<Event>> {
-        self.events.push(event)
+        if !self.reserve(1) {
+            return Err(event);
+        }
+        self.push_reserved(event);
+        Ok(())
+    }
+
+    /// Hands all of `events` to the writer, or none of them when they do not all fit.
+    pub fn push_all(&self, events: Vec<Box<Event>>) -> Result<(), Vec<Box<Event>>> {
+        if !self.reserve(events.len()) {
+            return Err(events);
+        }
+        for event in events {
+            self.push_reserved(event);
+        }
+        Ok(())
     }
 
     /// Takes the oldest waiting event.
     pub fn pop(&self) -> Option<Box<Event>> {
-        self.events.pop()
+        let event = self.shared.events.pop()?;
+        self.shared.held.fetch_sub(1, Ordering::Release);
+        Some(event)
     }
 
     /// Events waiting for the writer.
     pub fn depth(&self) -> usize {
-        self.events.len()
+        self.shared.events.len()
     }
 
     pub fn capacity(&self) -> usize {
-        self.events.capacity()
+        self.shared.events.capacity()
+    }
+
+    /// Claims `n` free slots, if there are that many.
+    fn reserve(&self, n: usize) -> bool {
+        let capacity = self.capacity();
+        self.shared
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held + n <= capacity).then_some(held + n)
+            })
+            .is_ok()
+    }
+
+    fn push_reserved(&self, event: Box<Event>) {
+        if self.shared.events.push(event).is_err() {
+            unreachable!("a reserved slot is free: `held` bounds the queued events");
+        }
     }
 }
 
@@ -189,5 +238,59 @@ impl Sink {
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             Err(join) => std::panic::resume_unwind(join.into_panic()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footfall_store::event::Kind;
+
+    fn events(n: usize) -> Vec<Box<Event>> {
+        (0..n)
+            .map(|i| Box::new(Event::new(Kind::Pageview, i as i64)))
+            .collect()
+    }
+
+    #[test]
+    fn push_all_queues_every_event_or_none() {
+        let queue = Queue::bounded(5);
+        assert!(queue.push_all(events(3)).is_ok());
+        let refused = queue.push_all(events(3)).unwrap_err();
+        assert_eq!(refused.len(), 3, "all given back");
+        assert_eq!(queue.depth(), 3, "none of the refused ones queued");
+        assert!(queue.push_all(events(2)).is_ok(), "what fits goes in");
+        assert!(queue.push(events(1).pop().unwrap()).is_err(), "full");
+        assert_eq!(queue.pop().unwrap().ts, 0, "in order");
+        assert!(queue.push(events(1).pop().unwrap()).is_ok(), "a slot freed");
+        assert!(queue.push_all(events(6)).is_err(), "larger than the queue");
+    }
+
+    #[test]
+    fn concurrent_pushes_never_overfill_or_lose_an_event() {
+        let queue = Queue::bounded(64);
+        let pushed = AtomicUsize::new(0);
+        let producers_done = AtomicUsize::new(0);
+        let mut popped = 0;
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2_000 {
+                        if queue.push_all(events(7)).is_ok() {
+                            pushed.fetch_add(7, Ordering::Relaxed);
+                        }
+                    }
+                    producers_done.fetch_add(1, Ordering::Release);
+                });
+            }
+            while producers_done.load(Ordering::Acquire) < 4 || queue.depth() > 0 {
+                assert!(queue.depth() <= 64);
+                if queue.pop().is_some() {
+                    popped += 1;
+                }
+            }
+        });
+        assert!(popped > 0);
+        assert_eq!(pushed.into_inner(), popped);
     }
 }

@@ -5,8 +5,9 @@
 //! ClickHouse outage, a restart and, but for the last fsync window, a crash.
 //!
 //! The log is a folder of segment files (`00000000000000000001.log`, ...) of [`super::frame`]s:
-//! events, the epoch keys they were sealed with, and a *cut* after each batch carrying the batch's
-//! insert deduplication token. A batch therefore reads back with the same token however often it
+//! events (each as the RowBinary row its insert sends, so a batch is read back as the insert's
+//! body, with nothing decoded), the epoch keys they were sealed with, and a *cut* after each
+//! batch carrying the batch's insert deduplication token. A batch therefore reads back with the same token however often it
 //! is replayed, and ClickHouse stores it once. The file `committed` records how far batches have
 //! been inserted; segments wholly before it are deleted.
 //!
@@ -24,6 +25,7 @@ use super::batch::Batch;
 use super::frame::{self, Decoded, FrameKind};
 use footfall_store::event::Event;
 use footfall_store::ip_key::KeyRow;
+use footfall_store::row_binary;
 
 /// A segment is closed (at the next cut) once it grows past this.
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -177,9 +179,15 @@ impl SpoolWriter {
         })
     }
 
-    /// Appends one event; returns the bytes it took.
+    /// Appends one event, as the row its insert will send; returns the bytes it took.
     pub fn append_event(&mut self, event: &Event, gauge: &SpoolGauge) -> io::Result<usize> {
-        self.append_encoded(FrameKind::Event, event, gauge)
+        let mut row = std::mem::take(&mut self.scratch);
+        row.clear();
+        row_binary::encode(event, &mut row);
+        let len = self.append_frame(FrameKind::Row, &row, gauge);
+        self.scratch = row;
+        self.flush_if_full()?;
+        Ok(len)
     }
 
     pub fn append_key(&mut self, key: &KeyRow, gauge: &SpoolGauge) -> io::Result<usize> {
@@ -219,10 +227,15 @@ impl SpoolWriter {
         let encoded = postcard::to_extend(value, scratch).map_err(io::Error::other)?;
         let len = self.append_frame(kind, &encoded, gauge);
         self.scratch = encoded;
+        self.flush_if_full()?;
+        Ok(len)
+    }
+
+    fn flush_if_full(&mut self) -> io::Result<()> {
         if self.buffer.len() >= WRITE_BUFFER_BYTES {
             self.flush()?;
         }
-        Ok(len)
+        Ok(())
     }
 
     fn append_frame(&mut self, kind: FrameKind, payload: &[u8], gauge: &SpoolGauge) -> usize {
@@ -372,15 +385,22 @@ fn read_batch(file: &mut File) -> io::Result<BatchRead> {
     let mut buf = Vec::with_capacity(2 * READ_CHUNK_BYTES as usize);
     let mut at = 0;
     let mut consumed = 0u64;
-    let (mut events, mut keys, mut corrupt_records) = (Vec::new(), Vec::new(), 0);
+    let (mut rows, mut row_count, mut keys, mut corrupt_records) = (Vec::new(), 0, Vec::new(), 0);
     loop {
         match frame::decode(&buf[at..]) {
             Decoded::Frame { kind, payload, len } => {
                 at += len;
                 consumed += len as u64;
                 match kind {
+                    FrameKind::Row => {
+                        rows.extend_from_slice(payload);
+                        row_count += 1;
+                    }
                     FrameKind::Event => match postcard::from_bytes::<Event>(payload) {
-                        Ok(event) => events.push(event),
+                        Ok(event) => {
+                            row_binary::encode(&event, &mut rows);
+                            row_count += 1;
+                        }
                         Err(_) => corrupt_records += 1,
                     },
                     FrameKind::Key => match postcard::from_bytes::<KeyRow>(payload) {
@@ -389,7 +409,11 @@ fn read_batch(file: &mut File) -> io::Result<BatchRead> {
                     },
                     FrameKind::Cut => {
                         let token = Uuid::from_slice(payload).unwrap_or_else(|_| Uuid::new_v4());
-                        let batch = Batch { token, events };
+                        let batch = Batch {
+                            token,
+                            len: row_count,
+                            rows: rows.into(),
+                        };
                         return Ok(BatchRead::Complete {
                             batch,
                             keys,
@@ -469,6 +493,7 @@ mod tests {
 
     fn event(ts: i64) -> Event {
         let mut e = Event::new(Kind::Pageview, ts);
+        e.event_id = Uuid::from_u128(ts as u128);
         e.site = "s".into();
         e.ip_sealed.0 = Some([7; footfall_seal::SEALED_IP_LEN]);
         e
@@ -482,8 +507,16 @@ mod tests {
         }
     }
 
+    /// The `ts` of each row, which follows the 16-byte event id. The rows of a batch in these
+    /// tests are all as long as each other.
     fn timestamps(batch: &SpooledBatch) -> Vec<i64> {
-        batch.batch.events.iter().map(|e| e.ts).collect()
+        let Batch { len, rows, .. } = &batch.batch;
+        if *len == 0 {
+            return Vec::new();
+        }
+        rows.chunks(rows.len() / *len as usize)
+            .map(|row| i64::from_le_bytes(row[16..24].try_into().unwrap()))
+            .collect()
     }
 
     #[test]
@@ -506,8 +539,9 @@ mod tests {
         assert_eq!(batch.batch.token, first);
         assert_eq!(batch.keys.iter().map(|k| k.key_id).collect::<Vec<_>>(), [9]);
         assert_eq!(
-            batch.batch.events[0].ip_sealed.0,
-            Some([7; footfall_seal::SEALED_IP_LEN])
+            batch.batch.rows,
+            Batch::of(first, &[event(1), event(2)]).rows,
+            "the spool holds each event as its row, byte for byte"
         );
         reader.commit(batch.end, &gauge).unwrap();
         assert!(
@@ -587,11 +621,10 @@ mod tests {
         let mut next_ts = 0;
         while let Some(batch) = reader.next_batch().unwrap() {
             assert_eq!(
-                batch.batch.events.len(),
-                per_batch,
+                batch.batch.len, per_batch as u64,
                 "a batch never spans two segments"
             );
-            assert_eq!(batch.batch.events[0].ts, next_ts, "in order, none skipped");
+            assert_eq!(timestamps(&batch)[0], next_ts, "in order, none skipped");
             next_ts += per_batch as i64;
             reader.commit(batch.end, &gauge).unwrap();
         }
@@ -662,5 +695,25 @@ mod tests {
         let batch = reader.next_batch().unwrap().unwrap();
         assert_eq!(timestamps(&batch), [2]);
         assert_eq!(batch.corrupt_records, 1);
+    }
+
+    #[test]
+    fn events_spooled_before_rows_are_read_back_as_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let gauge = SpoolGauge::default();
+        let (mut writer, mut reader, _) = open(dir.path(), &gauge).unwrap();
+        writer
+            .append_encoded(FrameKind::Event, &event(1), &gauge)
+            .unwrap();
+        writer.append_event(&event(2), &gauge).unwrap();
+        let token = Uuid::new_v4();
+        writer.cut(token, &gauge).unwrap();
+        let batch = reader.next_batch().unwrap().unwrap();
+        assert_eq!(batch.corrupt_records, 0);
+        assert_eq!(batch.batch.len, 2);
+        assert_eq!(
+            batch.batch.rows,
+            Batch::of(token, &[event(1), event(2)]).rows
+        );
     }
 }

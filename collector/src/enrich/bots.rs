@@ -1,0 +1,130 @@
+//! Is a user agent a bot? Two maintained public pattern lists, vendored and refreshed from their
+//! registry packages by `benches/corpora/refresh`: the named crawlers of `crawler-user-agents`
+//! (`crawler-patterns.txt`) and the generic rules of `isbot` (`isbot-patterns.txt`, less the few
+//! that need look-around, which `regex` does not have), plus rules of our own for what such
+//! lists cannot name: an agent that carries a URL (crawlers link their documentation; browsers
+//! never do), generic bot words as whole words, and an empty agent.
+//!
+//! Rules match whole words, not substrings: a bare `bot` flagged CUBOT phones and fuboTV, a bare
+//! `java/` old J2ME phones, `libwww` the Lynx browser. All patterns are compiled into one regex,
+//! whose literal prefilter and lazy DFA scan a typical agent once in well under a microsecond
+//! (BENCHMARKS.md, Enrichment); a `RegexSet` of the same patterns was slower, and we only need to
+//! know whether any matched. Accuracy on the vendored corpora is measured by
+//! `footfall-ua-accuracy` (BENCHMARKS.md, Bots).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// One pattern a line, in the list's regex dialect (RE2, which `regex` shares); case-sensitive.
+const CRAWLER_PATTERNS: &str = include_str!("crawler-patterns.txt");
+/// One pattern a line, matched case-insensitively as isbot does.
+const ISBOT_PATTERNS: &str = include_str!("isbot-patterns.txt");
+
+/// Our own rules, case-insensitive and bounded by word edges.
+const OWN_RULES: &[&str] = &[
+    // A URL: crawlers point to a page about themselves, browsers never carry one.
+    r"https?://",
+    r"\bwww\.",
+    // Generic words, as words: `CUBOT` and `fuboTV` are no bots.
+    // (Not `bot` alone: "M bot Tab" is a tablet; bots end their name in it, see NAME_ENDS_IN_BOT.)
+    r"\b(?:robots?|crawler|spider|scraper|scanner|fetcher|archiver|checker|validator|preview|thumbnails?|monitor|monitoring|synthetics?)\b",
+    r"[a-z0-9](?:crawler|spider)\b",
+    // Google's own agents name themselves Google-Product (isbot's rule for them needs look-around).
+    r"\bgoogle-[a-z]|[a-z]-google\b|\bgoogle_[a-z]|\bgoogle search console\b",
+    // Mail and image proxies fetching on someone's behalf (ImageProxy/, SeznamEmailProxy/).
+    r"[a-z]proxy/",
+    // Automation and headless browsers that otherwise look like browsers.
+    r"\b(?:headless\w*|phantomjs|slimerjs|selenium|webdriver|puppeteer|playwright|cypress|lighthouse|pagespeed|gtmetrix|ptst|pingdom|uptime\w*|checkly|thousandeyes|ghost ?inspector|site24x7|alwaysonline|catchpoint|newrelic\w*|dynatrace|statuscake)\b",
+    // Assistants fetching a page for a person (ChatGPT-User, Claude-User, Perplexity-User, ...).
+    r"\b[a-z]+-user\b",
+    // HTTP libraries and command-line clients, at the start where they name themselves.
+    r"^(?:curl|wget|httpie|python|python-\w+|aiohttp|httpx|go-http-client|go-resty|java|apache-httpclient|okhttp|axios|node-fetch|node|undici|got|deno|bun|ruby|faraday|guzzlehttp|php|perl|libwww-perl|lwp|mechanize|scrapy|rest-client|restsharp|postmanruntime|insomnia|dart|reqwest|hyper|colly|nutch|heritrix|wordpress|feedparser|rss|winhttp|powershell|okhttp3)\b",
+];
+
+/// Case-sensitive, so that `CUBOT` (a phone brand) is not caught: `Googlebot`, `YandexBot`.
+const NAME_ENDS_IN_BOT: &str = r"(?:[a-z0-9]bot|Bot)\b";
+
+fn alternatives(list: &str) -> String {
+    list.lines()
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+static RULES: LazyLock<Regex> = LazyLock::new(|| {
+    let crawlers = alternatives(CRAWLER_PATTERNS);
+    let isbot = alternatives(ISBOT_PATTERNS);
+    let own = OWN_RULES.join("|");
+    Regex::new(&format!(
+        "(?:{crawlers})|{NAME_ENDS_IN_BOT}|(?i:{isbot})|(?i:{own})"
+    ))
+    .expect("bot patterns compile")
+});
+
+/// Apps on phones and TVs that send a bare device model, which isbot's rule for one-word agents
+/// (`ApacheBench/2.3`, `collectd/5.5.1`) would take for tools.
+static DEVICE_MODEL_ONLY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:iPhone|iPad|iPod|smarttv_)[\w,.]*$").expect("compiles"));
+
+/// Whether `user_agent` is a bot by its text alone. An empty agent is: every browser sends one.
+pub fn is_bot(user_agent: &str) -> bool {
+    user_agent.trim().is_empty()
+        || (RULES.is_match(user_agent) && !DEVICE_MODEL_ONLY.is_match(user_agent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vendored_pattern_compiles_alone() {
+        let lines = CRAWLER_PATTERNS.lines().chain(ISBOT_PATTERNS.lines());
+        for pattern in lines.filter(|l| !l.is_empty()) {
+            Regex::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        }
+    }
+
+    #[test]
+    fn bots_by_list_url_word_and_library() {
+        let bots = [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "Mozilla/5.0 (compatible; SomeNewCrawler/0.1; +https://example.org/about)",
+            "Mozilla/5.0 (compatible; Examplebot/1.0)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 PTST/240501.120012",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; ChatGPT-User/1.0; +https://openai.com/bot",
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; Acme-User/1.0",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.0.0 Safari/537.36",
+            "curl/8.5.0",
+            "python-requests/2.31.0",
+            "Java/17.0.2",
+            "",
+            "   ",
+        ];
+        for ua in bots {
+            assert!(is_bot(ua), "{ua:?} is a bot");
+        }
+    }
+
+    #[test]
+    fn words_inside_other_words_are_no_bots() {
+        let browsers = [
+            // CUBOT phones, fuboTV, Lynx with libwww, a J2ME phone with a Java token.
+            "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/96.0.4664.45 Mobile Safari/537.36",
+            "Mozilla/5.0 (Linux; Android 9; AFTMM Build/PS7233; fuboTV/4.30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0.3538.110 Mobile Safari/537.36",
+            "Lynx/2.8.9rel.1 libwww-FM/2.14 SSL-MM/1.4.1 OpenSSL/1.1.1d",
+            "Nokia6300/2.0 (05.00) Profile/MIDP-2.0 Configuration/CLDC-1.1 Java/Jbed/v7 UNTRUSTED/1.0",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+        ];
+        for ua in browsers {
+            assert!(!is_bot(ua), "{ua:?} is a browser");
+        }
+    }
+
+    #[test]
+    fn a_bot_token_far_into_a_long_agent_counts() {
+        let ua = format!("Mozilla/5.0 ({}) Googlebot/2.1", "x; ".repeat(300));
+        assert!(ua.len() > 512);
+        assert!(is_bot(&ua));
+    }
+}
