@@ -65,7 +65,7 @@ fn timed_inserts(
     let (wall, cpu_start) = (Instant::now(), process_cpu_time());
     for _ in 0..iters {
         batch.token = Uuid::new_v4();
-        rt.block_on(insert_batch(client, &[], batch))
+        rt.block_on(insert_batch(client, &[], batch.token, &[batch]))
             .expect("insert into the bench database");
     }
     if cpu {

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use footfall_collector::sink::spool::{self, SpoolGauge};
+use footfall_collector::sink::spool::{self, SpoolGauge, SpoolOptions};
 use footfall_store::event::{Event, Kind};
 use uuid::Uuid;
 
@@ -46,15 +46,16 @@ fn spool_bench(c: &mut Criterion) {
             || {
                 let dir = tempfile::tempdir().unwrap();
                 let gauge = SpoolGauge::default();
-                let (writer, _, _) = spool::open(dir.path(), &gauge).unwrap();
-                (dir, gauge, writer)
+                let (writer, reader, _) =
+                    spool::open(dir.path(), SpoolOptions::for_bound(1 << 30), &gauge).unwrap();
+                (dir, gauge, writer, reader)
             },
-            |(dir, gauge, mut writer)| {
+            |(dir, gauge, mut writer, reader)| {
                 for e in &events {
                     writer.append_event(e, &gauge).unwrap();
                 }
                 writer.cut(Uuid::new_v4(), &gauge).unwrap();
-                (dir, writer)
+                (dir, writer, reader)
             },
             BatchSize::PerIteration,
         )
@@ -62,15 +63,22 @@ fn spool_bench(c: &mut Criterion) {
     group.bench_function("read_batch_10k", |b| {
         let dir = tempfile::tempdir().unwrap();
         let gauge = SpoolGauge::default();
-        let (mut writer, _, _) = spool::open(dir.path(), &gauge).unwrap();
+        let (mut writer, _reader, _) =
+            spool::open(dir.path(), SpoolOptions::for_bound(1 << 30), &gauge).unwrap();
         for e in &events {
             writer.append_event(e, &gauge).unwrap();
         }
         writer.cut(Uuid::new_v4(), &gauge).unwrap();
-        writer.sync().unwrap();
-        let (_, mut reader, _) = spool::open(dir.path(), &SpoolGauge::default()).unwrap();
+        writer.sync(&gauge).unwrap();
+        drop((writer, _reader));
+        let (_, mut reader, _) = spool::open(
+            dir.path(),
+            SpoolOptions::for_bound(1 << 30),
+            &SpoolGauge::default(),
+        )
+        .unwrap();
         // Without a commit the reader stays put: each call reads the same batch again.
-        b.iter(|| black_box(reader.next_batch().unwrap().unwrap().batch.len))
+        b.iter(|| black_box(reader.next_batch().unwrap().unwrap().batch.len()))
     });
     group.finish();
 }

@@ -33,12 +33,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (the default). Applies the schema first.
+    /// Run the HTTP server (the default). Applies the schema once ClickHouse answers.
     Serve(Box<ServeArgs>),
     /// Apply the ClickHouse schema and exit.
     Migrate(SchemaArgs),
     /// Print a signed email-open marker or customer link (needs FOOTFALL_SECRET).
     Sign(SignArgs),
+    /// Work on the spool in the data dir.
+    #[command(subcommand)]
+    Spool(SpoolCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SpoolCommand {
+    /// Insert the batches ClickHouse refused for good (DATA_DIR/quarantine), once their cause is
+    /// fixed; each stored batch's file is deleted, the others stay. Safe while the collector runs.
+    ReplayQuarantine(ReplayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The collector's data dir, which holds the quarantine.
+    #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,9 +4,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use footfall_collector::config::{Cli, Command, SignArgs, SignCommand};
+use footfall_collector::config::{Cli, Command, ReplayArgs, SignArgs, SignCommand, SpoolCommand};
 use footfall_collector::hit::{customer, email};
 use footfall_collector::signing::Signer;
+use footfall_collector::sink::quarantine::{QUARANTINE_DIR, Quarantine};
 use footfall_collector::{keys, server};
 use footfall_store::config::SchemaArgs;
 use footfall_store::migrations;
@@ -62,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Sign(args) => println!("{}", sign(args)?),
+        Command::Spool(SpoolCommand::ReplayQuarantine(args)) => replay_quarantine(args).await?,
     }
     Ok(())
 }
@@ -96,6 +98,32 @@ fn sign(args: SignArgs) -> anyhow::Result<String> {
             link
         }
     })
+}
+
+/// Inserts every quarantined batch; fails (after trying them all) if any is still refused.
+async fn replay_quarantine(args: ReplayArgs) -> anyhow::Result<()> {
+    let quarantine = Quarantine::new(args.data_dir.join(QUARANTINE_DIR));
+    let replayed = quarantine
+        .replay(&args.clickhouse.client())
+        .await
+        .with_context(|| format!("reading {}", quarantine.dir().display()))?;
+    let mut failed = 0;
+    for done in &replayed {
+        match &done.result {
+            Ok(rows) => println!("stored {rows} rows from {}", done.file.display()),
+            Err(error) => {
+                failed += 1;
+                println!("still refused: {}: {error}", done.file.display());
+            }
+        }
+    }
+    println!(
+        "{} of {} quarantined batches stored",
+        replayed.len() - failed,
+        replayed.len()
+    );
+    anyhow::ensure!(failed == 0, "{failed} batches stay in the quarantine");
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -10,11 +10,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::hit::customer::Rejected;
 use crate::hit::privacy::Withheld;
+use crate::sink::metrics::SinkMetrics;
 use footfall_store::event::Kind;
 
 /// Why a hit was not accepted. Each has a label value on `footfall_hits_rejected_total`.
@@ -28,8 +28,10 @@ pub enum Rejection {
     BadEmailToken,
     /// The in-memory queue to the spool was full.
     Overloaded,
-    /// The spool on disk was at its bound (ClickHouse down for long) or the disk failed.
+    /// The spool on disk was at its bound (ClickHouse down for long).
     SpoolFull,
+    /// Writing the spool failed (disk full, I/O error), and has not recovered yet.
+    DiskFailing,
     /// A beacon body that is not valid JSON for events, or breaks a bound.
     BadBeacon,
     /// An engagement of more than a day.
@@ -46,7 +48,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason, in declaration order: `rejected()` indexes counters by the discriminant.
-    pub const ALL: [Rejection; 13] = [
+    pub const ALL: [Rejection; 14] = [
         Rejection::MissingSite,
         Rejection::BadSite,
         Rejection::MissingUrl,
@@ -54,6 +56,7 @@ impl Rejection {
         Rejection::BadEmailToken,
         Rejection::Overloaded,
         Rejection::SpoolFull,
+        Rejection::DiskFailing,
         Rejection::BadBeacon,
         Rejection::DwellOutOfRange,
         Rejection::OriginNotAllowed,
@@ -71,6 +74,7 @@ impl Rejection {
             Rejection::BadEmailToken => "bad_email_token",
             Rejection::Overloaded => "overloaded",
             Rejection::SpoolFull => "spool_full",
+            Rejection::DiskFailing => "disk_failing",
             Rejection::BadBeacon => "bad_beacon",
             Rejection::DwellOutOfRange => "dwell_out_of_range",
             Rejection::OriginNotAllowed => "origin_not_allowed",
@@ -112,15 +116,7 @@ pub struct Metrics {
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
     pub rate_limit_clients: Gauge,
-    pub batches_written: Counter,
-    pub rows_written: Counter,
-    pub insert_retries: Counter,
-    pub insert_failures: Counter,
-    pub insert_seconds: Histogram,
-    pub spool_bytes: Gauge,
-    pub spool_torn_bytes: Counter,
-    pub spool_corrupt_records: Counter,
-    pub spool_lost_events: Counter,
+    pub sink: SinkMetrics,
     pub geoip_reloads: Counter,
     pub geoip_reload_failures: Counter,
 }
@@ -142,15 +138,7 @@ impl Metrics {
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
         let rate_limit_clients = Gauge::default();
-        let batches_written = Counter::default();
-        let rows_written = Counter::default();
-        let insert_retries = Counter::default();
-        let insert_failures = Counter::default();
-        let insert_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        let spool_bytes = Gauge::default();
-        let spool_torn_bytes = Counter::default();
-        let spool_corrupt_records = Counter::default();
-        let spool_lost_events = Counter::default();
+        let sink = SinkMetrics::register(&mut registry);
         let geoip_reloads = Counter::default();
         let geoip_reload_failures = Counter::default();
         registry.register(
@@ -195,51 +183,6 @@ impl Metrics {
             rate_limit_clients.clone(),
         );
         registry.register(
-            "batches_written",
-            "Batches inserted into ClickHouse",
-            batches_written.clone(),
-        );
-        registry.register(
-            "rows_written",
-            "Events inserted into ClickHouse",
-            rows_written.clone(),
-        );
-        registry.register(
-            "insert_retries",
-            "Inserts tried again after a failure",
-            insert_retries.clone(),
-        );
-        registry.register(
-            "insert_failures",
-            "Inserts that failed (each is retried)",
-            insert_failures.clone(),
-        );
-        registry.register(
-            "insert_duration_seconds",
-            "Time to insert one batch",
-            insert_seconds.clone(),
-        );
-        registry.register(
-            "spool_bytes",
-            "Bytes in the spool not yet stored in ClickHouse",
-            spool_bytes.clone(),
-        );
-        registry.register(
-            "spool_torn_bytes",
-            "Bytes of torn records cut off the spool at start",
-            spool_torn_bytes.clone(),
-        );
-        registry.register(
-            "spool_corrupt_records",
-            "Damaged spool records skipped",
-            spool_corrupt_records.clone(),
-        );
-        registry.register(
-            "spool_lost_events",
-            "Accepted events lost because the spool could not be written",
-            spool_lost_events.clone(),
-        );
-        registry.register(
             "geoip_reloads",
             "New editions of the GeoIP database taken into use",
             geoip_reloads.clone(),
@@ -279,15 +222,7 @@ impl Metrics {
             truncated,
             queue_depth,
             rate_limit_clients,
-            batches_written,
-            rows_written,
-            insert_retries,
-            insert_failures,
-            insert_seconds,
-            spool_bytes,
-            spool_torn_bytes,
-            spool_corrupt_records,
-            spool_lost_events,
+            sink,
             geoip_reloads,
             geoip_reload_failures,
         }

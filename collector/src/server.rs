@@ -1,6 +1,7 @@
 //! The running collector: HTTP/1.1 server, sink (spool and inserter), and an orderly shutdown.
 //!
-//! [`start`] applies the schema, binds the listener, starts the sink and the accept loop, and
+//! [`start`] binds the listener, starts the sink (which applies the schema as soon as ClickHouse
+//! answers: a collector started during an outage still takes hits) and the accept loop, and
 //! returns a [`Collector`] handle. [`Collector::shutdown`] (the binary calls it on SIGTERM or
 //! SIGINT) stops accepting, lets every in-flight request finish, and only then shuts the sink
 //! down, so every hit that was answered is spooled and, ClickHouse willing, inserted before the
@@ -26,9 +27,11 @@ use crate::metrics::Metrics;
 use crate::rate_limit::RateLimit;
 use crate::routes::{App, Wiring, now_ms};
 use crate::sealer::Sealer;
-use crate::sink::inserter::InserterReport;
+use crate::sink::disk::DiskFaults;
+use crate::sink::inserter::{ApplySchema, InserterReport};
+use crate::sink::quarantine::QUARANTINE_DIR;
 use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
-use footfall_store::migrations::{self, SchemaError};
+use footfall_store::migrations;
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
@@ -43,10 +46,6 @@ pub enum StartError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     GeoIp(#[from] GeoIpError),
-    #[error(
-        "{0}. Is ClickHouse running and reachable at FOOTFALL_CLICKHOUSE_URL? (on a laptop: scripts/clickhouse start)"
-    )]
-    Schema(#[from] SchemaError),
     #[error("could not open the spool in {dir}: {source}")]
     Spool {
         dir: std::path::PathBuf,
@@ -87,8 +86,17 @@ impl Collector {
     }
 }
 
-/// Starts a collector as configured by `args`.
+/// Starts a collector as configured by `args`. It listens and spools at once; the schema is
+/// applied by the sink as soon as ClickHouse answers, before the first insert.
 pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
+    start_with_faults(args, Arc::default()).await
+}
+
+/// [`start`], with `faults` injected into the spool's files (for tests of a failing disk).
+pub async fn start_with_faults(
+    args: ServeArgs,
+    faults: Arc<DiskFaults>,
+) -> Result<Collector, StartError> {
     let keys = keys::load(
         &args.data_dir,
         args.secret.as_deref(),
@@ -102,12 +110,6 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
         .transpose()?
         .map(Arc::new);
     let ch = &args.clickhouse;
-    migrations::migrate(
-        &ch.server_client(),
-        &ch.clickhouse_database,
-        args.retention.retention_days,
-    )
-    .await?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -124,17 +126,34 @@ pub async fn start(args: ServeArgs) -> Result<Collector, StartError> {
     let sealer = Arc::new(Sealer::new(keys.ip_public_key, KEY_EPOCH_MS, now_ms()));
     let queue = Queue::bounded(args.queue_capacity as usize);
     let spool_dir = args.data_dir.join("spool");
+    let apply_schema = {
+        let (client, database) = (ch.server_client(), ch.clickhouse_database.clone());
+        let retention_days = args.retention.retention_days;
+        let apply: ApplySchema = Box::new(move || {
+            let (client, database) = (client.clone(), database.clone());
+            Box::pin(async move {
+                migrations::migrate(&client, &database, retention_days)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+        });
+        apply
+    };
     let sink = Sink::start(
         SinkConfig {
             dir: spool_dir.clone(),
+            quarantine_dir: args.data_dir.join(QUARANTINE_DIR),
             batch_rows: args.batch_rows as usize,
             flush_interval: args.flush_interval(),
             fsync_interval: Duration::from_millis(args.spool_fsync_ms),
             max_bytes: args.spool_max_bytes,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            faults,
         },
         queue.clone(),
         ch.client(),
+        apply_schema,
         sealer.clone(),
         metrics.clone(),
         status.clone(),

@@ -82,7 +82,8 @@ const EVERY_COLUMN: &str =
 async fn every_column_type_reads_back_as_the_crate_would_have_written_it() {
     let events = edge_events();
     let ours = migrated().await;
-    insert_batch(&ours.client(), &[], &Batch::of(Uuid::new_v4(), &events))
+    let batch = Batch::of(Uuid::new_v4(), &events);
+    insert_batch(&ours.client(), &[], batch.token, &[&batch])
         .await
         .expect("ClickHouse takes the rows and their header");
     let reference = migrated().await;
@@ -137,13 +138,10 @@ async fn clickhouse_refuses_rows_whose_header_does_not_match_the_table() {
         .execute()
         .await
         .unwrap();
-    let error = insert_batch(
-        &db.client(),
-        &[],
-        &Batch::of(Uuid::new_v4(), &edge_events()),
-    )
-    .await
-    .expect_err("a column of another type is refused, not stored shifted");
+    let batch = Batch::of(Uuid::new_v4(), &edge_events());
+    let error = insert_batch(&db.client(), &[], batch.token, &[&batch])
+        .await
+        .expect_err("a column of another type is refused, not stored shifted");
     assert!(error.to_string().contains("dwell_ms"), "{error}");
     assert_eq!(db.count("SELECT count() FROM events").await, 0);
 }

@@ -1,5 +1,6 @@
 //! The spool's frame decoder, as recovery runs it over whatever a crash left on disk: it never
-//! panics, never reads past the buffer, and every frame it accepts has a valid checksum.
+//! panics, never reads past the buffer, every frame it accepts has valid checksums, and
+//! resynchronising after damage always moves forward.
 #![no_main]
 
 use footfall_collector::sink::frame::{self, Decoded};
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(len > payload.len() && at + len <= data.len());
                 let mut again = Vec::new();
                 let kind = match data[at + frame::HEADER_LEN] {
-                    1 => frame::FrameKind::Event,
+                    1 => frame::FrameKind::Row,
                     2 => frame::FrameKind::Key,
                     _ => frame::FrameKind::Cut,
                 };
@@ -21,8 +22,12 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&again[..], &data[at..at + len], "re-encoding gives the same bytes");
                 at += len;
             }
-            Decoded::Corrupt { skip: Some(len) } => at += len,
-            Decoded::Incomplete | Decoded::Corrupt { skip: None } => break,
+            Decoded::Corrupt => {
+                let skip = frame::find_sync(&data[at..]);
+                assert!(skip >= 1 && at + skip <= data.len(), "resynchronising moves forward");
+                at += skip;
+            }
+            Decoded::Incomplete => break,
         }
     }
 });

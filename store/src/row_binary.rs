@@ -76,6 +76,12 @@ pub fn header() -> Vec<u8> {
     out
 }
 
+/// The `ts` of a row [`encode`] wrote (it follows the 16-byte event id), or `None` for bytes
+/// too short to be a row.
+pub fn timestamp(row: &[u8]) -> Option<i64> {
+    Some(i64::from_le_bytes(row.get(16..24)?.try_into().ok()?))
+}
+
 /// Appends `event` to `out` as one row of [`COLUMNS`].
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
     let (high, low) = event.event_id.as_u64_pair();
@@ -198,6 +204,8 @@ mod tests {
         expected.push(90);
         expected.extend_from_slice(&[0, 0]);
         assert_eq!(row, expected);
+        assert_eq!(timestamp(&row), Some(-1));
+        assert_eq!(timestamp(&row[..23]), None);
     }
 
     #[test]

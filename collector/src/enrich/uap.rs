@@ -49,17 +49,17 @@ pub struct Parsed {
 /// Parses `user_agent` with uap-core's rules.
 pub fn parse(user_agent: &str) -> Parsed {
     let mut parsed = Parsed::default();
-    if let Some(browser) = EXTRACTORS.browser.extract(user_agent) {
-        if let Some(family) = browser_family(&browser.family) {
-            parsed.browser = family;
-            parsed.browser_version = version(browser.major, browser.minor);
-        }
+    if let Some(browser) = EXTRACTORS.browser.extract(user_agent)
+        && let Some(family) = browser_family(&browser.family)
+    {
+        parsed.browser = family;
+        parsed.browser_version = version(browser.major, browser.minor);
     }
-    if let Some(os) = EXTRACTORS.os.extract(user_agent) {
-        if let Some(family) = os_family(&os.os) {
-            parsed.os = family;
-            parsed.os_version = version(os.major.as_deref(), os.minor.as_deref());
-        }
+    if let Some(os) = EXTRACTORS.os.extract(user_agent)
+        && let Some(family) = os_family(&os.os)
+    {
+        parsed.os = family;
+        parsed.os_version = version(os.major.as_deref(), os.minor.as_deref());
     }
     parsed
 }

@@ -3,8 +3,16 @@
 //! It runs on a thread of its own because it does blocking file I/O (writes and fsyncs) that
 //! must never stall the request threads. It cuts a batch when it reaches `batch_rows` events or
 //! when its first event has waited one flush interval, writing the epoch keys the batch needs
-//! just before the cut. Every `fsync_interval` it makes what it appended durable: that interval
-//! is all a crash (`kill -9`, power loss) can cost.
+//! just before the cut. Whenever it has drained the queue it hands what it appended to the OS,
+//! so a crash of the process costs only the events still queued; every `fsync_interval` it
+//! makes what it appended durable, so power loss costs at most that interval.
+//!
+//! When a write fails (disk full, I/O error) the spool keeps what it could not write in memory;
+//! the appender stops taking events from the queue, the collector refuses new hits
+//! (`disk_failing`), and every `IO_RETRY` it tries again, until the disk takes the writes and
+//! everything resumes by itself. The events already acknowledged wait in the queue meanwhile.
+//! It also stops taking events while the spool is at its bound plus half a segment, so the disk
+//! never holds more than the bound plus one segment.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,13 +23,15 @@ use uuid::Uuid;
 
 use super::spool::{SpoolGauge, SpoolWriter};
 use super::{Queue, SinkStatus};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejection};
 use crate::sealer::Sealer;
 
 /// How long the appender sleeps when the queue is empty.
 const IDLE_POLL: Duration = Duration::from_millis(2);
 /// How long it waits before trying the disk again after a write failed.
-const IO_RETRY: Duration = Duration::from_millis(500);
+const IO_RETRY: Duration = Duration::from_millis(200);
+/// How long shutdown keeps trying a failing disk before it gives the unwritten events up.
+const SHUTDOWN_IO_TRIES: u32 = 10;
 
 pub struct Appender {
     pub queue: Queue,
@@ -44,33 +54,74 @@ impl Appender {
         let mut in_batch = 0usize;
         let mut batch_deadline = Instant::now();
         let mut next_sync = Instant::now() + self.fsync_interval;
+        let mut failed_tries = 0u32;
         loop {
             let stopping = stop.load(Ordering::Acquire);
             let mut appended = false;
-            while let Some(event) = self.queue.pop() {
-                appended = true;
-                if in_batch == 0 {
-                    batch_deadline = Instant::now() + self.flush_interval;
+            if self.spool.failing() {
+                std::thread::sleep(IO_RETRY);
+                match self.spool.sync(&self.gauge) {
+                    Ok(()) => self.disk_recovered(),
+                    Err(_) if stopping && failed_tries >= SHUTDOWN_IO_TRIES => {
+                        let lost = self.queue.depth() as u64 + self.spool.unsynced_rows();
+                        tracing::error!(
+                            lost,
+                            "the spool is still not writable at shutdown: unwritten hits are lost"
+                        );
+                        self.metrics.sink.spool_lost_events.inc_by(lost);
+                        return;
+                    }
+                    Err(_) => failed_tries += 1,
                 }
-                match self.spool.append_event(&event, &self.gauge) {
-                    Ok(_) => in_batch += 1,
-                    Err(error) => self.disk_failed(&error, 1),
-                }
-                if in_batch >= self.batch_rows {
-                    in_batch = self.cut(in_batch);
+            } else {
+                failed_tries = 0;
+                while self.has_room() {
+                    let Some(event) = self.queue.pop() else { break };
+                    appended = true;
+                    if in_batch == 0 {
+                        batch_deadline = Instant::now() + self.flush_interval;
+                    }
+                    match self.spool.append_event(&event, &self.gauge) {
+                        Ok(_) => in_batch += 1,
+                        Err(error) => {
+                            // Only encoding can fail here, and it never does for a valid event.
+                            tracing::error!(%error, "an event could not be encoded for the spool");
+                            self.metrics.sink.spool_lost_events.inc();
+                        }
+                    }
+                    if in_batch >= self.batch_rows {
+                        in_batch = self.cut();
+                    } else if let Err(error) = self.spool.flush_if_large(&self.gauge) {
+                        self.disk_failed(&error);
+                    }
+                    if self.spool.failing() {
+                        break;
+                    }
                 }
             }
-            if in_batch > 0 && (stopping || Instant::now() >= batch_deadline) {
-                in_batch = self.cut(in_batch);
+            // Hand what was appended to the OS as soon as the queue is drained: a crash of the
+            // process alone (`kill -9`, a panic) then costs only what was still queued, and the
+            // fsync interval only bounds what power loss costs. One write per drain: at most one
+            // every `IDLE_POLL` when traffic is light, fewer and larger ones when it is heavy.
+            if appended
+                && !self.spool.failing()
+                && let Err(error) = self.spool.flush(&self.gauge)
+            {
+                self.disk_failed(&error);
             }
-            if stopping || Instant::now() >= next_sync {
-                if let Err(error) = self.spool.sync() {
-                    self.disk_failed(&error, 0);
+            // At the bound, cut what is open so the inserter can free space.
+            let cut_due = stopping || Instant::now() >= batch_deadline || !self.has_room();
+            if in_batch > 0 && cut_due && !self.spool.failing() {
+                in_batch = self.cut();
+            }
+            if (stopping || Instant::now() >= next_sync) && !self.spool.failing() {
+                if let Err(error) = self.spool.sync(&self.gauge) {
+                    self.disk_failed(&error);
                 }
                 next_sync = Instant::now() + self.fsync_interval;
             }
             self.update_fullness();
-            if stopping && self.queue.depth() == 0 {
+            if stopping && self.queue.depth() == 0 && in_batch == 0 && !self.spool.failing() {
                 return;
             }
             if !appended {
@@ -79,49 +130,64 @@ impl Appender {
         }
     }
 
-    /// Ends the batch of `rows` events: keys first, then the cut. Returns the rows left open.
-    fn cut(&mut self, rows: usize) -> usize {
+    /// Whether the disk may take more events: below the bound plus half a segment (the other
+    /// half is room for cuts and keys).
+    fn has_room(&self) -> bool {
+        self.gauge.disk_bytes() < self.max_bytes + self.spool.segment_bytes() / 2
+    }
+
+    /// Ends the open batch: keys first, then the cut. Returns the rows left open (none: a cut
+    /// that could not be written yet stays buffered and is written when the disk recovers).
+    fn cut(&mut self) -> usize {
         for key in self.sealer.take_unsaved() {
             if let Err(error) = self.spool.append_key(&key, &self.gauge) {
-                self.disk_failed(&error, 0);
+                tracing::error!(%error, "an epoch key could not be encoded for the spool");
             }
         }
         match self.spool.cut(Uuid::new_v4(), &self.gauge) {
-            Ok(()) => {
-                self.cut_ready.notify_one();
-                0
-            }
-            Err(error) => {
-                self.disk_failed(&error, 0);
-                rows
-            }
+            Ok(()) => self.cut_ready.notify_one(),
+            Err(error) => self.disk_failed(&error),
         }
+        0
     }
 
-    /// The spool is over its bound: refuse new hits until the inserter has caught up a little.
+    /// Refuses new hits while the spool is over its bound, until it is below 90 % of it.
     fn update_fullness(&self) {
-        let pending = self.gauge.pending_bytes();
-        self.metrics.spool_bytes.set(pending as i64);
-        let full = self.status.spool_full.load(Ordering::Relaxed);
-        if !full && pending >= self.max_bytes {
+        let disk = self.gauge.disk_bytes();
+        let sink = &self.metrics.sink;
+        sink.spool_bytes.set(self.gauge.pending_bytes() as i64);
+        sink.spool_disk_bytes.set(disk as i64);
+        sink.spool_backlog_rows
+            .set(self.gauge.backlog_rows() as i64);
+        if self.spool.failing() {
+            return;
+        }
+        let full = self.status.refusal() == Some(Rejection::SpoolFull);
+        if !full && disk >= self.max_bytes {
             tracing::warn!(
-                pending,
+                disk,
                 max = self.max_bytes,
                 "spool full: refusing new hits until ClickHouse catches up"
             );
-            self.status.spool_full.store(true, Ordering::Relaxed);
-        } else if full && pending < self.max_bytes / 10 * 9 {
-            tracing::info!(pending, "spool below its bound again: accepting hits");
-            self.status.spool_full.store(false, Ordering::Relaxed);
+            self.status.refuse(Some(Rejection::SpoolFull));
+        } else if full && disk < self.max_bytes / 10 * 9 {
+            tracing::info!(disk, "spool below its bound again: accepting hits");
+            self.status.refuse(None);
         }
     }
 
-    /// A write to the spool failed (disk full, I/O error): the events it held are lost. Refuse
-    /// hits for a moment rather than acknowledge more that cannot be kept.
-    fn disk_failed(&self, error: &std::io::Error, lost: u64) {
-        tracing::error!(%error, "writing the spool failed");
-        self.metrics.spool_lost_events.inc_by(lost);
-        self.status.spool_full.store(true, Ordering::Relaxed);
-        std::thread::sleep(IO_RETRY);
+    /// A write to the spool failed: refuse new hits until the disk takes writes again.
+    fn disk_failed(&self, error: &std::io::Error) {
+        self.metrics.sink.spool_write_failures.inc();
+        if self.status.refusal() != Some(Rejection::DiskFailing) {
+            tracing::error!(%error, "writing the spool failed: refusing new hits until the disk recovers");
+            self.status.refuse(Some(Rejection::DiskFailing));
+        }
+    }
+
+    fn disk_recovered(&self) {
+        tracing::info!("the spool is writable again: accepting hits");
+        self.status.refuse(None);
+        self.cut_ready.notify_one();
     }
 }

@@ -1,24 +1,26 @@
-//! The ClickHouse I/O of the sink: one batch, one insert (after the keys it needs).
+//! The ClickHouse I/O of the sink: one insert of one or more spooled batches (after the keys
+//! they need).
 //!
 //! Events go in as the RowBinary rows the spool holds, sent as they are: the `clickhouse`
 //! crate's typed `Insert` would want them decoded into rows again only to encode them back, so
 //! they go through its `insert_formatted_with`, which sends a body in a format of our choosing
 //! (LZ4-compressed like the typed insert). The format is `RowBinaryWithNamesAndTypes`, so
 //! ClickHouse checks every insert's columns and types against the table
-//! ([`crate::row_binary`]).
+//! ([`footfall_store::row_binary`]).
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clickhouse::Client;
+use uuid::Uuid;
 
 use super::batch::Batch;
 use footfall_store::ip_key::KeyRow;
 use footfall_store::row_binary;
 
 /// Longest a single insert may take before it counts as failed and is retried.
-const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes handed to the client (and compressed) at a time, as its typed inserts do.
 const CHUNK_BYTES: usize = 256 * 1024;
 
@@ -26,12 +28,14 @@ const INSERT_EVENTS: &str = "INSERT INTO events FORMAT RowBinaryWithNamesAndType
 
 static HEADER: LazyLock<Bytes> = LazyLock::new(|| row_binary::header().into());
 
-/// Stores `keys` and then `batch`. Keys go first so that no stored event refers to a key that
-/// is not stored; a key stored twice is harmless (`ip_keys` collapses by `key_id`).
+/// Stores `keys` and then the events of `batches` as one insert with `token`. Keys go first so
+/// that no stored event refers to a key that is not stored; a key stored twice is harmless
+/// (`ip_keys` collapses by `key_id`).
 pub async fn insert_batch(
     client: &Client,
     keys: &[KeyRow],
-    batch: &Batch,
+    token: Uuid,
+    batches: &[&Batch],
 ) -> clickhouse::error::Result<()> {
     if !keys.is_empty() {
         let mut insert = client
@@ -44,13 +48,13 @@ pub async fn insert_batch(
         }
         insert.end().await?;
     }
-    if batch.len == 0 {
+    if batches.iter().all(|b| b.is_empty()) {
         return Ok(());
     }
     let mut insert = client
         .insert_formatted_with(INSERT_EVENTS)
         .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
-        .with_setting("insert_deduplication_token", batch.token.to_string())
+        .with_setting("insert_deduplication_token", token.to_string())
         // An asynchronous insert ignores the token (a server may turn them on by default), and
         // without the second setting the materialized views would count a replayed batch again.
         .with_setting("async_insert", "0")
@@ -59,11 +63,13 @@ pub async fn insert_batch(
         .with_setting("input_format_with_names_use_header", "1")
         .with_setting("input_format_with_types_use_header", "1");
     insert.send(HEADER.clone()).await?;
-    let mut at = 0;
-    while at < batch.rows.len() {
-        let end = (at + CHUNK_BYTES).min(batch.rows.len());
-        insert.send(batch.rows.slice(at..end)).await?;
-        at = end;
+    for batch in batches {
+        let mut at = 0;
+        while at < batch.rows.len() {
+            let end = (at + CHUNK_BYTES).min(batch.rows.len());
+            insert.send(batch.rows.slice(at..end)).await?;
+            at = end;
+        }
     }
     insert.end().await
 }

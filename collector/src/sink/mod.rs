@@ -14,23 +14,31 @@
 pub mod appender;
 pub mod backoff;
 pub mod batch;
+pub mod disk;
+pub mod errors;
 pub mod frame;
 pub mod insert;
 pub mod inserter;
+pub mod metrics;
+pub mod quarantine;
+pub mod record;
+pub mod scan;
 pub mod spool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::{Notify, watch};
 
 use self::appender::Appender;
-use self::inserter::{Inserter, InserterReport};
-use self::spool::SpoolGauge;
-use crate::metrics::Metrics;
+use self::disk::DiskFaults;
+use self::inserter::{ApplySchema, Inserter, InserterReport};
+use self::quarantine::Quarantine;
+use self::spool::{MarkProblem, Recovery, SpoolGauge, SpoolOptions};
+use crate::metrics::{Metrics, Rejection};
 use crate::sealer::Sealer;
 use footfall_store::event::Event;
 
@@ -117,38 +125,66 @@ impl Queue {
     }
 }
 
+/// Whether new hits are taken, as one atomic: the request path reads it once per hit.
+const ACCEPTING: u8 = 0;
+const SPOOL_FULL: u8 = 1;
+const DISK_FAILING: u8 = 2;
+
 /// What `/readyz` and the request handlers need to know of the sink.
 pub struct SinkStatus {
+    refusing: AtomicU8,
     /// Whether the last insert into ClickHouse succeeded.
     pub insert_ok: AtomicBool,
-    /// Whether the spool is at its bound (or the disk failed): new hits are refused.
-    pub spool_full: AtomicBool,
+    /// Whether the schema has been applied since the collector started (inserts wait for it).
+    pub schema_ready: AtomicBool,
+    /// Batches in the quarantine folder, waiting for `spool replay-quarantine`.
+    pub quarantined: AtomicU64,
 }
 
 impl Default for SinkStatus {
     fn default() -> Self {
         Self {
+            refusing: AtomicU8::new(ACCEPTING),
             insert_ok: AtomicBool::new(true),
-            spool_full: AtomicBool::new(false),
+            schema_ready: AtomicBool::new(false),
+            quarantined: AtomicU64::new(0),
         }
     }
 }
 
 impl SinkStatus {
-    pub fn accepting(&self) -> bool {
-        !self.spool_full.load(Ordering::Relaxed)
+    /// Why new hits are refused now, if they are.
+    pub fn refusal(&self) -> Option<Rejection> {
+        match self.refusing.load(Ordering::Relaxed) {
+            ACCEPTING => None,
+            SPOOL_FULL => Some(Rejection::SpoolFull),
+            _ => Some(Rejection::DiskFailing),
+        }
+    }
+
+    fn refuse(&self, why: Option<Rejection>) {
+        let state = match why {
+            None => ACCEPTING,
+            Some(Rejection::SpoolFull) => SPOOL_FULL,
+            Some(_) => DISK_FAILING,
+        };
+        self.refusing.store(state, Ordering::Relaxed);
     }
 }
 
 pub struct SinkConfig {
     /// The spool's folder.
     pub dir: PathBuf,
+    /// Where batches ClickHouse refuses for good are kept.
+    pub quarantine_dir: PathBuf,
     pub batch_rows: usize,
     pub flush_interval: Duration,
     pub fsync_interval: Duration,
     pub max_bytes: u64,
     /// How long shutdown may keep retrying ClickHouse before leaving batches in the spool.
     pub shutdown_grace: Duration,
+    /// Faults to inject into the spool's files (tests only; none otherwise).
+    pub faults: Arc<DiskFaults>,
 }
 
 /// The running sink: the appender thread and the inserter thread.
@@ -160,24 +196,25 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Opens (and recovers) the spool and starts draining `queue` through it into ClickHouse.
+    /// Opens (and recovers) the spool and starts draining `queue` through it into ClickHouse,
+    /// applying the schema with `apply_schema` before the first insert.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         config: SinkConfig,
         queue: Queue,
         client: clickhouse::Client,
+        apply_schema: ApplySchema,
         sealer: Arc<Sealer>,
         metrics: Arc<Metrics>,
         status: Arc<SinkStatus>,
     ) -> std::io::Result<Self> {
         let gauge = Arc::new(SpoolGauge::default());
-        let (writer, reader, recovery) = spool::open(&config.dir, &gauge)?;
-        if recovery != spool::Recovery::default() {
-            tracing::warn!(?recovery, "the spool was not closed cleanly: recovered");
-        }
-        metrics.spool_torn_bytes.inc_by(recovery.torn_bytes);
-        metrics
-            .spool_corrupt_records
-            .inc_by(recovery.corrupt_records);
+        let options = SpoolOptions {
+            faults: config.faults.clone(),
+            ..SpoolOptions::for_bound(config.max_bytes)
+        };
+        let (writer, reader, recovery) = spool::open(&config.dir, options, &gauge)?;
+        report_recovery(&recovery, &metrics);
         let cut_ready = Arc::new(Notify::new());
         let appender = Appender {
             queue,
@@ -201,6 +238,9 @@ impl Sink {
             status,
             cut_ready,
             shutdown_grace: config.shutdown_grace,
+            apply_schema,
+            quarantine: Quarantine::new(config.quarantine_dir),
+            merge_rows: merge_rows(config.batch_rows),
         };
         let (drain, drain_rx) = watch::channel(false);
         let inserter = inserter.spawn(drain_rx)?;
@@ -241,11 +281,53 @@ impl Sink {
     }
 }
 
+/// Most rows merged into one insert while a backlog drains: several batches (one insert per
+/// batch was what held draining to the incoming rate), bounded so the inserter's memory is.
+fn merge_rows(batch_rows: usize) -> usize {
+    (batch_rows * 8).min(50_000).max(batch_rows)
+}
+
+/// Logs and counts what opening the spool found and repaired.
+fn report_recovery(recovery: &Recovery, metrics: &Metrics) {
+    let sink = &metrics.sink;
+    if let Some(at) = recovery.torn_at {
+        tracing::warn!(
+            bytes = recovery.torn_bytes,
+            segment = at.segment,
+            offset = at.offset,
+            "the spool ended in a write cut short: cut off"
+        );
+        sink.spool_torn_bytes.inc_by(recovery.torn_bytes);
+    }
+    if recovery.cut_dangling {
+        tracing::warn!("events spooled before a crash without their batch's end: cut as a batch");
+    }
+    if let Some((at, problem)) = recovery.mark {
+        let what = match problem {
+            MarkProblem::Damaged => {
+                "the commit mark was damaged: the spool is replayed from its start (stored batches are deduplicated)"
+            }
+            MarkProblem::MissingSegment => {
+                "the commit mark points into a segment that is gone: reading goes on at the next one"
+            }
+            MarkProblem::PastEnd { .. } => {
+                "the commit mark lies past the end of its segment (power loss?): reading goes on after it"
+            }
+            MarkProblem::NotOnFrame => {
+                "the commit mark is not on a record boundary: reading resynchronises at the next record"
+            }
+        };
+        tracing::error!(segment = at.segment, offset = at.offset, ?problem, "{what}");
+        sink.spool_mark_repairs.inc();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use footfall_store::event::Kind;
 
+    #[allow(clippy::vec_box)]
     fn events(n: usize) -> Vec<Box<Event>> {
         (0..n)
             .map(|i| Box::new(Event::new(Kind::Pageview, i as i64)))

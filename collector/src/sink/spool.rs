@@ -7,33 +7,64 @@
 //! The log is a folder of segment files (`00000000000000000001.log`, ...) of [`super::frame`]s:
 //! events (each as the RowBinary row its insert sends, so a batch is read back as the insert's
 //! body, with nothing decoded), the epoch keys they were sealed with, and a *cut* after each
-//! batch carrying the batch's insert deduplication token. A batch therefore reads back with the same token however often it
-//! is replayed, and ClickHouse stores it once. The file `committed` records how far batches have
-//! been inserted; segments wholly before it are deleted.
+//! batch carrying the batch's insert deduplication token. A batch therefore reads back with the
+//! same token however often it is replayed, and ClickHouse stores it once. The file `committed` records how far batches have
+//! been inserted (and, while several batches go out as one insert, which ones and with which
+//! token); segments wholly before it are deleted. Segments rotate at a cut once they reach a
+//! size (an eighth of the spool's bound, at most 8 MiB) or an age, so committed data leaves the
+//! disk promptly and the disk holds at most the bound plus one segment.
 //!
-//! [`open`] recovers a spool the collector did not close: it truncates a torn last record, and
-//! cuts events that were appended but never cut, so they form a batch of their own.
+//! Writes that fail (full disk, I/O error, a write cut short) never leave a partial frame that
+//! later frames follow: the writer keeps every frame since the last fsync in memory, cuts the
+//! file back to the last good frame boundary and writes again once the disk takes it.
+//!
+//! [`open`] locks the folder (one collector per data dir), and recovers a spool the collector did
+//! not close: it checks the commit mark against the segments, truncates a torn tail, and cuts
+//! events that were appended but never cut, so they form a batch of their own.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::batch::Batch;
-use super::frame::{self, Decoded, FrameKind};
+use super::batch::{Batch, end_offset};
+use super::disk::{DiskFaults, SegmentFile};
+use super::frame::{self, FrameKind};
+use super::record;
+use super::scan::{Item, Scanner};
 use footfall_store::event::Event;
 use footfall_store::ip_key::KeyRow;
-use footfall_store::row_binary;
 
-/// A segment is closed (at the next cut) once it grows past this.
-const SEGMENT_BYTES: u64 = 8 << 20;
 /// The writer hands its buffer to the OS when it grows past this, even between syncs.
 const WRITE_BUFFER_BYTES: usize = 256 << 10;
-/// How much the reader reads from a segment at a time.
-const READ_CHUNK_BYTES: u64 = 1 << 20;
 const COMMIT_FILE: &str = "committed";
+const LOCK_FILE: &str = "lock";
+
+/// How the spool cuts its log into segments, and the faults injected into its files.
+#[derive(Clone)]
+pub struct SpoolOptions {
+    /// A segment is closed at the next cut once it is this long...
+    pub segment_bytes: u64,
+    /// ...or this old (and not empty).
+    pub segment_age: Duration,
+    pub faults: Arc<DiskFaults>,
+}
+
+impl SpoolOptions {
+    /// Segments for a spool bounded to `max_bytes`: an eighth of it, between 64 KiB and 8 MiB.
+    pub fn for_bound(max_bytes: u64) -> Self {
+        Self {
+            segment_bytes: (max_bytes / 8).clamp(64 << 10, 8 << 20),
+            segment_age: Duration::from_secs(10),
+            faults: Arc::default(),
+        }
+    }
+}
 
 /// A place in the spool: a segment and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,11 +73,25 @@ pub struct Position {
     pub offset: u64,
 }
 
-/// Bytes appended and bytes committed since the spool was opened; their difference is what waits.
+/// Several batches sent as one insert: up to `end`, with `token`. Recorded before the insert,
+/// so a replay after a crash sends exactly the same rows with the same token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intent {
+    pub end: Position,
+    pub token: Uuid,
+}
+
+/// What the spool holds, shared by the appender, the inserter and the metrics.
 #[derive(Debug, Default)]
 pub struct SpoolGauge {
     appended: AtomicU64,
     committed: AtomicU64,
+    /// Bytes of the segments on disk other than the writer's.
+    closed_bytes: AtomicU64,
+    /// Length of the writer's segment, counting what it buffers.
+    active_bytes: AtomicU64,
+    appended_rows: AtomicU64,
+    committed_rows: AtomicU64,
 }
 
 impl SpoolGauge {
@@ -56,234 +101,521 @@ impl SpoolGauge {
             .load(Ordering::Relaxed)
             .saturating_sub(self.committed.load(Ordering::Relaxed))
     }
+
+    /// Bytes the spool takes on disk (once its buffer is written), committed or not.
+    pub fn disk_bytes(&self) -> u64 {
+        self.closed_bytes.load(Ordering::Relaxed) + self.active_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Events spooled and not yet inserted.
+    pub fn backlog_rows(&self) -> u64 {
+        self.appended_rows
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.committed_rows.load(Ordering::Relaxed))
+    }
+
+    /// Counts `rows` found in the spool at start.
+    pub fn add_recovered_rows(&self, rows: u64) {
+        self.appended_rows.fetch_add(rows, Ordering::Relaxed);
+    }
+}
+
+/// Something wrong with the commit mark, found (and repaired) at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkProblem {
+    /// The `committed` file does not parse: everything in the spool is replayed (batches that
+    /// were stored are deduplicated by their tokens).
+    Damaged,
+    /// The mark's segment is gone: reading goes on at the next segment there is.
+    MissingSegment,
+    /// The mark lies past the end of its segment (power loss cut the segment short): reading
+    /// goes on after that segment.
+    PastEnd { segment_len: u64 },
+    /// The mark is inside a frame: reading resynchronises at the next frame, counting the skip.
+    NotOnFrame,
 }
 
 /// What [`open`] found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
-    /// Bytes of a torn last record, cut off.
+    /// Bytes after the last whole frame of the newest segment, cut off: a write cut short.
     pub torn_bytes: u64,
-    /// Damaged records skipped while scanning.
-    pub corrupt_records: u64,
+    /// Where they were.
+    pub torn_at: Option<Position>,
     /// Whether events without a cut were found (and cut).
     pub cut_dangling: bool,
+    /// The commit mark, when it did not match the segments.
+    pub mark: Option<(Position, MarkProblem)>,
 }
 
-/// Opens (creating it if needed) and recovers the spool in `dir`.
-pub fn open(dir: &Path, gauge: &SpoolGauge) -> io::Result<(SpoolWriter, SpoolReader, Recovery)> {
+/// Why the spool cannot be opened.
+pub fn locked_error(dir: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!(
+            "another collector is using the spool in {} (its lock file is held); \
+             give each collector a data dir of its own",
+            dir.display()
+        ),
+    )
+}
+
+/// Opens (creating it if needed), locks and recovers the spool in `dir`.
+pub fn open(
+    dir: &Path,
+    options: SpoolOptions,
+    gauge: &SpoolGauge,
+) -> io::Result<(SpoolWriter, SpoolReader, Recovery)> {
     fs::create_dir_all(dir)?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(LOCK_FILE))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Err(locked_error(dir)),
+        Err(fs::TryLockError::Error(error)) => return Err(error),
+    }
+    let lock = Arc::new(lock);
     let segments = list_segments(dir)?;
-    let committed = read_commit(dir)?.unwrap_or(Position {
-        segment: segments.first().copied().unwrap_or(1),
-        offset: 0,
-    });
-    for &seq in segments.iter().filter(|&&s| s < committed.segment) {
+    let mut recovery = Recovery::default();
+    let (mut position, mut intent) = match read_commit(dir) {
+        Ok(Some(mark)) => mark,
+        Ok(None) => (first_position(&segments), None),
+        Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+            recovery.mark = Some((first_position(&segments), MarkProblem::Damaged));
+            (first_position(&segments), None)
+        }
+        Err(error) => return Err(error),
+    };
+    if recovery.mark.is_none()
+        && let Some((repaired, problem)) = check_mark(dir, &segments, position)?
+    {
+        recovery.mark = Some((position, problem));
+        position = repaired;
+        intent = None;
+    }
+    if recovery.mark.is_some() {
+        write_commit(dir, position, None)?;
+    }
+    for &seq in segments.iter().filter(|&&s| s < position.segment) {
         fs::remove_file(segment_path(dir, seq))?;
     }
-    let mut recovery = Recovery::default();
     let last = segments
         .iter()
         .copied()
-        .filter(|&s| s >= committed.segment)
+        .filter(|&s| s >= position.segment)
         .max();
     if let Some(last) = last {
-        let start = if last == committed.segment {
-            committed.offset
+        let start = if last == position.segment {
+            position.offset
         } else {
             0
         };
-        recovery = repair_tail(&segment_path(dir, last), start)?;
+        repair_tail(dir, last, start, &mut recovery)?;
     }
+    let writer_segment = last.unwrap_or(position.segment).max(position.segment);
     let mut pending = 0;
     for seq in list_segments(dir)? {
         let len = fs::metadata(segment_path(dir, seq))?.len();
-        pending += if seq == committed.segment {
-            len.saturating_sub(committed.offset)
+        if seq != writer_segment {
+            gauge.closed_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        pending += if seq == position.segment {
+            len.saturating_sub(position.offset)
         } else {
             len
         };
     }
     gauge.appended.fetch_add(pending, Ordering::Relaxed);
-    // Recovery left the last segment ending on a cut (or empty): the writer goes on in it.
-    let writer = SpoolWriter::create(dir, last.unwrap_or(committed.segment))?;
+    let writer = SpoolWriter::create(dir, writer_segment, options, lock.clone(), gauge)?;
     let reader = SpoolReader {
         dir: dir.to_owned(),
-        position: committed,
+        committed: position,
+        cursor: position,
+        intent,
+        recovered_end: Position {
+            segment: writer_segment,
+            offset: writer.segment_len(),
+        },
+        pending_damage: Vec::new(),
+        _lock: lock,
     };
     Ok((writer, reader, recovery))
 }
 
-/// Scans one segment from `start`, cuts off a torn or unreadable tail, and appends a cut after
-/// events that lack one.
-fn repair_tail(path: &Path, start: u64) -> io::Result<Recovery> {
-    let bytes = fs::read(path)?;
-    let mut recovery = Recovery::default();
-    let mut at = (start as usize).min(bytes.len());
-    let mut dangling = false;
-    while at < bytes.len() {
-        match frame::decode(&bytes[at..]) {
-            Decoded::Frame { kind, len, .. } => {
-                dangling = kind != FrameKind::Cut;
-                at += len;
+fn first_position(segments: &[u64]) -> Position {
+    Position {
+        segment: segments.first().copied().unwrap_or(1),
+        offset: 0,
+    }
+}
+
+/// Whether the mark `at` fits the segments; if not, where reading should go on instead.
+fn check_mark(
+    dir: &Path,
+    segments: &[u64],
+    at: Position,
+) -> io::Result<Option<(Position, MarkProblem)>> {
+    let later = segments.iter().copied().find(|&s| s > at.segment);
+    if !segments.contains(&at.segment) {
+        if at.offset == 0 && later.is_none() {
+            return Ok(None); // the writer creates the segment
+        }
+        let segment = later.unwrap_or(at.segment);
+        return Ok(Some((
+            Position { segment, offset: 0 },
+            MarkProblem::MissingSegment,
+        )));
+    }
+    let file = File::open(segment_path(dir, at.segment))?;
+    let segment_len = file.metadata()?.len();
+    if at.offset > segment_len {
+        let segment = later.unwrap_or(at.segment + 1);
+        return Ok(Some((
+            Position { segment, offset: 0 },
+            MarkProblem::PastEnd { segment_len },
+        )));
+    }
+    if at.offset < segment_len
+        && !matches!(
+            Scanner::new(file, at.offset)?.next_item()?,
+            Item::Frame { .. }
+        )
+    {
+        return Ok(Some((at, MarkProblem::NotOnFrame)));
+    }
+    Ok(None)
+}
+
+/// Scans segment `seq` from `start`, cuts off what follows its last whole frame, and appends a
+/// cut after events that lack one. Damage before the last frame is left for the reader, which
+/// skips and counts it when it reads that batch.
+fn repair_tail(dir: &Path, seq: u64, start: u64, recovery: &mut Recovery) -> io::Result<()> {
+    let path = segment_path(dir, seq);
+    let file = File::open(&path)?;
+    let len = file.metadata()?.len();
+    let mut scanner = Scanner::new(file, start)?;
+    let (mut good_end, mut last_kind) = (start, None);
+    loop {
+        match scanner.next_item()? {
+            Item::Frame { kind, offset, len } => {
+                good_end = offset + len;
+                last_kind = Some(kind);
             }
-            Decoded::Corrupt { skip: Some(len) } => {
-                recovery.corrupt_records += 1;
-                at += len;
-            }
-            Decoded::Incomplete | Decoded::Corrupt { skip: None } => break,
+            Item::Skipped { .. } => {}
+            Item::End { .. } => break,
         }
     }
-    recovery.torn_bytes = (bytes.len() - at) as u64;
-    let mut file = OpenOptions::new().write(true).open(path)?;
-    if recovery.torn_bytes > 0 {
-        file.set_len(at as u64)?;
+    let file = OpenOptions::new().append(true).open(&path)?;
+    if len > good_end {
+        recovery.torn_bytes = len - good_end;
+        recovery.torn_at = Some(Position {
+            segment: seq,
+            offset: good_end,
+        });
+        file.set_len(good_end)?;
     }
-    if dangling {
+    if last_kind.is_some_and(|k| k != FrameKind::Cut) {
         let mut cut = Vec::new();
         frame::encode(FrameKind::Cut, Uuid::new_v4().as_bytes(), &mut cut);
-        file.seek(SeekFrom::End(0))?;
-        file.write_all(&cut)?;
+        io::Write::write_all(&mut &file, &cut)?;
         recovery.cut_dangling = true;
     }
-    file.sync_all()?;
-    Ok(recovery)
+    file.sync_all()
 }
 
 /// Appends frames to the newest segment. Buffered: [`SpoolWriter::sync`] makes them durable.
+///
+/// Frames since the last successful fsync stay in `buf` (`written` of them are in the file), so
+/// that after any failed write or sync the file can be cut back to a frame boundary and the
+/// frames written again: nothing acknowledged is lost to a disk that fails for a while.
 pub struct SpoolWriter {
     dir: PathBuf,
     segment: u64,
-    file: File,
-    segment_len: u64,
-    buffer: Vec<u8>,
+    file: SegmentFile,
+    opened: Instant,
+    options: SpoolOptions,
+    /// File length known durable: always a frame boundary.
+    synced_len: u64,
+    buf: Vec<u8>,
+    written: usize,
+    /// A write or sync failed: the file may hold bytes past `synced_len + written`.
+    broken: bool,
+    /// Events in `buf`: lost if the collector must stop before the disk takes them.
+    unsynced_rows: u64,
     scratch: Vec<u8>,
-    unsynced: bool,
+    _lock: Arc<File>,
 }
 
 impl SpoolWriter {
-    fn create(dir: &Path, segment: u64) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(dir, segment))?;
-        let segment_len = file.metadata()?.len();
+    fn create(
+        dir: &Path,
+        segment: u64,
+        options: SpoolOptions,
+        lock: Arc<File>,
+        gauge: &SpoolGauge,
+    ) -> io::Result<Self> {
+        let file = SegmentFile::open(&segment_path(dir, segment), options.faults.clone())?;
+        let synced_len = file.file_len()?;
         sync_dir(dir)?;
+        gauge.active_bytes.store(synced_len, Ordering::Relaxed);
         Ok(Self {
             dir: dir.to_owned(),
             segment,
             file,
-            segment_len,
-            buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            opened: Instant::now(),
+            options,
+            synced_len,
+            buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            written: 0,
+            broken: false,
+            unsynced_rows: 0,
             scratch: Vec::with_capacity(1024),
-            unsynced: false,
+            _lock: lock,
         })
     }
 
-    /// Appends one event, as the row its insert will send; returns the bytes it took.
+    /// The segment's length, counting what is buffered.
+    pub fn segment_len(&self) -> u64 {
+        self.synced_len + self.buf.len() as u64
+    }
+
+    /// The segment's size limit.
+    pub fn segment_bytes(&self) -> u64 {
+        self.options.segment_bytes
+    }
+
+    /// Events buffered since the last successful sync.
+    pub fn unsynced_rows(&self) -> u64 {
+        self.unsynced_rows
+    }
+
+    /// Whether the last write or sync failed (and the buffer waits to be written again).
+    pub fn failing(&self) -> bool {
+        self.broken
+    }
+
+    /// Buffers one event, as the row its insert will send; returns the bytes it took.
     pub fn append_event(&mut self, event: &Event, gauge: &SpoolGauge) -> io::Result<usize> {
         let mut row = std::mem::take(&mut self.scratch);
         row.clear();
-        row_binary::encode(event, &mut row);
+        record::encode(event, &mut row);
         let len = self.append_frame(FrameKind::Row, &row, gauge);
         self.scratch = row;
-        self.flush_if_full()?;
+        gauge.appended_rows.fetch_add(1, Ordering::Relaxed);
+        self.unsynced_rows += 1;
         Ok(len)
     }
 
     pub fn append_key(&mut self, key: &KeyRow, gauge: &SpoolGauge) -> io::Result<usize> {
-        self.append_encoded(FrameKind::Key, key, gauge)
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let encoded = postcard::to_extend(key, scratch).map_err(io::Error::other)?;
+        let len = self.append_frame(FrameKind::Key, &encoded, gauge);
+        self.scratch = encoded;
+        Ok(len)
     }
 
-    /// Ends the current batch, hands everything to the OS (so the reader sees it), and starts a
-    /// new segment if this one is full.
+    /// Ends the current batch and hands everything to the OS (so the reader sees it); closes the
+    /// segment if it is full or old. The cut stays buffered if the write fails.
     pub fn cut(&mut self, token: Uuid, gauge: &SpoolGauge) -> io::Result<()> {
         self.append_frame(FrameKind::Cut, &token.as_bytes()[..], gauge);
-        self.flush()?;
-        if self.segment_len >= SEGMENT_BYTES {
-            self.sync()?;
-            *self = Self::create(&self.dir, self.segment + 1)?;
+        self.flush(gauge)?;
+        let old = self.opened.elapsed() >= self.options.segment_age && self.segment_len() > 0;
+        if self.segment_len() >= self.options.segment_bytes || old {
+            self.sync(gauge)?;
+            let next = Self::create(
+                &self.dir,
+                self.segment + 1,
+                self.options.clone(),
+                self._lock.clone(),
+                gauge,
+            );
+            gauge
+                .closed_bytes
+                .fetch_add(self.synced_len, Ordering::Relaxed);
+            match next {
+                Ok(next) => *self = next,
+                Err(error) => {
+                    gauge
+                        .closed_bytes
+                        .fetch_sub(self.synced_len, Ordering::Relaxed);
+                    gauge
+                        .active_bytes
+                        .store(self.segment_len(), Ordering::Relaxed);
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered once it is large, between cuts.
+    pub fn flush_if_large(&mut self, gauge: &SpoolGauge) -> io::Result<()> {
+        if self.buf.len() - self.written >= WRITE_BUFFER_BYTES {
+            self.flush(gauge)?;
         }
         Ok(())
     }
 
     /// Writes the buffer to the file and the file to disk.
-    pub fn sync(&mut self) -> io::Result<()> {
-        self.flush()?;
-        if self.unsynced {
-            self.file.sync_data()?;
-            self.unsynced = false;
+    pub fn sync(&mut self, gauge: &SpoolGauge) -> io::Result<()> {
+        self.flush(gauge)?;
+        if self.written > 0 {
+            if let Err(error) = self.file.sync_data() {
+                // What the failed sync covered may not be on disk: write it all again.
+                self.broken = true;
+                self.written = 0;
+                return Err(error);
+            }
+            self.synced_len += self.written as u64;
+            self.buf.clear();
+            self.written = 0;
+            self.unsynced_rows = 0;
+            if self.buf.capacity() > 4 * WRITE_BUFFER_BYTES {
+                self.buf.shrink_to(WRITE_BUFFER_BYTES);
+            }
         }
-        Ok(())
-    }
-
-    fn append_encoded<T: serde::Serialize>(
-        &mut self,
-        kind: FrameKind,
-        value: &T,
-        gauge: &SpoolGauge,
-    ) -> io::Result<usize> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let encoded = postcard::to_extend(value, scratch).map_err(io::Error::other)?;
-        let len = self.append_frame(kind, &encoded, gauge);
-        self.scratch = encoded;
-        self.flush_if_full()?;
-        Ok(len)
-    }
-
-    fn flush_if_full(&mut self) -> io::Result<()> {
-        if self.buffer.len() >= WRITE_BUFFER_BYTES {
-            self.flush()?;
-        }
+        gauge
+            .active_bytes
+            .store(self.segment_len(), Ordering::Relaxed);
         Ok(())
     }
 
     fn append_frame(&mut self, kind: FrameKind, payload: &[u8], gauge: &SpoolGauge) -> usize {
-        let before = self.buffer.len();
-        frame::encode(kind, payload, &mut self.buffer);
-        let len = self.buffer.len() - before;
+        let before = self.buf.len();
+        frame::encode(kind, payload, &mut self.buf);
+        let len = self.buf.len() - before;
         gauge.appended.fetch_add(len as u64, Ordering::Relaxed);
+        gauge
+            .active_bytes
+            .store(self.segment_len(), Ordering::Relaxed);
         len
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buffer.is_empty() {
-            self.file.write_all(&self.buffer)?;
-            self.segment_len += self.buffer.len() as u64;
-            self.buffer.clear();
-            self.unsynced = true;
+    /// Bytes of the segment in the file, ending on a frame boundary.
+    fn written_len(&self) -> u64 {
+        self.synced_len + self.written as u64
+    }
+
+    /// The disk is full: ends this segment at its last whole frame and goes on in a new one
+    /// with what is left to write. Once the old segment's batches are stored it is deleted,
+    /// freeing the space the rest needs; without this a spool that filled the disk itself
+    /// would wait forever for room its own segment holds. Records after the old segment's last
+    /// cut read back as a batch of their own (see [`read_batch`]).
+    fn close_early(&mut self, gauge: &SpoolGauge) -> io::Result<()> {
+        let keep = self.written_len();
+        self.file.set_len(keep)?;
+        if let Err(error) = self.file.sync_data() {
+            tracing::warn!(%error, "syncing a segment closed on a full disk failed");
         }
+        let mut next = Self::create(
+            &self.dir,
+            self.segment + 1,
+            self.options.clone(),
+            self._lock.clone(),
+            gauge,
+        )?;
+        gauge.closed_bytes.fetch_add(keep, Ordering::Relaxed);
+        next.buf.extend_from_slice(&self.buf[self.written..]);
+        next.unsynced_rows = self.unsynced_rows;
+        next.broken = true;
+        gauge
+            .active_bytes
+            .store(next.segment_len(), Ordering::Relaxed);
+        *self = next;
         Ok(())
     }
+
+    /// Writes the buffer's unwritten frames, first cutting the file back to its last good frame
+    /// boundary if an earlier write or sync failed.
+    pub fn flush(&mut self, gauge: &SpoolGauge) -> io::Result<()> {
+        if self.broken {
+            self.file.set_len(self.synced_len + self.written as u64)?;
+            self.broken = false;
+        }
+        if self.written < self.buf.len() {
+            if let Err(error) = self.file.write_all(&self.buf[self.written..]) {
+                self.broken = true;
+                if error.kind() == io::ErrorKind::StorageFull
+                    && self.written_len() > 0
+                    && let Err(close) = self.close_early(gauge)
+                {
+                    tracing::debug!(%close, "closing a segment on a full disk failed");
+                }
+                return Err(error);
+            }
+            self.written = self.buf.len();
+        }
+        gauge
+            .active_bytes
+            .store(self.segment_len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A stretch of the spool that held no readable record, skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    pub at: Position,
+    pub len: u64,
 }
 
 /// A batch read back from the spool.
 pub struct SpooledBatch {
     pub batch: Batch,
     pub keys: Vec<KeyRow>,
+    pub start: Position,
     /// Where the next batch starts; commit it once this batch is stored.
     pub end: Position,
-    /// Damaged records skipped on the way.
-    pub corrupt_records: u64,
+    /// Damaged stretches skipped on the way (each cost one record or more).
+    pub damage: Vec<Damage>,
 }
 
 /// Reads whole batches in order, from the committed position on.
 pub struct SpoolReader {
     dir: PathBuf,
-    position: Position,
+    committed: Position,
+    /// Where the next read starts: past the batches read but not yet committed.
+    cursor: Position,
+    intent: Option<Intent>,
+    /// Where the spool ended when it was opened: rows before it are counted at start.
+    recovered_end: Position,
+    /// Damage found where no batch followed in the same segment, reported with the next batch.
+    pending_damage: Vec<Damage>,
+    _lock: Arc<File>,
 }
 
 impl SpoolReader {
-    /// The next complete batch, or `None` when the spool holds no complete batch yet.
+    /// The merged insert recorded before a crash, to be replayed exactly.
+    pub fn intent(&self) -> Option<Intent> {
+        self.intent
+    }
+
+    /// Reads again from `to` (a batch boundary after the commit mark).
+    pub fn rewind(&mut self, to: Position) {
+        self.cursor = to.max(self.committed);
+    }
+
+    /// Where the next read starts.
+    pub fn cursor(&self) -> Position {
+        self.cursor
+    }
+
+    /// The next complete batch after the ones already read, or `None` when the spool holds no
+    /// complete batch yet.
     pub fn next_batch(&mut self) -> io::Result<Option<SpooledBatch>> {
         loop {
-            let path = segment_path(&self.dir, self.position.segment);
+            let path = segment_path(&self.dir, self.cursor.segment);
             let later_segment = self.later_segment()?;
-            let mut file = match File::open(&path) {
+            let file = match File::open(&path) {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => match later_segment {
                     Some(next) => {
-                        self.position = Position {
+                        self.cursor = Position {
                             segment: next,
                             offset: 0,
                         };
@@ -293,29 +625,21 @@ impl SpoolReader {
                 },
                 Err(e) => return Err(e),
             };
-            file.seek(SeekFrom::Start(self.position.offset))?;
-            match read_batch(&mut file)? {
-                BatchRead::Complete {
-                    batch,
-                    keys,
-                    len,
-                    corrupt_records,
-                } => {
-                    let end = Position {
-                        segment: self.position.segment,
-                        offset: self.position.offset + len,
-                    };
-                    return Ok(Some(SpooledBatch {
-                        batch,
-                        keys,
-                        end,
-                        corrupt_records,
-                    }));
+            let mut scanner = Scanner::new(file, self.cursor.offset)?;
+            // A segment with a later one is closed: the writer never goes back to it.
+            match read_batch(&mut scanner, self.cursor.segment, later_segment.is_some())? {
+                BatchRead::Complete(mut batch) => {
+                    if !self.pending_damage.is_empty() {
+                        self.pending_damage.append(&mut batch.damage);
+                        batch.damage = std::mem::take(&mut self.pending_damage);
+                    }
+                    self.cursor = batch.end;
+                    return Ok(Some(batch));
                 }
-                // A closed segment always ends in a cut; what follows the last one is debris.
-                BatchRead::Unfinished if later_segment.is_some() => {
-                    self.position = Position {
-                        segment: later_segment.expect("checked"),
+                BatchRead::Exhausted(damage) => {
+                    self.pending_damage.extend(damage);
+                    self.cursor = Position {
+                        segment: later_segment.expect("only closed segments are exhausted"),
                         offset: 0,
                     };
                 }
@@ -324,37 +648,100 @@ impl SpoolReader {
         }
     }
 
-    /// Records that everything before `end` is stored, and deletes segments wholly before it.
-    pub fn commit(&mut self, end: Position, gauge: &SpoolGauge) -> io::Result<()> {
-        let consumed_bytes = self.distance_to(end)?;
-        let tmp = self.dir.join(format!("{COMMIT_FILE}.tmp"));
-        fs::write(&tmp, format!("{} {}\n", end.segment, end.offset))?;
-        File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, self.dir.join(COMMIT_FILE))?;
+    /// Event records in the spool when it was opened, from the commit mark on.
+    pub fn count_recovered_rows(&self) -> io::Result<u64> {
+        let mut rows = 0;
         for seq in list_segments(&self.dir)?
             .into_iter()
-            .filter(|&s| s < end.segment)
+            .filter(|&s| s >= self.committed.segment && s <= self.recovered_end.segment)
         {
-            fs::remove_file(segment_path(&self.dir, seq))?;
+            let file = match File::open(segment_path(&self.dir, seq)) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let start = if seq == self.committed.segment {
+                self.committed.offset
+            } else {
+                0
+            };
+            let mut scanner = Scanner::new(file, start)?;
+            loop {
+                match scanner.next_item()? {
+                    Item::Frame { kind, offset, .. } => {
+                        let at = Position {
+                            segment: seq,
+                            offset,
+                        };
+                        if at >= self.recovered_end {
+                            break;
+                        }
+                        rows += u64::from(kind == FrameKind::Row);
+                    }
+                    Item::Skipped { .. } => {}
+                    Item::End { .. } => break,
+                }
+            }
         }
-        gauge.committed.fetch_add(consumed_bytes, Ordering::Relaxed);
-        self.position = end;
+        Ok(rows)
+    }
+
+    /// Records, before the insert, that the batches up to `intent.end` go out as one insert
+    /// with `intent.token`.
+    pub fn record_intent(&mut self, intent: Intent) -> io::Result<()> {
+        write_commit(&self.dir, self.committed, Some(intent))?;
+        self.intent = Some(intent);
         Ok(())
     }
 
-    /// Bytes from the reader's position to `end`, counting whole segments in between.
+    /// Forgets a recorded intent (its batches are sent one by one instead).
+    pub fn drop_intent(&mut self) -> io::Result<()> {
+        if self.intent.take().is_some() {
+            write_commit(&self.dir, self.committed, None)?;
+        }
+        Ok(())
+    }
+
+    /// Records that everything before `end` (`rows` events) is stored, and deletes segments
+    /// wholly before it.
+    pub fn commit(&mut self, end: Position, rows: u64, gauge: &SpoolGauge) -> io::Result<()> {
+        let consumed_bytes = self.distance_to(end)?;
+        write_commit(&self.dir, end, None)?;
+        self.intent = None;
+        let segments = list_segments(&self.dir)?;
+        let has_later = segments.iter().any(|&s| s > end.segment);
+        for seq in segments {
+            let path = segment_path(&self.dir, seq);
+            let done = seq < end.segment
+                || (seq == end.segment
+                    && has_later
+                    && fs::metadata(&path).is_ok_and(|m| m.len() <= end.offset));
+            if done {
+                let len = fs::metadata(&path)?.len();
+                fs::remove_file(&path)?;
+                gauge.closed_bytes.fetch_sub(len, Ordering::Relaxed);
+            }
+        }
+        gauge.committed.fetch_add(consumed_bytes, Ordering::Relaxed);
+        gauge.committed_rows.fetch_add(rows, Ordering::Relaxed);
+        self.committed = end;
+        self.cursor = self.cursor.max(end);
+        Ok(())
+    }
+
+    /// Bytes from the commit mark to `end`, counting whole segments in between.
     fn distance_to(&self, end: Position) -> io::Result<u64> {
-        if end.segment == self.position.segment {
-            return Ok(end.offset - self.position.offset);
+        if end.segment == self.committed.segment {
+            return Ok(end.offset.saturating_sub(self.committed.offset));
         }
         let mut total = end.offset;
         for seq in list_segments(&self.dir)?
             .into_iter()
-            .filter(|&s| s >= self.position.segment && s < end.segment)
+            .filter(|&s| s >= self.committed.segment && s < end.segment)
         {
             let len = fs::metadata(segment_path(&self.dir, seq))?.len();
-            total += if seq == self.position.segment {
-                len.saturating_sub(self.position.offset)
+            total += if seq == self.committed.segment {
+                len.saturating_sub(self.committed.offset)
             } else {
                 len
             };
@@ -365,83 +752,96 @@ impl SpoolReader {
     fn later_segment(&self) -> io::Result<Option<u64>> {
         Ok(list_segments(&self.dir)?
             .into_iter()
-            .find(|&s| s > self.position.segment))
+            .find(|&s| s > self.cursor.segment))
     }
 }
 
 enum BatchRead {
-    Complete {
-        batch: Batch,
-        keys: Vec<KeyRow>,
-        len: u64,
-        corrupt_records: u64,
-    },
+    Complete(SpooledBatch),
+    /// A closed segment holds nothing more but this damage.
+    Exhausted(Vec<Damage>),
     Unfinished,
 }
 
-/// Reads frames from `file` up to and including the next cut.
-fn read_batch(file: &mut File) -> io::Result<BatchRead> {
-    // Room for a chunk and a partial frame carried over: no regrowth while reading.
-    let mut buf = Vec::with_capacity(2 * READ_CHUNK_BYTES as usize);
-    let mut at = 0;
-    let mut consumed = 0u64;
-    let (mut rows, mut row_count, mut keys, mut corrupt_records) = (Vec::new(), 0, Vec::new(), 0);
+/// Reads frames up to and including the next cut. In a closed segment, records after the last
+/// cut (left by a crash or a failed write) form a batch of their own, with a token derived from
+/// where they lie so that a replay carries the same one.
+fn read_batch(scanner: &mut Scanner, segment: u64, closed: bool) -> io::Result<BatchRead> {
+    let start = Position {
+        segment,
+        offset: scanner.offset(),
+    };
+    let at = |offset| Position { segment, offset };
+    let (mut rows, mut ends, mut keys, mut damage) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     loop {
-        match frame::decode(&buf[at..]) {
-            Decoded::Frame { kind, payload, len } => {
-                at += len;
-                consumed += len as u64;
-                match kind {
-                    FrameKind::Row => {
-                        rows.extend_from_slice(payload);
-                        row_count += 1;
-                    }
-                    FrameKind::Event => match postcard::from_bytes::<Event>(payload) {
-                        Ok(event) => {
-                            row_binary::encode(&event, &mut rows);
-                            row_count += 1;
-                        }
-                        Err(_) => corrupt_records += 1,
-                    },
-                    FrameKind::Key => match postcard::from_bytes::<KeyRow>(payload) {
-                        Ok(key) => keys.push(key),
-                        Err(_) => corrupt_records += 1,
-                    },
-                    FrameKind::Cut => {
-                        let token = Uuid::from_slice(payload).unwrap_or_else(|_| Uuid::new_v4());
-                        let batch = Batch {
+        match scanner.next_item()? {
+            Item::Frame { kind, offset, len } => match kind {
+                FrameKind::Row => {
+                    rows.extend_from_slice(scanner.payload());
+                    ends.push(end_offset(rows.len()));
+                }
+                FrameKind::Key => match postcard::from_bytes::<KeyRow>(scanner.payload()) {
+                    Ok(key) => keys.push(key),
+                    Err(_) => damage.push(Damage {
+                        at: at(offset),
+                        len,
+                    }),
+                },
+                FrameKind::Cut => {
+                    let token = Uuid::from_slice(scanner.payload())
+                        .unwrap_or_else(|_| derived_token(start, ends.len()));
+                    return Ok(BatchRead::Complete(SpooledBatch {
+                        batch: Batch {
                             token,
-                            len: row_count,
                             rows: rows.into(),
-                        };
-                        return Ok(BatchRead::Complete {
-                            batch,
-                            keys,
-                            len: consumed,
-                            corrupt_records,
-                        });
-                    }
+                            ends,
+                        },
+                        keys,
+                        start,
+                        end: at(offset + len),
+                        damage,
+                    }));
                 }
-            }
-            Decoded::Corrupt { skip: Some(len) } => {
-                at += len;
-                consumed += len as u64;
-                corrupt_records += 1;
-            }
-            Decoded::Incomplete => {
-                buf.drain(..at);
-                at = 0;
-                if Read::by_ref(file)
-                    .take(READ_CHUNK_BYTES)
-                    .read_to_end(&mut buf)?
-                    == 0
-                {
-                    return Ok(BatchRead::Unfinished);
+            },
+            Item::Skipped { offset, len } => damage.push(Damage {
+                at: at(offset),
+                len,
+            }),
+            Item::End { .. } if !closed => return Ok(BatchRead::Unfinished),
+            Item::End { tail } => {
+                if tail > 0 {
+                    damage.push(Damage {
+                        at: at(scanner.offset()),
+                        len: tail,
+                    });
                 }
+                if ends.is_empty() && keys.is_empty() {
+                    return Ok(BatchRead::Exhausted(damage));
+                }
+                let token = derived_token(start, ends.len());
+                return Ok(BatchRead::Complete(SpooledBatch {
+                    batch: Batch {
+                        token,
+                        rows: rows.into(),
+                        ends,
+                    },
+                    keys,
+                    start,
+                    end: at(scanner.offset() + tail),
+                    damage,
+                }));
             }
-            Decoded::Corrupt { skip: None } => return Ok(BatchRead::Unfinished),
         }
     }
+}
+
+/// A token for records whose cut was lost: the same for the same records at the same place.
+fn derived_token(start: Position, rows: usize) -> Uuid {
+    Uuid::from_u64_pair(
+        start.segment ^ 0x5350_4f4f_4c00_0000,
+        (start.offset << 24) ^ rows as u64,
+    )
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -464,21 +864,51 @@ fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(segments)
 }
 
-fn read_commit(dir: &Path) -> io::Result<Option<Position>> {
-    match fs::read_to_string(dir.join(COMMIT_FILE)) {
-        Ok(text) => {
-            let mut parts = text.split_whitespace().map(str::parse::<u64>);
-            match (parts.next(), parts.next()) {
-                (Some(Ok(segment)), Some(Ok(offset))) => Ok(Some(Position { segment, offset })),
-                _ => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the spool's commit file is damaged",
-                )),
-            }
+/// The commit mark: `segment offset`, then `end_segment end_offset token` while an intent is
+/// recorded.
+fn read_commit(dir: &Path) -> io::Result<Option<(Position, Option<Intent>)>> {
+    let text = match fs::read_to_string(dir.join(COMMIT_FILE)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let damaged = || io::Error::new(io::ErrorKind::InvalidData, "the commit mark is damaged");
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let number = |i: usize| parts[i].parse::<u64>().map_err(|_| damaged());
+    let position = |i: usize| -> io::Result<Position> {
+        Ok(Position {
+            segment: number(i)?,
+            offset: number(i + 1)?,
+        })
+    };
+    match parts.len() {
+        2 => Ok(Some((position(0)?, None))),
+        5 => {
+            let token = Uuid::parse_str(parts[4]).map_err(|_| damaged())?;
+            let end = position(2)?;
+            Ok(Some((position(0)?, Some(Intent { end, token }))))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+        _ => Err(damaged()),
     }
+}
+
+fn write_commit(dir: &Path, at: Position, intent: Option<Intent>) -> io::Result<()> {
+    let mut text = format!("{} {}", at.segment, at.offset);
+    if let Some(Intent { end, token }) = intent {
+        text += &format!(" {} {} {token}", end.segment, end.offset);
+    }
+    text.push('\n');
+    let tmp = dir.join(format!("{COMMIT_FILE}.tmp"));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    io::Write::write_all(&mut file, text.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(COMMIT_FILE))?;
+    sync_dir(dir)
 }
 
 /// Makes a new file's directory entry durable.
@@ -487,233 +917,4 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use footfall_store::event::Kind;
-
-    fn event(ts: i64) -> Event {
-        let mut e = Event::new(Kind::Pageview, ts);
-        e.event_id = Uuid::from_u128(ts as u128);
-        e.site = "s".into();
-        e.ip_sealed.0 = Some([7; footfall_seal::SEALED_IP_LEN]);
-        e
-    }
-
-    fn key(id: u64) -> KeyRow {
-        KeyRow {
-            key_id: id,
-            created: 1,
-            sealed_key: vec![1, 2, 3],
-        }
-    }
-
-    /// The `ts` of each row, which follows the 16-byte event id. The rows of a batch in these
-    /// tests are all as long as each other.
-    fn timestamps(batch: &SpooledBatch) -> Vec<i64> {
-        let Batch { len, rows, .. } = &batch.batch;
-        if *len == 0 {
-            return Vec::new();
-        }
-        rows.chunks(rows.len() / *len as usize)
-            .map(|row| i64::from_le_bytes(row[16..24].try_into().unwrap()))
-            .collect()
-    }
-
-    #[test]
-    fn batches_read_back_in_order_with_their_keys_and_tokens() {
-        let dir = tempfile::tempdir().unwrap();
-        let gauge = SpoolGauge::default();
-        let (mut writer, mut reader, recovery) = open(dir.path(), &gauge).unwrap();
-        assert_eq!(recovery, Recovery::default());
-        assert!(reader.next_batch().unwrap().is_none(), "empty spool");
-        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
-        writer.append_event(&event(1), &gauge).unwrap();
-        writer.append_event(&event(2), &gauge).unwrap();
-        writer.append_key(&key(9), &gauge).unwrap();
-        writer.cut(first, &gauge).unwrap();
-        writer.append_event(&event(3), &gauge).unwrap();
-        assert!(gauge.pending_bytes() > 0);
-
-        let batch = reader.next_batch().unwrap().unwrap();
-        assert_eq!(timestamps(&batch), [1, 2]);
-        assert_eq!(batch.batch.token, first);
-        assert_eq!(batch.keys.iter().map(|k| k.key_id).collect::<Vec<_>>(), [9]);
-        assert_eq!(
-            batch.batch.rows,
-            Batch::of(first, &[event(1), event(2)]).rows,
-            "the spool holds each event as its row, byte for byte"
-        );
-        reader.commit(batch.end, &gauge).unwrap();
-        assert!(
-            reader.next_batch().unwrap().is_none(),
-            "the second batch has no cut yet"
-        );
-        writer.cut(second, &gauge).unwrap();
-        let batch = reader.next_batch().unwrap().unwrap();
-        assert_eq!((timestamps(&batch), batch.batch.token), (vec![3], second));
-        reader.commit(batch.end, &gauge).unwrap();
-        assert_eq!(gauge.pending_bytes(), 0);
-    }
-
-    #[test]
-    fn an_uncommitted_batch_is_replayed_after_a_restart_with_the_same_token() {
-        let dir = tempfile::tempdir().unwrap();
-        let gauge = SpoolGauge::default();
-        let (mut writer, _, _) = open(dir.path(), &gauge).unwrap();
-        let token = Uuid::new_v4();
-        writer.append_event(&event(1), &gauge).unwrap();
-        writer.cut(token, &gauge).unwrap();
-        writer.sync().unwrap();
-        drop(writer);
-        let (_, mut reader, _) = open(dir.path(), &SpoolGauge::default()).unwrap();
-        let batch = reader.next_batch().unwrap().unwrap();
-        assert_eq!((timestamps(&batch), batch.batch.token), (vec![1], token));
-    }
-
-    #[test]
-    fn committed_batches_are_not_replayed() {
-        let dir = tempfile::tempdir().unwrap();
-        let gauge = SpoolGauge::default();
-        let (mut writer, mut reader, _) = open(dir.path(), &gauge).unwrap();
-        writer.append_event(&event(1), &gauge).unwrap();
-        writer.cut(Uuid::new_v4(), &gauge).unwrap();
-        let batch = reader.next_batch().unwrap().unwrap();
-        reader.commit(batch.end, &gauge).unwrap();
-        writer.append_event(&event(2), &gauge).unwrap();
-        writer.cut(Uuid::new_v4(), &gauge).unwrap();
-        drop((writer, reader));
-        let (_, mut reader, _) = open(dir.path(), &SpoolGauge::default()).unwrap();
-        let batch = reader.next_batch().unwrap().unwrap();
-        assert_eq!(timestamps(&batch), [2]);
-        reader.commit(batch.end, &SpoolGauge::default()).unwrap();
-        drop(reader);
-        for _ in 0..3 {
-            let (_, mut reader, _) = open(dir.path(), &SpoolGauge::default()).unwrap();
-            assert!(reader.next_batch().unwrap().is_none());
-        }
-        assert_eq!(
-            list_segments(dir.path()).unwrap().len(),
-            1,
-            "restarts do not pile up segments"
-        );
-    }
-
-    #[test]
-    fn full_segments_rotate_at_a_cut_and_go_once_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let gauge = SpoolGauge::default();
-        let (mut writer, mut reader, _) = open(dir.path(), &gauge).unwrap();
-        let mut big = event(0);
-        big.url = "x".repeat(2000).into();
-        let per_batch = 1000;
-        let batches = (SEGMENT_BYTES as usize / (per_batch * 2000)) + 2;
-        for b in 0..batches {
-            for i in 0..per_batch {
-                big.ts = (b * per_batch + i) as i64;
-                writer.append_event(&big, &gauge).unwrap();
-            }
-            writer.cut(Uuid::new_v4(), &gauge).unwrap();
-        }
-        assert!(
-            list_segments(dir.path()).unwrap().len() >= 2,
-            "the log rotated"
-        );
-        let mut next_ts = 0;
-        while let Some(batch) = reader.next_batch().unwrap() {
-            assert_eq!(
-                batch.batch.len, per_batch as u64,
-                "a batch never spans two segments"
-            );
-            assert_eq!(timestamps(&batch)[0], next_ts, "in order, none skipped");
-            next_ts += per_batch as i64;
-            reader.commit(batch.end, &gauge).unwrap();
-        }
-        assert_eq!(next_ts, (batches * per_batch) as i64);
-        assert_eq!(
-            list_segments(dir.path()).unwrap().len(),
-            1,
-            "consumed segments are deleted"
-        );
-        assert_eq!(gauge.pending_bytes(), 0);
-    }
-
-    #[test]
-    fn a_torn_tail_is_cut_off_and_dangling_events_get_a_cut() {
-        let dir = tempfile::tempdir().unwrap();
-        let gauge = SpoolGauge::default();
-        let (mut writer, _, _) = open(dir.path(), &gauge).unwrap();
-        writer.append_event(&event(1), &gauge).unwrap();
-        writer.cut(Uuid::new_v4(), &gauge).unwrap();
-        writer.append_event(&event(2), &gauge).unwrap();
-        writer.append_event(&event(3), &gauge).unwrap();
-        writer.sync().unwrap();
-        drop(writer);
-        // A crash in the middle of writing the next record.
-        let segment = segment_path(
-            dir.path(),
-            *list_segments(dir.path()).unwrap().last().unwrap(),
-        );
-        let mut torn = Vec::new();
-        frame::encode(FrameKind::Event, &[5; 200], &mut torn);
-        let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
-        file.write_all(&torn[..100]).unwrap();
-        drop(file);
-
-        let (_, mut reader, recovery) = open(dir.path(), &SpoolGauge::default()).unwrap();
-        assert_eq!(recovery.torn_bytes, 100);
-        assert!(recovery.cut_dangling);
-        let first = reader.next_batch().unwrap().unwrap();
-        assert_eq!(timestamps(&first), [1]);
-        reader.commit(first.end, &SpoolGauge::default()).unwrap();
-        let dangling = reader.next_batch().unwrap().unwrap();
-        assert_eq!(
-            timestamps(&dangling),
-            [2, 3],
-            "events without a cut form a batch of their own"
-        );
-        assert_eq!(
-            dangling.corrupt_records, 0,
-            "the torn record is never read as data"
-        );
-    }
-
-    #[test]
-    fn damaged_records_are_skipped_not_inserted() {
-        let dir = tempfile::tempdir().unwrap();
-        let gauge = SpoolGauge::default();
-        let (mut writer, mut reader, _) = open(dir.path(), &gauge).unwrap();
-        writer.append_event(&event(1), &gauge).unwrap();
-        writer.append_event(&event(2), &gauge).unwrap();
-        writer.cut(Uuid::new_v4(), &gauge).unwrap();
-        let segment = segment_path(
-            dir.path(),
-            *list_segments(dir.path()).unwrap().last().unwrap(),
-        );
-        let mut bytes = fs::read(&segment).unwrap();
-        bytes[frame::HEADER_LEN + 4] ^= 0xff;
-        fs::write(&segment, bytes).unwrap();
-        let batch = reader.next_batch().unwrap().unwrap();
-        assert_eq!(timestamps(&batch), [2]);
-        assert_eq!(batch.corrupt_records, 1);
-    }
-
-    #[test]
-    fn events_spooled_before_rows_are_read_back_as_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let gauge = SpoolGauge::default();
-        let (mut writer, mut reader, _) = open(dir.path(), &gauge).unwrap();
-        writer
-            .append_encoded(FrameKind::Event, &event(1), &gauge)
-            .unwrap();
-        writer.append_event(&event(2), &gauge).unwrap();
-        let token = Uuid::new_v4();
-        writer.cut(token, &gauge).unwrap();
-        let batch = reader.next_batch().unwrap().unwrap();
-        assert_eq!(batch.corrupt_records, 0);
-        assert_eq!(batch.batch.len, 2);
-        assert_eq!(
-            batch.batch.rows,
-            Batch::of(token, &[event(1), event(2)]).rows
-        );
-    }
-}
+mod tests;

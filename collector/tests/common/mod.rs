@@ -27,15 +27,22 @@ pub use footfall_store::testing::{TestDb, clickhouse_url, unhex};
 pub trait Serve {
     /// The options of `footfall-collector serve --dev` for this database, plus `extra`.
     fn serve_args(&self, extra: &[&str]) -> ServeArgs;
+    /// [`Serve::serve_args`], with the collector reaching ClickHouse at `url` (a [`Proxy`]).
+    fn serve_args_via(&self, url: &str, extra: &[&str]) -> ServeArgs;
     /// The options of `footfall-collector serve` as in production (keys given, not made), plus
     /// `extra`.
     fn production_args(&self, extra: &[&str]) -> ServeArgs;
+    /// Starts a collector and waits until it has applied the schema.
     async fn start(&self, extra: &[&str]) -> Collector;
 }
 
 impl Serve for TestDb {
     fn serve_args(&self, extra: &[&str]) -> ServeArgs {
-        args(self, &["--dev"], extra)
+        args(self, &self.url, &["--dev"], extra)
+    }
+
+    fn serve_args_via(&self, url: &str, extra: &[&str]) -> ServeArgs {
+        args(self, url, &["--dev"], extra)
     }
 
     fn production_args(&self, extra: &[&str]) -> ServeArgs {
@@ -43,19 +50,22 @@ impl Serve for TestDb {
         let secret = "Jd8fK2mQ9xLz0pRt5vWb7nYc3aHs6gEu1iOk4lMj";
         args(
             self,
+            &self.url,
             &["--secret", secret, "--ip-public-key", &ip_public_key],
             extra,
         )
     }
 
     async fn start(&self, extra: &[&str]) -> Collector {
-        server::start(self.serve_args(extra))
+        let collector = server::start(self.serve_args(extra))
             .await
-            .expect("collector starts")
+            .expect("collector starts");
+        wait_for_schema(collector.local_addr()).await;
+        collector
     }
 }
 
-fn args(db: &TestDb, mode: &[&str], extra: &[&str]) -> ServeArgs {
+fn args(db: &TestDb, url: &str, mode: &[&str], extra: &[&str]) -> ServeArgs {
     let data_dir = db.data_dir.path().display().to_string();
     let mut argv = vec![
         "footfall-collector",
@@ -63,14 +73,15 @@ fn args(db: &TestDb, mode: &[&str], extra: &[&str]) -> ServeArgs {
         "--listen",
         "127.0.0.1:0",
         "--clickhouse-url",
-        &db.url,
+        url,
         "--clickhouse-database",
         &db.name,
         "--data-dir",
         &data_dir,
-        "--flush-interval-ms",
-        "100",
     ];
+    if !extra.contains(&"--flush-interval-ms") {
+        argv.extend_from_slice(&["--flush-interval-ms", "100"]);
+    }
     argv.extend_from_slice(mode);
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).unwrap().command {
@@ -283,7 +294,20 @@ pub async fn spawn_collector(db: &TestDb, extra: &[&str]) -> (std::process::Chil
         .spawn()
         .unwrap();
     wait_for_listener(addr).await;
+    wait_for_schema(addr).await;
     (child, addr)
+}
+
+/// Waits until the collector at `addr` says (in `/readyz`) that it has applied the schema.
+pub async fn wait_for_schema(addr: SocketAddr) {
+    for _ in 0..400 {
+        let ready = get(addr, "/readyz", &[]).await;
+        if !String::from_utf8_lossy(&ready.body).contains("schema not applied") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the collector at {addr} did not apply the schema");
 }
 
 /// Sends `signal` (`TERM`, `KILL`) to a child and waits for it to exit.
@@ -300,4 +324,93 @@ pub async fn signal_and_wait(
         .await
         .unwrap()
         .unwrap()
+}
+
+/// What a [`Proxy`] does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Accepts and closes at once: ClickHouse down.
+    Refuse,
+    /// Accepts and never answers: ClickHouse hanging.
+    Freeze,
+    /// Passes bytes both ways to the real ClickHouse.
+    Forward,
+}
+
+/// A TCP proxy in front of the test ClickHouse that can be told to refuse, freeze or forward.
+/// Changing the mode ends every connection it holds, as a restart would.
+pub struct Proxy {
+    addr: SocketAddr,
+    mode: tokio::sync::watch::Sender<ProxyMode>,
+}
+
+impl Proxy {
+    pub async fn start(target_url: &str, mode: ProxyMode) -> Self {
+        let target: SocketAddr = target_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("http://IP:PORT");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(mode);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut rx = rx.clone();
+                let mode = *rx.borrow_and_update();
+                if mode == ProxyMode::Refuse {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let relay = async {
+                        if mode == ProxyMode::Forward {
+                            if let Ok(mut upstream) = TcpStream::connect(target).await {
+                                let _ =
+                                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                            }
+                        } else {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = relay => {}
+                        _ = rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, mode: tx }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `limit`; false if it never did.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check().await
+}
+
+/// The body of `/readyz` and its status.
+pub async fn readiness(addr: SocketAddr) -> (u16, String) {
+    let answer = get(addr, "/readyz", &[]).await;
+    (
+        answer.status.as_u16(),
+        String::from_utf8_lossy(&answer.body).into_owned(),
+    )
 }

@@ -1,0 +1,199 @@
+//! The quarantine: batches ClickHouse refused for good, kept in the data dir until the
+//! operator has fixed the cause and replays them (`footfall-collector spool replay-quarantine`).
+//!
+//! A batch that can never be inserted (a column dropped, a constraint the rows break) would
+//! otherwise be retried forever with every later batch waiting behind it; dropping it would
+//! break the promise that an answered hit is stored. So it moves here, one file per batch in
+//! the spool's own frame format (keys, events, then a cut with the batch's deduplication token,
+//! so a replay after a partial success stores nothing twice), and the spool moves on.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use super::batch::{Batch, end_offset};
+use super::frame::{self, FrameKind};
+use super::insert::insert_batch;
+use super::scan::{Item, Scanner};
+use footfall_store::ip_key::KeyRow;
+
+const EXTENSION: &str = "batch";
+/// The quarantine's folder in the data dir.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+pub struct Quarantine {
+    dir: PathBuf,
+}
+
+/// What replaying one quarantined batch did.
+pub struct Replayed {
+    pub file: PathBuf,
+    /// The rows stored, or why not (the file stays).
+    pub result: Result<u64, String>,
+}
+
+impl Quarantine {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The quarantined batches' files, oldest first.
+    pub fn files(&self) -> io::Result<Vec<PathBuf>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// Writes `batch` (and the `keys` it needs) to a file of its own, durably.
+    pub fn put(&self, keys: &[KeyRow], batch: &Batch) -> io::Result<PathBuf> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        let mut bytes = Vec::new();
+        for key in keys {
+            let payload = postcard::to_allocvec(key).map_err(io::Error::other)?;
+            frame::encode(FrameKind::Key, &payload, &mut bytes);
+        }
+        for row in batch.rows() {
+            frame::encode(FrameKind::Row, row, &mut bytes);
+        }
+        frame::encode(FrameKind::Cut, batch.token.as_bytes(), &mut bytes);
+        // Named by time, so files list oldest first, and by token, so a batch has one file.
+        let name = format!(
+            "{:020}-{}.{EXTENSION}",
+            crate::routes::now_ms(),
+            batch.token
+        );
+        let path = self.dir.join(name);
+        let tmp = path.with_extension("tmp");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(path)
+    }
+
+    /// Inserts every quarantined batch with its own token, deleting the file of each one stored.
+    pub async fn replay(&self, client: &clickhouse::Client) -> io::Result<Vec<Replayed>> {
+        let mut done = Vec::new();
+        for file in self.files()? {
+            let result = match read(&file) {
+                Ok((keys, batch)) => {
+                    match insert_batch(client, &keys, batch.token, &[&batch]).await {
+                        Ok(()) => fs::remove_file(&file)
+                            .map(|()| batch.len())
+                            .map_err(|e| format!("stored, but the file stays: {e}")),
+                        Err(error) => Err(error.to_string()),
+                    }
+                }
+                Err(error) => Err(error.to_string()),
+            };
+            done.push(Replayed { file, result });
+        }
+        Ok(done)
+    }
+}
+
+/// The keys and batch in a quarantine file. Any damage fails it whole: an operator replaying
+/// by hand should hear of it rather than have part of a batch stored.
+pub fn read(path: &Path) -> io::Result<(Vec<KeyRow>, Batch)> {
+    let damaged = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
+    let mut scanner = Scanner::new(File::open(path)?, 0)?;
+    let (mut keys, mut rows, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        match scanner.next_item()? {
+            Item::Frame {
+                kind: FrameKind::Row,
+                ..
+            } => {
+                rows.extend_from_slice(scanner.payload());
+                ends.push(end_offset(rows.len()));
+            }
+            Item::Frame {
+                kind: FrameKind::Key,
+                ..
+            } => keys.push(
+                postcard::from_bytes(scanner.payload()).map_err(|e| damaged(&e.to_string()))?,
+            ),
+            Item::Frame {
+                kind: FrameKind::Cut,
+                ..
+            } => {
+                let token =
+                    Uuid::from_slice(scanner.payload()).map_err(|_| damaged("bad token"))?;
+                let rows = rows.into();
+                return Ok((keys, Batch { token, rows, ends }));
+            }
+            Item::Skipped { offset, len } => {
+                return Err(damaged(&format!("{len} damaged bytes at offset {offset}")));
+            }
+            Item::End { .. } => return Err(damaged("no end of batch")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use footfall_store::event::{Event, Kind};
+
+    #[test]
+    fn a_quarantined_batch_reads_back_whole_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let quarantine = Quarantine::new(dir.path().join("quarantine"));
+        assert!(quarantine.files().unwrap().is_empty());
+        let token = Uuid::new_v4();
+        let events: Vec<_> = (0..3).map(|ts| Event::new(Kind::Pageview, ts)).collect();
+        let put = Batch::of(token, &events);
+        let key = KeyRow {
+            key_id: 4,
+            created: 5,
+            sealed_key: vec![6],
+        };
+        let path = quarantine.put(&[key], &put).unwrap();
+        assert_eq!(quarantine.files().unwrap(), std::slice::from_ref(&path));
+        let (keys, batch) = read(&path).unwrap();
+        assert_eq!((keys.len(), batch.token, batch.len()), (1, token, 3));
+        assert_eq!(
+            (batch.rows, batch.ends),
+            (put.rows, put.ends),
+            "row for row"
+        );
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[40] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(read(&path).is_err());
+    }
+}

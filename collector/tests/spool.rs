@@ -1,0 +1,443 @@
+//! The spool and the inserter under the faults that once lost or held back acknowledged hits:
+//! a failing disk, damaged records, a commit mark past the end, a backlog under steady traffic,
+//! ClickHouse down, hanging or restarted empty at start, two collectors on one data dir, and a
+//! batch ClickHouse refuses for good. Every test counts the hits acknowledged against the rows
+//! stored and their duplicates.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{
+    Proxy, ProxyMode, Serve, TestDb, Traffic, enc, eventually, get, metric, readiness,
+    wait_for_schema,
+};
+use footfall_collector::server::{self, Collector};
+use footfall_collector::sink::disk::{DiskFaults, Fault};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Rows stored for `site`, and how many distinct event ids they have; none while the table
+/// does not exist.
+async fn stored(db: &TestDb, site: &str) -> (u64, u64) {
+    let tables = clickhouse::Client::default()
+        .with_url(&db.url)
+        .query("SELECT count() FROM system.tables WHERE database = ? AND name = 'events'")
+        .bind(&db.name)
+        .fetch_one::<u64>()
+        .await
+        .unwrap();
+    if tables == 0 {
+        return (0, 0);
+    }
+    let rows = db
+        .rows(&format!(
+            "SELECT count() AS n, uniqExact(event_id) AS u FROM events WHERE site = '{site}'"
+        ))
+        .await;
+    (
+        rows[0]["n"].as_u64().unwrap(),
+        rows[0]["u"].as_u64().unwrap(),
+    )
+}
+
+/// Waits until `site` has `n` rows stored (or the limit passes); returns rows and distinct ids.
+async fn stored_eventually(db: &TestDb, site: &str, n: u64) -> (u64, u64) {
+    eventually(LIMIT, || async { stored(db, site).await.0 >= n }).await;
+    stored(db, site).await
+}
+
+async fn backlog(addr: SocketAddr) -> u64 {
+    metric(addr, "footfall_spool_backlog_rows").await
+}
+
+/// Offsets of the spool's frames in `bytes` (each starts with the sync marker).
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    const SYNC: [u8; 4] = [0xF7, 0x0F, 0xA1, 0xC5];
+    bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == SYNC)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn newest_segment(db: &TestDb) -> std::path::PathBuf {
+    let mut segments: Vec<_> = std::fs::read_dir(db.data_dir.path().join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a segment")
+}
+
+/// Sends hits from `clients` connections until `n` are acknowledged; returns how many were.
+async fn acknowledge(addr: SocketAddr, site: &str, clients: usize, n: usize) -> u64 {
+    let traffic = Traffic::start(addr, site, clients, Duration::ZERO);
+    eventually(LIMIT, || async { traffic.acknowledged() >= n }).await;
+    traffic.stop().await.len() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_refuses_hits_loses_none_and_recovers_by_itself() {
+    let db = TestDb::new();
+    let faults = Arc::new(DiskFaults::default());
+    let args = db.serve_args(&["--flush-interval-ms", "20", "--spool-fsync-ms", "20"]);
+    let collector = server::start_with_faults(args, faults.clone())
+        .await
+        .unwrap();
+    let addr = collector.local_addr();
+    wait_for_schema(addr).await;
+    let traffic = Traffic::start(addr, "disk", 2, Duration::from_millis(1));
+    stored_eventually(&db, "disk", 50).await;
+    let refused = "footfall_hits_rejected_total{reason=\"disk_failing\"}";
+    for fault in [Fault::ShortWrite, Fault::NoSpace, Fault::Io] {
+        faults.set(Some(fault));
+        let said = eventually(LIMIT, || async {
+            let (status, body) = readiness(addr).await;
+            status == 503 && body.contains("spool write failing")
+        })
+        .await;
+        assert!(said, "{fault:?}: /readyz says why hits are refused");
+        let before = metric(addr, refused).await;
+        assert!(
+            eventually(LIMIT, || async {
+                metric(addr, refused).await > before + 20
+            })
+            .await,
+            "{fault:?}: hits are refused, not acknowledged"
+        );
+        faults.set(None);
+        assert!(
+            eventually(LIMIT, || async { readiness(addr).await.0 == 200 }).await,
+            "{fault:?}: recovers by itself"
+        );
+        let acked = traffic.acknowledged();
+        assert!(
+            eventually(LIMIT, || async { traffic.acknowledged() > acked + 20 }).await,
+            "{fault:?}: hits are acknowledged again"
+        );
+    }
+    let acknowledged = traffic.stop().await.len() as u64;
+    let failures = metric(addr, "footfall_spool_write_failures_total").await;
+    let lost = metric(addr, "footfall_spool_lost_events_total").await;
+    let skipped = metric(addr, "footfall_spool_skipped_bytes_total").await;
+    let refused = metric(addr, refused).await;
+    collector.shutdown().await;
+    let (rows, distinct) = stored(&db, "disk").await;
+    eprintln!(
+        "failing disk (short write, ENOSPC, EIO): {acknowledged} acknowledged, {rows} stored, {} duplicates, {refused} refused, {failures} write failures",
+        rows - distinct
+    );
+    assert_eq!(rows, acknowledged, "every acknowledged hit is stored");
+    assert_eq!(distinct, rows, "none twice");
+    assert!(failures >= 3);
+    assert_eq!((lost, skipped), (0, 0), "no partial frame was ever read");
+}
+
+/// Hits spooled while ClickHouse cannot be reached, left in the spool by a shutdown.
+async fn spool_hits(db: &TestDb, site: &str, n: usize) -> u64 {
+    let down = Proxy::start(&db.url, ProxyMode::Refuse).await;
+    let args = db.serve_args_via(
+        &down.url(),
+        &["--shutdown-grace-secs", "0", "--batch-rows", "100"],
+    );
+    let collector = server::start(args).await.unwrap();
+    let acknowledged = acknowledge(collector.local_addr(), site, 2, n).await;
+    let report = collector.shutdown().await;
+    assert!(report.bytes_left > 0, "the hits wait in the spool");
+    acknowledged
+}
+
+/// Starts a collector on the real ClickHouse, waits until the spool is drained, and stops it;
+/// returns the named counters as they were.
+async fn drain_spool(db: &TestDb, counters: &[&str]) -> Vec<u64> {
+    let collector: Collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    assert!(eventually(LIMIT, || async { backlog(addr).await == 0 }).await);
+    let mut values = Vec::new();
+    for name in counters {
+        values.push(metric(addr, name).await);
+    }
+    collector.shutdown().await;
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_damage_costs_at_most_its_batch_and_is_counted_once() {
+    type Damage = fn(&mut Vec<u8>, usize);
+    let kinds: [(&str, Damage); 4] = [
+        ("bad length field", |b, at| b[at + 4..at + 8].fill(0xff)),
+        ("4 KiB zeroed", |b, at| b[at..at + 4096].fill(0)),
+        ("100 bytes cut out", |b, at| {
+            b.drain(at + 10..at + 110);
+        }),
+        ("one flipped bit", |b, at| b[at + 20] ^= 0x10),
+    ];
+    for (name, damage) in kinds {
+        let db = TestDb::new();
+        let site = "damage";
+        let acknowledged = spool_hits(&db, site, 3000).await;
+        let segment = newest_segment(&db);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        let starts = frame_starts(&bytes);
+        let at = starts[starts.len() * 3 / 10];
+        damage(&mut bytes, at);
+        std::fs::write(&segment, bytes).unwrap();
+
+        let counters = drain_spool(
+            &db,
+            &[
+                "footfall_spool_corrupt_records_total",
+                "footfall_spool_skipped_bytes_total",
+            ],
+        )
+        .await;
+        let (rows, distinct) = stored(&db, site).await;
+        let lost = acknowledged - rows;
+        eprintln!(
+            "{name} 30 % into the segment: {acknowledged} acknowledged, {rows} stored, {lost} lost, {} duplicates, {} damaged stretch(es) of {} bytes skipped",
+            rows - distinct,
+            counters[0],
+            counters[1]
+        );
+        assert!(lost <= 100, "{name}: at most the damaged batch is lost");
+        assert_eq!(distinct, rows, "{name}: none twice");
+        assert_eq!(counters[0], 1, "{name}: counted once");
+        assert!(counters[1] > 0, "{name}: the skipped bytes are counted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_mark_past_the_end_is_repaired_and_later_hits_are_stored() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let before = acknowledge(collector.local_addr(), "before", 2, 500).await;
+    assert_eq!(stored_eventually(&db, "before", before).await.0, before);
+    collector.shutdown().await;
+    // Power loss: the commit mark made it to disk, the end of the segment did not.
+    let segment = newest_segment(&db);
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let repairs = metric(addr, "footfall_spool_commit_mark_repairs_total").await;
+    let after = acknowledge(addr, "after", 2, 500).await;
+    let (rows, distinct) = stored_eventually(&db, "after", after).await;
+    collector.shutdown().await;
+    eprintln!(
+        "commit mark past the end: {after} acknowledged after the restart, {rows} stored, {} duplicates",
+        rows - distinct
+    );
+    assert_eq!(repairs, 1, "detected and counted");
+    assert_eq!(rows, after, "nothing stalls behind the mark");
+    assert_eq!(distinct, rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_while_traffic_goes_on() {
+    let db = TestDb::new();
+    let proxy = Proxy::start(&db.url, ProxyMode::Forward).await;
+    let args = db.serve_args_via(&proxy.url(), &["--flush-interval-ms", "200"]);
+    let collector = server::start(args).await.unwrap();
+    let addr = collector.local_addr();
+    wait_for_schema(addr).await;
+    let traffic = Traffic::start(addr, "drain", 1, Duration::from_millis(2));
+    stored_eventually(&db, "drain", 50).await;
+
+    proxy.set(ProxyMode::Refuse);
+    let outage = Instant::now();
+    assert!(eventually(LIMIT, || async { backlog(addr).await >= 2000 }).await);
+    let rate = traffic.acknowledged() as f64 / outage.elapsed().as_secs_f64();
+    proxy.set(ProxyMode::Forward);
+    let restored = Instant::now();
+    let backlog_at_restore = backlog(addr).await;
+    let acked_at_restore = traffic.acknowledged();
+    // Empty means at most what two flush intervals bring in.
+    let empty = (rate * 0.4).max(50.0) as u64;
+    let drained = eventually(LIMIT, || async { backlog(addr).await <= empty }).await;
+    let drain_secs = restored.elapsed().as_secs_f64();
+    let incoming = traffic.acknowledged() - acked_at_restore;
+    let still_coming = traffic.acknowledged();
+    assert!(
+        eventually(LIMIT, || async {
+            traffic.acknowledged() > still_coming + 20
+        })
+        .await,
+        "traffic went on throughout"
+    );
+    let acknowledged = traffic.stop().await.len() as u64;
+    collector.shutdown().await;
+    let (rows, distinct) = stored(&db, "drain").await;
+    let drain_rate = (backlog_at_restore + incoming as u64) as f64 / drain_secs;
+    let incoming_rate = incoming as f64 / drain_secs;
+    eprintln!(
+        "drain: backlog {backlog_at_restore} rows at restore, emptied in {drain_secs:.2} s while {incoming} hits arrived ({incoming_rate:.0}/s): {drain_rate:.0} rows/s, {:.1}x the incoming rate; {acknowledged} acknowledged, {rows} stored, {} duplicates",
+        drain_rate / incoming_rate.max(1.0),
+        rows - distinct
+    );
+    assert!(drained, "the backlog empties while hits keep arriving");
+    assert_eq!(rows, acknowledged);
+    assert_eq!(distinct, rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_starts_and_spools_while_clickhouse_hangs_or_is_down() {
+    let db = TestDb::new();
+    let proxy = Proxy::start(&db.url, ProxyMode::Freeze).await;
+    let started = Instant::now();
+    let collector = server::start(db.serve_args_via(&proxy.url(), &[]))
+        .await
+        .unwrap();
+    let addr = collector.local_addr();
+    let start_secs = started.elapsed().as_secs_f64();
+    let traffic = Traffic::start(addr, "early", 2, Duration::from_millis(2));
+    assert!(eventually(LIMIT, || async { traffic.acknowledged() >= 200 }).await);
+    let (status, body) = readiness(addr).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("schema not applied"), "{body}");
+    proxy.set(ProxyMode::Refuse);
+    let acked = traffic.acknowledged();
+    assert!(eventually(LIMIT, || async { traffic.acknowledged() >= acked + 200 }).await);
+    proxy.set(ProxyMode::Forward);
+    wait_for_schema(addr).await;
+    let acknowledged = traffic.stop().await.len() as u64;
+    let (rows, distinct) = stored_eventually(&db, "early", acknowledged).await;
+    collector.shutdown().await;
+    eprintln!(
+        "start with ClickHouse frozen, then down, then up: listening after {start_secs:.2} s; {acknowledged} acknowledged, {rows} stored, {} duplicates",
+        rows - distinct
+    );
+    assert!(start_secs < 5.0, "start does not wait for ClickHouse");
+    assert_eq!(rows, acknowledged);
+    assert_eq!(distinct, rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_dropped_under_the_collector_is_created_again() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let before = acknowledge(addr, "before", 2, 300).await;
+    assert_eq!(stored_eventually(&db, "before", before).await.0, before);
+    clickhouse::Client::default()
+        .with_url(&db.url)
+        .query(&format!("DROP DATABASE {} SYNC", db.name))
+        .execute()
+        .await
+        .unwrap();
+    let after = acknowledge(addr, "after", 2, 300).await;
+    let (rows, distinct) = stored_eventually(&db, "after", after).await;
+    let applied = metric(addr, "footfall_schema_applied_total").await;
+    collector.shutdown().await;
+    eprintln!(
+        "database dropped: {after} acknowledged after the drop, {rows} stored, {} duplicates; schema applied {applied} times",
+        rows - distinct
+    );
+    assert_eq!(
+        rows, after,
+        "inserts resume once the schema is applied again"
+    );
+    assert_eq!(distinct, rows);
+    assert_eq!(applied, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_collector_on_the_same_data_dir_refuses_to_start() {
+    let db = TestDb::new();
+    let first = db.start(&[]).await;
+    let second = server::start(db.serve_args(&[])).await;
+    let error = second
+        .err()
+        .expect("the second collector does not start")
+        .to_string();
+    assert!(error.contains("another collector"), "{error}");
+    let acknowledged = acknowledge(first.local_addr(), "one", 1, 100).await;
+    let (rows, distinct) = stored_eventually(&db, "one", acknowledged).await;
+    first.shutdown().await;
+    assert_eq!((rows, distinct), (acknowledged, acknowledged));
+    db.start(&[]).await.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_for_good_is_quarantined_and_replayed_once_fixed() {
+    let db = TestDb::new();
+    let collector = db.start(&["--flush-interval-ms", "50"]).await;
+    let addr = collector.local_addr();
+    let client = db.client();
+    client
+        .query("ALTER TABLE events ADD CONSTRAINT no_poison CHECK path != '/poison'")
+        .execute()
+        .await
+        .unwrap();
+    let traffic = Traffic::start(addr, "q", 2, Duration::from_millis(2));
+    stored_eventually(&db, "q", 50).await;
+    let poison = format!("/p.gif?site=q&url={}", enc("https://example.com/poison"));
+    assert!(get(addr, &poison, &[]).await.visitor_cookie().is_some());
+    assert!(
+        eventually(LIMIT, || async {
+            metric(addr, "footfall_batches_quarantined_total").await >= 1
+        })
+        .await,
+        "the refused batch is quarantined"
+    );
+    let (_, body) = readiness(addr).await;
+    assert!(body.contains("replay-quarantine"), "{body}");
+    let after_quarantine = stored(&db, "q").await.0;
+    assert!(
+        eventually(LIMIT, || async {
+            stored(&db, "q").await.0 > after_quarantine + 50
+        })
+        .await,
+        "later batches are not held behind it"
+    );
+    let acknowledged = traffic.stop().await.len() as u64 + 1;
+    assert!(eventually(LIMIT, || async { backlog(addr).await == 0 }).await);
+    let quarantined = metric(addr, "footfall_rows_quarantined_total").await;
+    let (rows_before, _) = stored(&db, "q").await;
+    assert_eq!(
+        rows_before + quarantined,
+        acknowledged,
+        "every hit is stored or quarantined"
+    );
+
+    client
+        .query("ALTER TABLE events DROP CONSTRAINT no_poison")
+        .execute()
+        .await
+        .unwrap();
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
+        .args(["spool", "replay-quarantine", "--data-dir"])
+        .arg(db.data_dir.path())
+        .args([
+            "--clickhouse-url",
+            &db.url,
+            "--clickhouse-database",
+            &db.name,
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{out}");
+    collector.shutdown().await;
+    let (rows, distinct) = stored(&db, "q").await;
+    eprintln!(
+        "refused batch: {acknowledged} acknowledged, {rows_before} stored and {quarantined} quarantined, {rows} stored after the replay, {} duplicates",
+        rows - distinct
+    );
+    assert_eq!(rows, acknowledged);
+    assert_eq!(distinct, rows);
+    let left = std::fs::read_dir(db.data_dir.path().join("quarantine"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "replayed batches leave the quarantine");
+}
