@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(steps[2], Step::Event("Purchase".into()));
         assert!(matches!(parse_steps("/a"), Err(FunnelError::Count)));
         assert!(matches!(
-            parse_steps(&vec!["/a"; MAX_STEPS + 1].join(",")),
+            parse_steps(&["/a"; MAX_STEPS + 1].join(",")),
             Err(FunnelError::Count)
         ));
         for bad in ["/a,pricing", "/a,event:", "/a,/b?c=1", "/a,event:x\ny"] {

@@ -140,7 +140,7 @@ impl Report {
 
     /// Whether it reads raw events instead of the rollups: the last minutes, or hours, which
     /// the daily rollups cannot tell.
-    fn from_events(self) -> bool {
+    fn reads_events(self) -> bool {
         matches!(self, Report::Hourly | Report::Current)
     }
 
@@ -853,7 +853,7 @@ async fn funnel_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, R
 }
 
 async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
-    if req.report.from_events() {
+    if req.report.reads_events() {
         return fetch_events(client, req).await;
     }
     let (rows, [(_, a), (_, b), (_, c)]) = req.report.shape();

@@ -416,6 +416,8 @@ async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHous
         ("traffic_keyed_daily", "visitors"),
         ("sessions_daily", "visit_visitors"),
         ("sessions_daily", "timed_visitors"),
+        ("sessions_daily", "exit_visitors"),
+        ("sessions_daily", "scroll_visitors"),
     ] {
         members += client
             .query(&format!(
