@@ -1,10 +1,16 @@
 //! Applying the schema: the migration runner.
 //!
 //! Applied migrations are recorded in `schema_migrations`. Every statement is idempotent
-//! (`IF NOT EXISTS`), so two programs starting at once, or a migration interrupted half way, do
-//! no harm: applying again finishes the job. Retention is not a migration but a setting:
+//! (`IF NOT EXISTS`), so a migration interrupted half way does no harm: applying again finishes
+//! the job. Two programs starting at once (the collector applies the schema in the background
+//! while the aggregator starts) can still trip each other: one drops a table that a statement of
+//! an earlier migration, still being applied by the other, reads (`export_audit`,
+//! `traffic_daily`). So a failed run is tried again from the records, which by then say what
+//! the other program finished ([`ATTEMPTS`]). Retention is not a migration but a setting:
 //! [`migrate`] brings the TTLs in line with FOOTFALL_RETENTION_DAYS every time it runs
 //! ([`crate::retention`]).
+
+use std::time::Duration;
 
 use clickhouse::Client;
 
@@ -13,6 +19,10 @@ use crate::{backfill, retention, rollup_keys};
 
 /// The owner of [`MIGRATIONS`] in `schema_migrations`.
 const COMPONENT: &str = "footfall";
+
+/// Runs of the list [`migrate`] makes before it gives up, waiting 0.2 s, 0.4 s, … between them:
+/// enough for another program to finish the migration it is in.
+const ATTEMPTS: u32 = 5;
 
 /// The migration that creates the rollups and the views that fill them (the keyed ones; version
 /// 3 made the first, unkeyed, which it drops): applied over stored events, it is followed by a
@@ -53,7 +63,17 @@ pub async fn migrate(
     database: &str,
     retention_days: u32,
 ) -> Result<Vec<u32>, SchemaError> {
-    let done = apply_migrations(client, database, retention_days).await?;
+    let mut done = Vec::new();
+    for attempt in 1.. {
+        match apply_migrations(client, database, retention_days, &mut done).await {
+            Ok(()) => break,
+            Err(e @ SchemaError::ClickHouse { .. }) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "migrations failed; reading the records again");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     retention::apply_ttls(client, database, retention_days).await?;
     rollup_keys::ensure(client, database, retention_days).await?;
     Ok(done)
@@ -61,12 +81,13 @@ pub async fn migrate(
 
 /// Creates the database and applies every migration of [`MIGRATIONS`] not yet recorded in
 /// `schema_migrations`, under the current name or the one it had before ([`Migration::was`]).
-/// Returns the versions it applied.
+/// Adds the versions it applied to `done`.
 async fn apply_migrations(
     client: &Client,
     database: &str,
     retention_days: u32,
-) -> Result<Vec<u32>, SchemaError> {
+    done: &mut Vec<u32>,
+) -> Result<(), SchemaError> {
     if database.is_empty()
         || !database
             .bytes()
@@ -99,7 +120,6 @@ async fn apply_migrations(
     let recorded = |component: &str, version: u32| {
         applied.iter().any(|(c, v)| c == component && *v == version)
     };
-    let mut done = Vec::new();
     let mut stored_before_views = None;
     for migration in MIGRATIONS {
         if recorded(COMPONENT, migration.version) {
@@ -120,7 +140,9 @@ async fn apply_migrations(
                         migration.version, migration.name
                     )))?;
             }
-            done.push(migration.version);
+            if !done.contains(&migration.version) {
+                done.push(migration.version);
+            }
         }
         client
             .query(&render(
@@ -137,5 +159,5 @@ async fn apply_migrations(
         rollup_keys::ensure(client, database, retention_days).await?;
         backfill::fill(client, database, &parts).await?;
     }
-    Ok(done)
+    Ok(())
 }

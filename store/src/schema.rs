@@ -19,7 +19,9 @@
 //!   `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate. Like
 //!   `events` it keeps the hashes of recent blocks, so a replayed insert is counted once.
 //! - `sessions_daily` holds what only a finished visit tells (visits, bounces, visit duration,
-//!   engaged time, exits and scroll depth per page), recomputed for whole days by the aggregator ([`crate::rules`]).
+//!   engaged time, exits and scroll depth per page), each with a keyed unique-visitor state of
+//!   the visitors behind it, recomputed for whole days by the aggregator ([`crate::rules`]).
+//! - `rollup_keys` holds the monthly keys of the rollups' hashes ([`crate::rollup_keys`]).
 //! - `traffic_monthly` holds both, finished, for each closed calendar month.
 //! - `goals` and `funnels`: what each site counts as a conversion, and its funnel's steps.
 //! - `api_tokens` and `audit_log`: who may export, and every export, subject request and refusal

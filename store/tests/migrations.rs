@@ -58,6 +58,48 @@ async fn migrations_apply_once_and_are_idempotent() {
     );
 }
 
+/// Two programs applying the list to one fresh database at once (the collector does it in the
+/// background while the aggregator starts) both succeed: where one drops a table the other's
+/// earlier migration still reads, the other tries again from the records. Started when the
+/// first has recorded its first migration, so that they overlap, on several databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_programs_migrating_at_once_both_succeed() {
+    for _ in 0..4 {
+        let db = TestDb::new();
+        let (server, name) = (db.server(), db.name.clone());
+        let first = tokio::spawn(async move { migrate(&server, &name, 395).await });
+        let recorded = format!(
+            "SELECT count() FROM system.tables AS t
+             WHERE t.database = '{}' AND t.name = 'schema_migrations' AND t.total_rows > 0",
+            db.name
+        );
+        while db
+            .server()
+            .query(&recorded)
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+            == 0
+        {
+            tokio::task::yield_now().await;
+        }
+        let second = migrate(&db.server(), &db.name, 395).await;
+        let first = first.await.unwrap();
+        assert!(first.is_ok(), "{first:?}");
+        assert!(second.is_ok(), "{second:?}");
+        let mut applied = first.unwrap();
+        applied.extend(second.unwrap());
+        applied.sort_unstable();
+        applied.dedup();
+        assert_eq!(applied, versions(), "between them, every migration");
+        assert_eq!(
+            db.count("SELECT count() FROM schema_migrations FINAL WHERE component = 'footfall'")
+                .await,
+            MIGRATIONS.len() as u64
+        );
+    }
+}
+
 /// The versions whose old record is not in `old`.
 fn left_to_apply(old: &[(&str, u32)]) -> Vec<u32> {
     MIGRATIONS
