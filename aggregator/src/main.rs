@@ -1,6 +1,7 @@
 //! The `footfall-aggregator` binary: parses the command line and runs the command.
 
 use std::io::Write as _;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -15,17 +16,14 @@ use footfall_aggregator::{audit, funnel, goals, keygen, retention, rollup, serve
 use footfall_seal::key_file;
 use footfall_store::config::SchemaArgs;
 use footfall_store::migrations;
-use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    footfall_cli::init_logging();
+    footfall_cli::exit(run())
+}
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // Logs go to stderr: stdout carries the command's output (JSON, CSV).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Keygen(args) => {
             let pair = keygen::run(&args.data.data_dir)?;

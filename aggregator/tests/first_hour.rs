@@ -191,3 +191,51 @@ async fn a_visit_through_the_snippet_scripts_dev_prints_shows_in_its_dashboard()
     browser.quit().await;
     drop(dev);
 }
+
+/// A command that fails prints one report: the message, each cause once, no backtrace (even
+/// with `RUST_BACKTRACE=1`, as many shells and CI images set it), and exits non-zero.
+#[test]
+fn a_failing_command_says_what_went_wrong_once_without_a_backtrace() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let dir = binaries();
+    let commands: [(&str, &[&str]); 3] = [
+        ("footfall-collector", &["migrate"]),
+        ("footfall-aggregator", &["migrate"]),
+        (
+            "footfall-aggregator",
+            &[
+                "export",
+                "--report",
+                "pages",
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2026-01-02",
+            ],
+        ),
+    ];
+    for (binary, args) in commands {
+        let out = Command::new(dir.join(binary))
+            .args(args)
+            .args(["--clickhouse-url", &closed])
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{binary} {args:?}: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+        let reports = err.lines().filter(|l| l.starts_with("error: ")).count();
+        assert_eq!(reports, 1, "one report: {err}");
+        assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+        assert!(
+            !err.contains("backtrace") && !err.contains("anyhow::"),
+            "{err}"
+        );
+        let mut lines: Vec<_> = err.lines().collect();
+        let all = lines.len();
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), all, "no line twice: {err}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The `footfall-collector` binary: parses the command line and runs the command.
 
+use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -12,22 +13,19 @@ use footfall_collector::{keys, server};
 use footfall_store::config::SchemaArgs;
 use footfall_store::migrations;
 use footfall_store::site::valid_site;
-use tracing_subscriber::EnvFilter;
 
 // Hits are allocated on the request threads and freed on the writer's: mimalloc handles that
 // pattern far better than glibc's malloc (see BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> ExitCode {
+    footfall_cli::init_logging();
+    footfall_cli::exit(run())
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        // Logs go to stderr: stdout carries a command's output (`sign` prints what it signed).
-        .with_writer(std::io::stderr)
-        .init();
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
         Command::Serve(args) => {

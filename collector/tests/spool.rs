@@ -441,3 +441,124 @@ async fn a_batch_refused_for_good_is_quarantined_and_replayed_once_fixed() {
         .count();
     assert_eq!(left, 0, "replayed batches leave the quarantine");
 }
+
+/// The collector on a real full disk: its data dir on a small tmpfs in a mount namespace of its
+/// own (`unshare -rm`), filled by a file from outside through `/proc/PID/root`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_tmpfs_refuses_hits_and_recovers_when_space_returns() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "SKIPPED a_full_tmpfs_…: this machine does not let an unprivileged user mount a tmpfs \
+             (unshare -rm); the fault-layer test a_failing_disk_… covers a failing disk everywhere"
+        );
+        return;
+    }
+    let db = TestDb::new();
+    let data = db.data_dir.path().display().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let script = format!("mount -t tmpfs -o size=8m tmpfs '{data}' && exec \"$0\" \"$@\"");
+    let child = std::process::Command::new("unshare")
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            &script,
+            env!("CARGO_BIN_EXE_footfall-collector"),
+        ])
+        .args(["serve", "--dev", "--listen", &addr.to_string()])
+        .args([
+            "--clickhouse-url",
+            &db.url,
+            "--clickhouse-database",
+            &db.name,
+        ])
+        .args(["--data-dir", &data, "--flush-interval-ms", "50"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_listener(addr).await;
+    wait_for_schema(addr).await;
+    let traffic = Traffic::start(addr, "tmpfs", 2, Duration::from_millis(1));
+    stored_eventually(&db, "tmpfs", 50).await;
+
+    // Another file takes all the free space.
+    let filler = format!("/proc/{}/root{data}/filler", child.id());
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    drop(file);
+    let refused = "footfall_hits_rejected_total{reason=\"disk_failing\"}";
+    let said = eventually(LIMIT, || async {
+        let (status, body) = readiness(addr).await;
+        status == 503 && body.contains("spool write failing")
+    })
+    .await;
+    assert!(said, "/readyz says the disk fails");
+    assert!(eventually(LIMIT, || async { metric(addr, refused).await > 20 }).await);
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        eventually(LIMIT, || async { readiness(addr).await.0 == 200 }).await,
+        "recovers by itself once there is space"
+    );
+    let acked = traffic.acknowledged();
+    assert!(eventually(LIMIT, || async { traffic.acknowledged() > acked + 20 }).await);
+    let acknowledged = traffic.stop().await.len() as u64;
+    let refused = metric(addr, refused).await;
+    common::signal_and_wait(child, "TERM").await;
+    let (rows, distinct) = stored(&db, "tmpfs").await;
+    eprintln!(
+        "full tmpfs: {acknowledged} acknowledged, {rows} stored, {} duplicates, {refused} refused while full",
+        rows - distinct
+    );
+    assert_eq!(rows, acknowledged);
+    assert_eq!(distinct, rows);
+}
+
+/// A collector that stopped between an insert and its commit (a crash, or a commit mark the
+/// full disk would not take) replays that batch alone under its own token: merged with the
+/// batches behind it under a new token, its rows would be stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stored_before_its_commit_is_replayed_alone_and_stored_once() {
+    use footfall_collector::sink::insert::insert_batch;
+    use footfall_collector::sink::spool::{self, SpoolGauge, SpoolOptions};
+    use footfall_store::event::{Event, Kind};
+
+    let db = TestDb::new();
+    db.start(&[]).await.shutdown().await;
+    let gauge = SpoolGauge::default();
+    let (mut writer, mut reader, _) = spool::open(
+        &db.data_dir.path().join("spool"),
+        SpoolOptions::for_bound(1 << 30),
+        &gauge,
+    )
+    .unwrap();
+    let now = footfall_collector::routes::now_ms();
+    for batch in 0..3 {
+        for i in 0..5 {
+            let mut event = Event::new(Kind::Pageview, now + batch * 10 + i);
+            event.event_id = uuid::Uuid::new_v4();
+            event.site = "resumed".into();
+            event.path = "/load".into();
+            writer.append_event(&event, &gauge).unwrap();
+        }
+        writer.cut(uuid::Uuid::new_v4(), &gauge).unwrap();
+    }
+    writer.sync(&gauge).unwrap();
+    let first = reader.next_batch().unwrap().expect("a batch");
+    insert_batch(&db.client(), &[], first.batch.token, &[&first.batch])
+        .await
+        .unwrap();
+    drop((writer, reader));
+
+    drain_spool(&db, &[]).await;
+    assert_eq!(stored(&db, "resumed").await, (15, 15), "every event once");
+}

@@ -67,7 +67,14 @@ pub async fn migrate(
     for attempt in 1.. {
         match apply_migrations(client, database, retention_days, &mut done).await {
             Ok(()) => break,
-            Err(e @ SchemaError::ClickHouse { .. }) if attempt < ATTEMPTS => {
+            // The server refused a statement (a table dropped under it): not a server that cannot
+            // be reached, which the caller hears of at once.
+            Err(
+                e @ SchemaError::ClickHouse {
+                    source: clickhouse::error::Error::BadResponse(_),
+                    ..
+                },
+            ) if attempt < ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, "migrations failed; reading the records again");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
             }

@@ -2,6 +2,7 @@
 //! lost. See `footfall-loadgen --help` and BENCHMARKS.md.
 
 use std::io::Write as _;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,15 +15,13 @@ use footfall_benches::traffic::{Catalog, TrafficConfig};
 use footfall_benches::verify::ClickHouse;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
-use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+fn main() -> ExitCode {
+    footfall_cli::init_logging();
+    footfall_cli::exit(run_cli())
+}
+
+fn run_cli() -> anyhow::Result<()> {
     let args = Args::parse();
     args.check()?;
     let runtime = if args.threads == 1 {

@@ -267,12 +267,13 @@ impl Inserter {
     /// exactly the ones of a recorded intent.
     fn next_outgoing(&mut self) -> std::io::Result<Option<Outgoing>> {
         let intent = self.reader.intent();
+        let alone = self.reader.first_may_be_sent();
         let mut parts: Vec<SpooledBatch> = Vec::new();
         let mut rows = 0;
         loop {
             let enough = match intent {
                 Some(intent) => self.reader.cursor() >= intent.end,
-                None => rows >= self.merge_rows,
+                None => rows >= self.merge_rows || (alone && !parts.is_empty()),
             };
             if enough {
                 break;
@@ -417,10 +418,17 @@ impl Inserter {
                 }
                 self.metrics.sink.insert_retries.inc();
             }
+            // The rows are stored. Until the mark says so nothing else is read: what is sent
+            // next must be exactly what a restart would replay from the mark on disk.
             let end = outgoing.parts.last().expect("never empty").end;
-            if let Err(error) = self.reader.commit(end, rows, &self.gauge) {
-                // The batch is stored; replaying it after a restart is deduplicated by its token.
-                tracing::error!(%error, "committing the spool position failed");
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+            while let Err(error) = self.reader.commit(end, rows, &self.gauge) {
+                self.metrics.sink.spool_commit_failures.inc();
+                let delay = backoff.next_delay();
+                tracing::error!(%error, retry_in_ms = delay.as_millis() as u64, "committing the spool position failed (the rows are stored; a restart replays them and ClickHouse drops the repeat)");
+                if !ctl.pause(delay).await {
+                    return false;
+                }
             }
         }
         true

@@ -27,6 +27,7 @@ pub struct SinkMetrics {
     pub spool_skipped_bytes: Counter,
     pub spool_mark_repairs: Counter,
     pub spool_write_failures: Counter,
+    pub spool_commit_failures: Counter,
     pub spool_lost_events: Counter,
     pub batches_quarantined: Counter,
     pub rows_quarantined: Counter,
@@ -53,6 +54,7 @@ impl SinkMetrics {
             spool_skipped_bytes: Counter::default(),
             spool_mark_repairs: Counter::default(),
             spool_write_failures: Counter::default(),
+            spool_commit_failures: Counter::default(),
             spool_lost_events: Counter::default(),
             batches_quarantined: Counter::default(),
             rows_quarantined: Counter::default(),
@@ -143,6 +145,11 @@ impl SinkMetrics {
             "spool_write_failures",
             "Times writing the spool failed (disk full, I/O error); hits are refused until it recovers",
             m.spool_write_failures.clone(),
+        );
+        r.register(
+            "spool_commit_failures",
+            "Times recording how far the spool is stored failed (disk full); retried before anything else is sent",
+            m.spool_commit_failures.clone(),
         );
         r.register(
             "spool_lost_events",

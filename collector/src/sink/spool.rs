@@ -241,6 +241,7 @@ pub fn open(
             offset: writer.segment_len(),
         },
         pending_damage: Vec::new(),
+        resumed: true,
         _lock: lock,
     };
     Ok((writer, reader, recovery))
@@ -586,10 +587,21 @@ pub struct SpoolReader {
     recovered_end: Position,
     /// Damage found where no batch followed in the same segment, reported with the next batch.
     pending_damage: Vec<Damage>,
+    /// No commit since the spool was opened (see [`SpoolReader::first_may_be_sent`]).
+    resumed: bool,
     _lock: Arc<File>,
 }
 
 impl SpoolReader {
+    /// Whether the first batch after the commit mark may have been inserted alone already: it
+    /// may, until the first commit after opening, if the collector stopped between an insert
+    /// and its commit. Such a batch must then go alone again, under its own token (unless a
+    /// recorded intent covers it): merged with later ones under a new token, its rows would be
+    /// stored twice.
+    pub fn first_may_be_sent(&self) -> bool {
+        self.resumed && self.intent.is_none()
+    }
+
     /// The merged insert recorded before a crash, to be replayed exactly.
     pub fn intent(&self) -> Option<Intent> {
         self.intent
@@ -726,6 +738,7 @@ impl SpoolReader {
         gauge.committed_rows.fetch_add(rows, Ordering::Relaxed);
         self.committed = end;
         self.cursor = self.cursor.max(end);
+        self.resumed = false;
         Ok(())
     }
 
