@@ -252,14 +252,26 @@ async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.serve(req, peer).await) }
-                });
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                let (http, watcher, mut stop) = (http.clone(), graceful.watcher(), stop.clone());
+                let first_byte = limits.header_read_timeout;
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, "connection ended with an error");
+                    // hyper gives a connection two 8 KiB buffers; one that has sent nothing yet
+                    // costs only its socket until it does (13 KiB → about 1 KiB each).
+                    let readable = tokio::select! {
+                        readable = tokio::time::timeout(first_byte, stream.readable()) => {
+                            matches!(readable, Ok(Ok(())))
+                        }
+                        _ = stop.changed() => false,
+                    };
+                    if readable {
+                        let service = service_fn(move |req| {
+                            let app = app.clone();
+                            async move { Ok::<_, Infallible>(app.serve(req, peer).await) }
+                        });
+                        let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                        if let Err(error) = connection.await {
+                            tracing::debug!(%error, "connection ended with an error");
+                        }
                     }
                     drop(slot);
                 });

@@ -647,3 +647,157 @@ async fn a_foreign_page_cannot_undo_an_opt_out() {
     collector.shutdown().await;
     assert_eq!(db.count("SELECT count() FROM events").await, 0);
 }
+
+/// The `collector` service's environment in `docker-compose.yml`, after the image's own `ENV`
+/// (Dockerfile), with `${NAME}`, `${NAME:-default}` and `${NAME:?message}` filled from
+/// `operator` as `docker compose` does. A small reader for the two files as they are written
+/// (no Docker on the test machine, and no YAML crate for one block of `KEY: value` lines).
+fn compose_environment(operator: &[(&str, &str)]) -> Vec<(String, String)> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    let mut env: Vec<(String, String)> = dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("ENV "))
+        .flat_map(|line| line.split_whitespace())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let compose = std::fs::read_to_string(format!("{root}/docker-compose.yml")).unwrap();
+    let mut lines = compose.lines().skip_while(|l| *l != "  collector:").skip(1);
+    lines
+        .by_ref()
+        .take_while(|l| l.starts_with("    "))
+        .find(|l| l.trim() == "environment:")
+        .expect("the collector service has an environment");
+    for line in lines.take_while(|l| l.starts_with("      ") || l.trim().is_empty()) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once(": ").expect("KEY: value");
+        let value = value.trim().trim_matches('"');
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), interpolate(value, operator)));
+    }
+    env
+}
+
+/// `${NAME}`, `${NAME:-default}` and `${NAME:?message}` in `value`, from `vars`.
+fn interpolate(value: &str, vars: &[(&str, &str)]) -> String {
+    let Some(start) = value.find("${") else {
+        return value.to_owned();
+    };
+    let end = start + value[start..].find('}').expect("closed");
+    let inner = &value[start + 2..end];
+    let (name, rule) = match inner.find(':') {
+        Some(at) => (&inner[..at], &inner[at..]),
+        None => (inner, ""),
+    };
+    let set = vars
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .filter(|v| !v.is_empty());
+    let filled = match (set, rule.get(..2)) {
+        (Some(v), _) => v.to_owned(),
+        (None, Some(":-")) => rule[2..].to_owned(),
+        (None, Some(":?")) => panic!("compose refuses to start without {name}: {}", &rule[2..]),
+        (None, _) => String::new(),
+    };
+    format!(
+        "{}{filled}{}",
+        &value[..start],
+        interpolate(&value[end + 1..], vars)
+    )
+}
+
+/// The compose deployment records script hits: the collector, run with exactly the environment
+/// `docker-compose.yml` and the image give it (only what the container's network and volumes
+/// provide is replaced: addresses, the database, the key files' paths), stores the page view a
+/// real Chromium's tracker sends from an origin the operator listed, and refuses the same page
+/// served from another origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_deployment_records_script_hits_from_the_allowed_origins() {
+    let db = TestDb::new();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let collector = free();
+    let site = serve_site(collector).await;
+    let allowed = format!("http://127.0.0.1:{}", site.port());
+    let mut env = compose_environment(&[
+        ("FOOTFALL_CLICKHOUSE_PASSWORD", "set-in-the-env-file"),
+        ("FOOTFALL_ALLOWED_ORIGINS", &allowed),
+    ]);
+    let keys = tempfile::tempdir().unwrap();
+    let public = keys.path().join("ip-seal.pub");
+    let pair = footfall_seal::SecretKey::generate();
+    std::fs::write(&public, pair.public_key().to_text()).unwrap();
+    std::fs::write(
+        db.data_dir.path().join("secret.key"),
+        "Jd8fK2mQ9xLz0pRt5vWb7nYc3aHs6gEu1iOk4lMj",
+    )
+    .unwrap();
+    let data_dir = db.data_dir.path().display().to_string();
+    let public = public.display().to_string();
+    for (key, value) in &mut env {
+        let replaced = match key.as_str() {
+            "FOOTFALL_LISTEN" => collector.to_string(),
+            k if k.ends_with("_LISTEN") => free().to_string(),
+            "FOOTFALL_CLICKHOUSE_URL" => db.url.clone(),
+            "FOOTFALL_CLICKHOUSE_DATABASE" => db.name.clone(),
+            "FOOTFALL_CLICKHOUSE_USER" => "default".into(),
+            "FOOTFALL_CLICKHOUSE_PASSWORD" => String::new(),
+            "FOOTFALL_IP_PUBLIC_KEY" => public.clone(),
+            "FOOTFALL_DATA_DIR" => data_dir.clone(),
+            _ => continue,
+        };
+        *value = replaced;
+    }
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "FOOTFALL_ALLOWED_ORIGINS" && *v == allowed),
+        "compose passes the operator's origins on: {env:?}"
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
+        .arg("serve")
+        .env_clear()
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_listener(collector).await;
+    common::wait_for_schema(collector).await;
+
+    let browser = Browser::start().await;
+    browser
+        .visit(&format!("http://localhost:{}/page/elsewhere", site.port()))
+        .await;
+    browser.visit(&format!("{allowed}/page/compose")).await;
+    let stored = |path: &'static str| {
+        let db = &db;
+        async move {
+            db.count(&format!(
+                "SELECT count() FROM events WHERE kind = 'pageview' AND path = '{path}'"
+            ))
+            .await
+        }
+    };
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            stored("/page/compose").await == 1
+        })
+        .await,
+        "the script's page view is stored"
+    );
+    browser.quit().await;
+    common::signal_and_wait(child, "TERM").await;
+    assert_eq!(
+        stored("/page/elsewhere").await,
+        0,
+        "a page of an origin not listed sends nothing that is kept"
+    );
+}
