@@ -83,7 +83,7 @@ echo "generated $events custom events (rollups filled by the views) in $(($(ms) 
 start=$(ms)
 agg backfill --from 2026-03-01 --to 2026-03-31 >/dev/null
 echo "recomputed the month's rollups (backfill) in $(($(ms) - start)) ms"
-sql "SELECT 'rollup rows: traffic_daily ' || toString((SELECT count() FROM $db.traffic_daily))
+sql "SELECT 'rollup rows: traffic_keyed_daily ' || toString((SELECT count() FROM $db.traffic_keyed_daily))
          || ', sessions_daily ' || toString((SELECT count() FROM $db.sessions_daily))
          || '; events ' || toString((SELECT count() FROM $db.events))"
 

@@ -161,6 +161,12 @@ pub(crate) async fn report(
     } else {
         request.site.as_deref()
     };
+    if !token.allows_range(request.from, request.to) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this token reads only whole calendar months: from= a month's first day, to= a month's last day",
+        ));
+    }
     if !token.allows_site(site_scope) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -112,6 +112,10 @@ pub struct PrivacyArgs {
     /// Leave out every row that stands for fewer distinct visitors (at least 2).
     #[arg(long, env = "FOOTFALL_MIN_VISITORS", default_value_t = crate::report::DEFAULT_MIN_VISITORS)]
     pub min_visitors: u32,
+    /// Leave out every row whose visitors come from fewer distinct networks (/24, /48); default:
+    /// the same as --min-visitors, so that visitors made up on one machine cannot unlock a row.
+    #[arg(long, env = "FOOTFALL_MIN_NETWORKS")]
+    pub min_networks: Option<u32>,
     /// Differential privacy: discrete Laplace noise with this ε per row (a multiple of 0.001,
     /// at most 10).
     #[arg(long, env = "FOOTFALL_EPSILON")]
@@ -147,6 +151,7 @@ impl PrivacyArgs {
             .unwrap_or_else(|| self.data.data_dir.join("dp-noise.key"));
         Rules::new(
             self.min_visitors,
+            self.min_networks.unwrap_or(self.min_visitors),
             self.epsilon,
             || NoiseKey::load_or_create(&key_path),
             budget,
@@ -246,6 +251,9 @@ pub enum TokenAction {
         /// Sites it may read (comma-separated; default: all).
         #[arg(long, value_delimiter = ',')]
         sites: Vec<String>,
+        /// Only ranges of whole calendar months (first to last day of a month, or of several).
+        #[arg(long)]
+        months_only: bool,
         #[command(flatten)]
         clickhouse: ClickHouseArgs,
     },

@@ -116,6 +116,8 @@ pub async fn stored(client: &Client, site: &str) -> Result<Vec<Step>, FunnelErro
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reached {
     pub visitors: u64,
+    /// The distinct networks those visitors came from (each visit's first).
+    pub networks: u64,
     /// The (visitor, day) pairs with a visit reaching it (for noise: a visitor adds at most
     /// one a day).
     pub visitor_days: u64,
@@ -124,6 +126,7 @@ pub struct Reached {
 #[derive(Debug, clickhouse::Row, Deserialize)]
 struct Levels {
     visitors: Vec<u64>,
+    networks: Vec<u64>,
     visitor_days: Vec<u64>,
 }
 
@@ -149,10 +152,11 @@ pub async fn reached(
             .join(", ")
     };
     let (visitors, visitor_days) = (per_step("visitor_id"), per_step("(visitor_id, day)"));
+    let networks = per_step("if(network = '', NULL, network)");
     let sql = format!(
-        "SELECT [{visitors}] AS visitors, [{visitor_days}] AS visitor_days
+        "SELECT [{visitors}] AS visitors, [{networks}] AS networks, [{visitor_days}] AS visitor_days
 FROM (
-    SELECT visitor_id, toDate(min(ts)) AS day,
+    SELECT visitor_id, toDate(min(ts)) AS day, argMin(ip_prefix, ts) AS network,
            windowFunnel({window})(toUInt64(toUnixTimestamp64Milli(ts)), {conditions}) AS level
     FROM ({activity})
     WHERE site = ?
@@ -175,9 +179,11 @@ FROM (
     Ok(levels
         .visitors
         .into_iter()
+        .zip(levels.networks)
         .zip(levels.visitor_days)
-        .map(|(visitors, visitor_days)| Reached {
+        .map(|((visitors, networks), visitor_days)| Reached {
             visitors,
+            networks,
             visitor_days,
         })
         .collect())
@@ -195,7 +201,7 @@ mod tests {
         assert_eq!(steps[2], Step::Event("Purchase".into()));
         assert!(matches!(parse_steps("/a"), Err(FunnelError::Count)));
         assert!(matches!(
-            parse_steps(&vec!["/a"; MAX_STEPS + 1].join(",")),
+            parse_steps(&["/a"; MAX_STEPS + 1].join(",")),
             Err(FunnelError::Count)
         ));
         for bad in ["/a,pricing", "/a,event:", "/a,/b?c=1", "/a,event:x\ny"] {

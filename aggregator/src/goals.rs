@@ -240,15 +240,18 @@ pub async fn remove(client: &Client, site: &str, name: &str) -> Result<(), GoalE
 pub struct Conversions {
     /// Page views or events that matched.
     pub hits: u64,
-    /// Distinct visitors among them.
+    /// Distinct visitors among them (once per calendar month: the rollups' hashes are keyed per
+    /// month), the most of any one month, and the most distinct networks of any one month.
     pub visitors: u64,
+    pub people: u64,
+    pub networks: u64,
     /// Each day's distinct visitors, summed (for noise).
     pub visitor_days: u64,
     /// The site's distinct visitors over the range.
     pub site_visitors: u64,
 }
 
-/// `goal`'s conversions over `[from, to]`, from `traffic_daily`.
+/// `goal`'s conversions over `[from, to]`, from `traffic_keyed_daily`.
 pub async fn conversions(
     client: &Client,
     goal: &Goal,
@@ -271,15 +274,22 @@ pub async fn conversions(
     };
     let days = format!("site = ? AND day BETWEEN toDate('{from}') AND toDate('{to}')");
     let sql = format!(
-        "SELECT toUInt64(sum(day_hits)) AS hits, uniqExactMerge(day_visitors) AS visitors,
-                toUInt64(sum(day_uniques)) AS visitor_days,
-                assumeNotNull((SELECT uniqExactMerge(visitors) FROM traffic_daily
+        "SELECT toUInt64(sum(m_hits)) AS hits, toUInt64(sum(m_visitors)) AS visitors,
+                toUInt64(max(m_visitors)) AS people, toUInt64(max(m_networks)) AS networks,
+                toUInt64(sum(m_uniques)) AS visitor_days,
+                assumeNotNull((SELECT uniqExactMerge(visitors) FROM traffic_keyed_daily
                                WHERE dimension = 'all' AND {days})) AS site_visitors
          FROM (
-             SELECT day, sum(hits) AS day_hits, uniqExactMergeState(visitors) AS day_visitors,
-                    uniqExactMerge(visitors) AS day_uniques
-             FROM traffic_daily WHERE {rows} AND {days}
-             GROUP BY day)"
+             SELECT toStartOfMonth(day) AS month, sum(day_hits) AS m_hits,
+                    uniqExactMerge(day_visitors) AS m_visitors,
+                    uniqExactMerge(day_networks) AS m_networks, sum(day_uniques) AS m_uniques
+             FROM (
+                 SELECT day, sum(hits) AS day_hits, uniqExactMergeState(visitors) AS day_visitors,
+                        uniqExactMerge(visitors) AS day_uniques,
+                        uniqExactMergeState(networks) AS day_networks
+                 FROM traffic_keyed_daily WHERE {rows} AND {days}
+                 GROUP BY day)
+             GROUP BY month)"
     );
     let mut query = client.query(&sql).bind(&goal.site);
     for b in &binds {

@@ -79,9 +79,11 @@ async fn run() -> anyhow::Result<()> {
                 name,
                 reports,
                 sites,
+                months_only,
                 clickhouse,
             } => {
-                let t = token::create(&clickhouse.client(), &name, &reports, &sites).await?;
+                let t = token::create(&clickhouse.client(), &name, &reports, &sites, months_only)
+                    .await?;
                 println!("token for {name} (shown once; only its hash is kept):");
                 println!("{t}");
             }
@@ -95,10 +97,11 @@ async fn run() -> anyhow::Result<()> {
                         }
                     };
                     println!(
-                        "{}\treports: {}\tsites: {}",
+                        "{}\treports: {}\tsites: {}\tranges: {}",
                         t.name,
                         all(&t.reports),
-                        all(&t.sites)
+                        all(&t.sites),
+                        if t.months_only { "whole months" } else { "any" }
                     );
                 }
             }

@@ -5,7 +5,9 @@
 //! the way out (command line, API, dashboard):
 //!
 //! - it stands for at least K distinct visitors (exact count, `uniqExact`; for `email`, distinct
-//!   recipients), else it is left out. No total or "other" row is ever written, so a left-out
+//!   recipients) from at least `--min-networks` distinct networks, else it is left out; a number
+//!   computed from a subset of its visitors (visits, exits, rates, averages) is withheld unless
+//!   that subset holds K visitors too. No total or "other" row is ever written, so a left-out
 //!   row cannot be recomputed from the rest of the same report;
 //! - with an epsilon, the decision and the counts are noisy ([`crate::noise`]: discrete
 //!   Laplace, fixed per actor, report, range and row), only counts whose per-visitor
@@ -138,7 +140,7 @@ impl Report {
 
     /// Whether it reads raw events instead of the rollups: the last minutes, or hours, which
     /// the daily rollups cannot tell.
-    fn from_events(self) -> bool {
+    fn reads_events(self) -> bool {
         matches!(self, Report::Hourly | Report::Current)
     }
 
@@ -191,14 +193,55 @@ impl Report {
 pub struct Rules {
     /// K: a row stands for at least this many distinct visitors.
     pub min_visitors: u32,
+    /// A row's visitors come from at least this many distinct networks (/24 or /48), so that
+    /// visitors minted by one machine cannot unlock it.
+    pub min_networks: u32,
     /// With differential privacy: the mechanism, and the budget it spends per actor.
     pub noise: Option<Noise>,
     pub budget: Budget,
 }
 
-/// Columns noised per row (visitors, visitor-days, and the networks that decide publication):
+/// Counts noised per row (visitors, visitor-days, and the networks that decide publication):
 /// each gets a third of ε, so that one row costs ε.
 const NOISY_PER_ROW: u64 = 3;
+
+/// What the rules know of one row: exact counts, never published as such under noise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Distinct visitors; over a range of several calendar months a visitor counts once in
+    /// each month (the rollups' hashes are keyed per month, see [`crate::rollup`]).
+    pub visitors: u64,
+    /// The most distinct visitors of any one month of the range: at least this many people
+    /// stand behind the row. K is tested on it.
+    pub people: u64,
+    /// Distinct networks of those visitors, the most of any one month; `None` where visitors
+    /// cannot be made up (email recipients are named by signed tokens), so the rule is moot.
+    pub networks: Option<u64>,
+    /// Sum over the range's days of each day's distinct visitors.
+    pub visitor_days: u64,
+}
+
+/// The range a row covers, which bounds what one visitor can add to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub days: u64,
+    pub months: u64,
+}
+
+impl Span {
+    pub fn of(from: Day, to: Day) -> Self {
+        let mut months = 0;
+        let mut month = from.month_start();
+        while month <= to {
+            months += 1;
+            month = month.month_end().plus(1);
+        }
+        Self {
+            days: from.days_through(to) as u64,
+            months,
+        }
+    }
+}
 
 /// A row that passed [`Rules::publish`], with the counts to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,12 +256,16 @@ impl Rules {
     /// The rules from the command line's privacy options.
     pub fn new(
         min_visitors: u32,
+        min_networks: u32,
         epsilon: Option<f64>,
         key: impl FnOnce() -> Result<NoiseKey, NoiseKeyError>,
         budget: Budget,
     ) -> Result<Self, ReportError> {
         if min_visitors < 2 {
             return Err(ReportError::MinVisitorsTooLow);
+        }
+        if min_networks < 2 {
+            return Err(ReportError::MinNetworksTooLow);
         }
         let noise = match epsilon {
             None => None,
@@ -229,29 +276,31 @@ impl Rules {
         };
         Ok(Self {
             min_visitors,
+            min_networks,
             noise,
             budget,
         })
+    }
+
+    /// Whether a number computed from `people` distinct visitors (an average, a rate, a count
+    /// of visits) may be shown: only if they are at least K, like a row.
+    pub fn shows(&self, people: u64) -> bool {
+        people >= u64::from(self.min_visitors)
     }
 
     /// Whether a row with these exact counts may be published, and what it shows. The one test
     /// every row of every report passes. `context` names the row (who asks, the report, the
     /// range, the row's keys), so its noise is the same whenever the same row is asked for.
     ///
-    /// Without noise: at least K distinct visitors. With noise, the decision is taken on noisy
-    /// counts (so that whether a row appears does not tell its exact count): the noisy visitors
-    /// must reach K plus a margin that a row below K passes with probability at most
-    /// [`crate::noise::DELTA`]; and the exact count must reach K too, so that no row ever stands for
-    /// fewer.
-    pub fn publish(
-        &self,
-        visitors: u64,
-        visitor_days: u64,
-        days: u64,
-        context: &[&str],
-    ) -> Option<Published> {
+    /// Without noise: at least K distinct visitors from at least `min_networks` networks. With
+    /// noise the exact test still holds, so that no row ever stands for fewer; and the decision
+    /// is also taken on noisy counts, so that whether a row appears does not tell its exact
+    /// count: the noisy visitors and the noisy networks must each pass their threshold plus a
+    /// margin that a count below it passes with probability at most [`crate::noise::DELTA`].
+    pub fn publish(&self, counts: &Counts, span: Span, context: &[&str]) -> Option<Published> {
         let k = u64::from(self.min_visitors);
-        if visitors < k {
+        let kn = u64::from(self.min_networks);
+        if counts.people < k || counts.networks.is_some_and(|n| n < kn) {
             return None;
         }
         let Some(noise) = &self.noise else {
@@ -262,13 +311,21 @@ impl Rules {
             c.push(name);
             c
         };
-        // A visitor is in a row's distinct count once, and in its visitor-days at most once a day.
-        let noisy_visitors = noise.count(visitors, NOISY_PER_ROW, &column("visitors"));
-        let threshold = k + noise.margin(NOISY_PER_ROW);
-        if noisy_visitors < threshold as i64 {
+        // A visitor is in a row's distinct count once a month, in its visitor-days at most once
+        // a day, and adds the networks it came from once a month each.
+        let months = NOISY_PER_ROW * span.months;
+        let noisy_visitors = noise.count(counts.visitors, months, &column("visitors"));
+        if noisy_visitors < (k + noise.margin(months)) as i64 {
             return None;
         }
-        let noisy_days = noise.count(visitor_days, NOISY_PER_ROW * days, &column("visitor_days"));
+        if let Some(networks) = counts.networks {
+            let noisy = noise.count(networks, months, &column("networks"));
+            if noisy < (kn + noise.margin(months)) as i64 {
+                return None;
+            }
+        }
+        let days = NOISY_PER_ROW * span.days;
+        let noisy_days = noise.count(counts.visitor_days, days, &column("visitor_days"));
         Some(Published::Noisy {
             visitors: noisy_visitors.max(0) as u64,
             visitor_days: noisy_days.max(0) as u64,
@@ -304,6 +361,8 @@ pub enum ReportError {
     BadSite(String),
     #[error("the minimum number of visitors per row must be at least 2")]
     MinVisitorsTooLow,
+    #[error("the minimum number of networks per row must be at least 2")]
+    MinNetworksTooLow,
     #[error("epsilon must be a multiple of 0.001 above 0 and at most 10")]
     BadEpsilon,
     #[error(transparent)]
@@ -367,7 +426,7 @@ pub fn valid_site(s: &str) -> bool {
 pub async fn site_names(client: &Client) -> Result<Vec<String>, ClickHouseError> {
     client
         .query(&format!(
-            "SELECT DISTINCT site FROM traffic_daily
+            "SELECT DISTINCT site FROM traffic_keyed_daily
              WHERE dimension = 'all' AND site != '' AND day >= toDate('{}') ORDER BY site",
             Day::today().plus(1 - MAX_DAYS)
         ))
@@ -376,7 +435,8 @@ pub async fn site_names(client: &Client) -> Result<Vec<String>, ClickHouseError>
         .map_err(ch("list the sites"))
 }
 
-/// One grouped row as the rollups give it, before anonymisation.
+/// One grouped row as the rollups give it, before anonymisation: the keys, then
+/// [`rollup::METRICS`] in their order, then `site_visitors`.
 #[derive(Debug, Default, clickhouse::Row, Deserialize)]
 struct Aggregate {
     site: String,
@@ -385,29 +445,41 @@ struct Aggregate {
     c: String,
     hits: u64,
     visitors: u64,
+    /// The most distinct visitors, and networks, of any one calendar month of the range.
+    people: u64,
+    networks: u64,
     visitor_days: u64,
     visits: u64,
+    /// The most distinct visitors of any one month behind the visits.
+    visit_people: u64,
     bounces: u64,
     visit_ms: u64,
     engaged_ms: u64,
     engaged_views: u64,
-    /// Visits that ended on the page.
+    /// Likewise behind the timed page views.
+    timed_people: u64,
+    /// Visits that ended on the page, and the visitors behind them.
     exits: u64,
-    /// Scroll depths (percent) of the page's page views that reported one, and how many.
+    exit_people: u64,
+    /// Scroll depths (percent) of the page's page views that reported one, how many, and the
+    /// visitors behind them.
     scroll_sum: u64,
     scroll_views: u64,
+    scroll_people: u64,
     /// The site's distinct visitors over the range (for conversion rates; 0 where unused); in
     /// `funnel`, the visitors of the step before.
     site_visitors: u64,
 }
 
-/// One cell of a report: text (a key), a count, or a ratio written with a fixed number of
-/// decimals (`None`: nothing to divide by, an empty cell).
+/// One cell of a report: text (a key), a count, a ratio written with a fixed number of
+/// decimals (`None`: nothing to divide by, an empty cell), or a number withheld because fewer
+/// than K visitors stand behind it (empty too).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Text(String),
     Count(u64),
     Ratio(Option<f64>, usize),
+    Withheld,
 }
 
 impl Cell {
@@ -416,7 +488,7 @@ impl Cell {
         match self {
             Cell::Text(t) => t.clone(),
             Cell::Count(n) => n.to_string(),
-            Cell::Ratio(None, _) => String::new(),
+            Cell::Ratio(None, _) | Cell::Withheld => String::new(),
             Cell::Ratio(Some(x), places) => format!("{x:.places$}"),
         }
     }
@@ -426,7 +498,7 @@ impl Cell {
         match self {
             Cell::Text(t) => t.as_str().into(),
             Cell::Count(n) => (*n).into(),
-            Cell::Ratio(None, _) => serde_json::Value::Null,
+            Cell::Ratio(None, _) | Cell::Withheld => serde_json::Value::Null,
             Cell::Ratio(Some(_), _) => self
                 .text()
                 .parse::<f64>()
@@ -480,6 +552,7 @@ impl Export {
             "to": req.to.to_string(),
             "site": req.site,
             "min_visitors": req.rules.min_visitors,
+            "min_networks": req.rules.min_networks,
             "epsilon": req.rules.noise.as_ref().map(|n| n.epsilon().as_f64()),
             "columns": self.columns,
             "rows": rows,
@@ -540,7 +613,7 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
         rows: Vec::new(),
         suppressed: 0,
     };
-    let days = req.from.days_through(req.to) as u64;
+    let span = Span::of(req.from, req.to);
     let (from, to) = (req.from.to_string(), req.to.to_string());
     for row in rows {
         let context = [
@@ -554,10 +627,13 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
             &row.b,
             &row.c,
         ];
-        let Some(published) = req
-            .rules
-            .publish(row.visitors, row.visitor_days, days, &context)
-        else {
+        let counts = Counts {
+            visitors: row.visitors,
+            people: row.people,
+            networks: (req.report != Report::Email).then_some(row.networks),
+            visitor_days: row.visitor_days,
+        };
+        let Some(published) = req.rules.publish(&counts, span, &context) else {
             export.suppressed += 1;
             continue;
         };
@@ -579,7 +655,7 @@ async fn write(client: &Client, actor: &str, req: &Request) -> Result<Export, Re
                 cells.push(Cell::Count(visitors));
                 cells.push(Cell::Count(visitor_days));
             }
-            Published::Exact => cells.extend(metrics(req.report, &row)),
+            Published::Exact => cells.extend(metrics(req.report, &row, &req.rules)),
         }
         export.rows.push(cells);
     }
@@ -632,11 +708,17 @@ fn header(req: &Request) -> Vec<&'static str> {
     h
 }
 
-fn metrics(report: Report, row: &Aggregate) -> Vec<Cell> {
+/// The exact metric cells of a row: each number that is not a plain count of the row's own
+/// visitors (visits, exits, rates, averages) is empty unless it stands for K visitors itself.
+fn metrics(report: Report, row: &Aggregate, rules: &Rules) -> Vec<Cell> {
     let ratio = |num: u64, den: u64, scale: f64, places: usize| {
         Cell::Ratio((den > 0).then(|| num as f64 / den as f64 / scale), places)
     };
     let count = Cell::Count;
+    // No visits (exits, timed or scrolled page views) describe no one.
+    let visits = row.visits == 0 || rules.shows(row.visit_people);
+    let exits = row.exits == 0 || rules.shows(row.exit_people);
+    let shown = |cell: Cell, ok: bool| if ok { cell } else { Cell::Withheld };
     match report {
         Report::Email
         | Report::Current
@@ -648,13 +730,16 @@ fn metrics(report: Report, row: &Aggregate) -> Vec<Cell> {
         Report::Exits => vec![
             count(row.hits),
             count(row.visitors),
-            count(row.exits),
-            ratio(row.exits, row.hits, 1.0, 4),
+            shown(count(row.exits), exits),
+            shown(ratio(row.exits, row.hits, 1.0, 4), exits),
         ],
         Report::Scroll => vec![
             count(row.hits),
             count(row.visitors),
-            ratio(row.scroll_sum, row.scroll_views, 1.0, 1),
+            shown(
+                ratio(row.scroll_sum, row.scroll_views, 1.0, 1),
+                rules.shows(row.scroll_people),
+            ),
         ],
         Report::Goals => vec![
             count(row.hits),
@@ -674,20 +759,27 @@ fn metrics(report: Report, row: &Aggregate) -> Vec<Cell> {
             count(row.visitors),
             ratio(row.visitors, row.site_visitors, 1.0, 4),
         ],
-        Report::Hourly => vec![count(row.hits), count(row.visitors), count(row.visits)],
+        Report::Hourly => vec![
+            count(row.hits),
+            count(row.visitors),
+            shown(count(row.visits), visits),
+        ],
         Report::Pages => vec![
             count(row.hits),
             count(row.visitors),
-            count(row.visits),
-            ratio(row.bounces, row.visits, 1.0, 4),
-            ratio(row.engaged_ms, row.engaged_views, 1000.0, 1),
+            shown(count(row.visits), visits),
+            shown(ratio(row.bounces, row.visits, 1.0, 4), visits),
+            shown(
+                ratio(row.engaged_ms, row.engaged_views, 1000.0, 1),
+                rules.shows(row.timed_people),
+            ),
         ],
         _ => vec![
             count(row.hits),
             count(row.visitors),
-            count(row.visits),
-            ratio(row.bounces, row.visits, 1.0, 4),
-            ratio(row.visit_ms, row.visits, 1000.0, 1),
+            shown(count(row.visits), visits),
+            shown(ratio(row.bounces, row.visits, 1.0, 4), visits),
+            shown(ratio(row.visit_ms, row.visits, 1000.0, 1), visits),
         ],
     }
 }
@@ -719,6 +811,8 @@ async fn goal_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, Rep
             a: goal.name,
             hits: c.hits,
             visitors: c.visitors,
+            people: c.people,
+            networks: c.networks,
             visitor_days: c.visitor_days,
             site_visitors: c.site_visitors,
             ..Aggregate::default()
@@ -747,6 +841,8 @@ async fn funnel_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, R
             a: (i + 1).to_string(),
             b: step.text(),
             visitors: r.visitors,
+            people: r.visitors,
+            networks: r.networks,
             visitor_days: r.visitor_days,
             site_visitors: before,
             ..Aggregate::default()
@@ -757,7 +853,7 @@ async fn funnel_rows(client: &Client, req: &Request) -> Result<Vec<Aggregate>, R
 }
 
 async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHouseError> {
-    if req.report.from_events() {
+    if req.report.reads_events() {
         return fetch_events(client, req).await;
     }
     let (rows, [(_, a), (_, b), (_, c)]) = req.report.shape();
@@ -769,8 +865,7 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
     };
     let keys = format!("site, {a} AS a, {b} AS b, {c} AS c");
     let group = "site, a, b, c";
-    let metrics = "hits, visitors, visitor_days, visits, bounces, visit_ms, engaged_ms, \
-                   engaged_views, exits, scroll_sum, scroll_views";
+    let metrics = rollup::METRICS;
     let whole_month = req.report != Report::Daily
         && from == from.month_start()
         && to == from.month_end()
@@ -785,28 +880,8 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
     } else {
         let filter =
             format!("({rows}) AND day BETWEEN toDate('{from}') AND toDate('{to}') AND {site}");
-        // Visitor-days (for noise) need each day's distinct count, a level more; without noise
-        // the states merge once.
-        let traffic = if req.rules.noise.is_some() {
-            rollup::traffic_select(&keys, group, &filter)
-        } else {
-            format!(
-                "SELECT {keys}, sum(hits) AS hits, uniqExactMerge(visitors) AS visitors,
-                        toUInt64(0) AS visitor_days
-                 FROM traffic_daily WHERE {filter} GROUP BY {group}"
-            )
-        };
-        let source = format!(
-            "SELECT {group}, {metrics}
-             FROM ({traffic}) AS t
-             LEFT JOIN (
-                 SELECT {keys}, sum(visits) AS visits, sum(bounces) AS bounces,
-                        sum(visit_ms) AS visit_ms, sum(engaged_ms) AS engaged_ms,
-                        sum(engaged_views) AS engaged_views, sum(exits) AS exits,
-                        sum(scroll_sum) AS scroll_sum, sum(scroll_views) AS scroll_views
-                 FROM sessions_daily WHERE {filter} GROUP BY {group}) AS s USING ({group})"
-        );
-        (source, 2)
+        let per_day = req.report == Report::Daily;
+        (rollup::rows_select(&keys, group, &filter, per_day), 2)
     };
     // Under noise, rows go in key order: an order by exact counts would tell them.
     let order = if req.report == Report::Daily || req.rules.noise.is_some() {
@@ -826,7 +901,7 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         ),
         (Report::Events, false) => (
             format!(
-                "LEFT JOIN (SELECT site, uniqExactMerge(visitors) AS site_visitors FROM traffic_daily
+                "LEFT JOIN (SELECT site, uniqExactMerge(visitors) AS site_visitors FROM traffic_keyed_daily
                             WHERE dimension = 'all' AND day BETWEEN toDate('{from}') AND toDate('{to}')
                               AND {site} GROUP BY site)
                  AS totals USING (site)"
@@ -857,8 +932,8 @@ async fn fetch(client: &Client, req: &Request) -> Result<Vec<Aggregate>, ClickHo
         .map_err(ch(format!("read the {} report", req.report.name())))
 }
 
-/// `hourly` and `current` from raw events: page views, distinct visitors (and visitor-days, for
-/// noise), and for `hourly` the visits that started with a page view in each hour, sessionised
+/// `hourly` and `current` from raw events: page views, distinct visitors and their networks
+/// (and visitor-days, for noise), and for `hourly` the visits that started with a page view in each hour, sessionised
 /// as [`rollup::refresh`] does (a visitor's activity after a gap of more than
 /// [`footfall_store::rules::VISIT_GAP_MS`], read from a day before the range so that a visit going on at
 /// midnight is not counted again).
@@ -895,13 +970,18 @@ async fn fetch_events(client: &Client, req: &Request) -> Result<Vec<Aggregate>, 
         "SELECT site, {key} AS a, '' AS b, '' AS c,
                 toUInt64(countIf(kind = 'pageview')) AS hits,
                 toUInt64(uniqExactIf(visitor_id, kind = 'pageview')) AS visitors,
+                visitors AS people,
+                toUInt64(uniqExactIf(ip_prefix, kind = 'pageview' AND ip_prefix != '')) AS networks,
                 toUInt64(uniqExactIf((visitor_id, toDate(ts)), kind = 'pageview')) AS visitor_days,
-                toUInt64(sumIf(starts, kind = 'pageview')) AS visits, toUInt64(0) AS bounces, toUInt64(0) AS visit_ms,
-                toUInt64(0) AS engaged_ms, toUInt64(0) AS engaged_views,
-                toUInt64(0) AS exits, toUInt64(0) AS scroll_sum, toUInt64(0) AS scroll_views,
+                toUInt64(sumIf(starts, kind = 'pageview')) AS visits,
+                toUInt64(uniqExactIf(visitor_id, kind = 'pageview' AND starts = 1)) AS visit_people,
+                toUInt64(0) AS bounces, toUInt64(0) AS visit_ms,
+                toUInt64(0) AS engaged_ms, toUInt64(0) AS engaged_views, toUInt64(0) AS timed_people,
+                toUInt64(0) AS exits, toUInt64(0) AS exit_people, toUInt64(0) AS scroll_sum,
+                toUInt64(0) AS scroll_views, toUInt64(0) AS scroll_people,
                 toUInt64(0) AS site_visitors
          FROM (
-             SELECT site, ts, kind, visitor_id,
+             SELECT site, ts, kind, visitor_id, ip_prefix,
                     if(dateDiff('millisecond',
                                 lagInFrame(ts, 1, toDateTime64(0, 3, 'UTC')) OVER by_time, ts) > {gap},
                        1, 0) AS starts
@@ -940,7 +1020,7 @@ mod tests {
             limit_thousandths: 10_000,
             period: crate::budget::Period::Month,
         };
-        Rules::new(k, epsilon, || Ok(NoiseKey::from_bytes([1; 32])), budget)
+        Rules::new(k, k, epsilon, || Ok(NoiseKey::from_bytes([1; 32])), budget)
     }
 
     #[test]
@@ -978,11 +1058,54 @@ mod tests {
         assert!(rules(10, Some(0.5)).is_ok());
     }
 
+    fn counts(visitors: u64, networks: u64) -> Counts {
+        Counts {
+            visitors,
+            people: visitors,
+            networks: Some(networks),
+            visitor_days: visitors,
+        }
+    }
+
+    const DAY: Span = Span { days: 1, months: 1 };
+
     #[test]
-    fn without_noise_a_row_needs_k_visitors() {
+    fn without_noise_a_row_needs_k_visitors_from_k_networks() {
         let r = rules(10, None).unwrap();
-        assert_eq!(r.publish(9, 9, 1, &["x"]), None);
-        assert_eq!(r.publish(10, 10, 1, &["x"]), Some(Published::Exact));
+        assert_eq!(r.publish(&counts(9, 9), DAY, &["x"]), None);
+        assert_eq!(
+            r.publish(&counts(10, 10), DAY, &["x"]),
+            Some(Published::Exact)
+        );
+        // Made-up visitors from one machine: 9 or 100 of them are still one network.
+        assert_eq!(r.publish(&counts(10, 2), DAY, &["x"]), None);
+        assert_eq!(r.publish(&counts(101, 2), DAY, &["x"]), None);
+        // Recipients are signed, not made up: no network rule.
+        let email = Counts {
+            networks: None,
+            ..counts(10, 0)
+        };
+        assert_eq!(r.publish(&email, DAY, &["x"]), Some(Published::Exact));
+        // Over several months, K is tested on the most people of one month.
+        let spread = Counts {
+            people: 6,
+            ..counts(12, 12)
+        };
+        assert_eq!(r.publish(&spread, DAY, &["x"]), None);
+        assert!(r.shows(10) && !r.shows(9));
+    }
+
+    #[test]
+    fn spans_count_days_and_calendar_months() {
+        let d = |s| Day::parse(s).unwrap();
+        assert_eq!(
+            Span::of(d("2026-01-31"), d("2026-03-01")),
+            Span {
+                days: 30,
+                months: 3
+            }
+        );
+        assert_eq!(Span::of(d("2026-03-02"), d("2026-03-02")), DAY);
     }
 
     /// Under noise, presence is decided on the noisy count: a row just at K and one just above
@@ -994,27 +1117,33 @@ mod tests {
         let r = rules(10, Some(1.0)).unwrap();
         let m = r.noise.as_ref().unwrap().margin(NOISY_PER_ROW);
         let runs = 2000;
-        let rate = |visitors: u64| {
+        let far = 10 + 3 * m;
+        let rate = |visitors: u64, networks: u64| {
             (0..runs)
                 .filter(|i| {
-                    r.publish(visitors, visitors, 1, &[&i.to_string()])
+                    r.publish(&counts(visitors, networks), DAY, &[&i.to_string()])
                         .is_some()
                 })
                 .count() as f64
                 / runs as f64
         };
-        assert_eq!(rate(9), 0.0);
-        assert_eq!(rate(10), 0.0);
-        assert_eq!(rate(11), 0.0);
-        assert_eq!(rate(10 + 3 * m), 1.0);
-        let (at, above) = (rate(10 + m), rate(11 + m));
+        assert_eq!(rate(9, far), 0.0);
+        assert_eq!(rate(10, far), 0.0);
+        assert_eq!(rate(11, far), 0.0);
+        assert_eq!(rate(far, far), 1.0);
+        assert_eq!(
+            rate(far, 11),
+            0.0,
+            "networks are thresholded with noise too"
+        );
+        let (at, above) = (rate(10 + m, far), rate(11 + m, far));
         assert!((0.4..0.7).contains(&at), "{at}");
         // One visitor more changes the chance by at most a factor exp(ε/3).
         assert!(
             above >= at && above <= at * (1.0f64 / 3.0).exp() + 0.05,
             "{at} {above}"
         );
-        let same = |i: &str| r.publish(80, 300, 5, &[i]);
+        let same = |i: &str| r.publish(&counts(80, 80), Span { days: 5, months: 1 }, &[i]);
         assert_eq!(same("a"), same("a"));
     }
 }

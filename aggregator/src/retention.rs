@@ -4,10 +4,13 @@
 //! rows when parts merge, which may be days later. This command enforces the period at once,
 //! for every table in [`RETENTION`] (raw events with their sealed IPs and email opens,
 //! identities, and the IP epoch keys one day later), waiting for ClickHouse to finish. Deleting
-//! an epoch's key makes whatever it sealed unreadable even where a row lingers.
+//! an epoch's key makes whatever it sealed unreadable even where a row lingers. Likewise it
+//! destroys the keys of the rollups' hashes for months past the period, after which nobody can
+//! test those rollups for a person ([`rollup_keys`]).
 
 use clickhouse::Client;
 use footfall_store::retention::{RETENTION, Retained};
+use footfall_store::rollup_keys;
 
 use crate::{ClickHouseError, ch};
 
@@ -46,5 +49,14 @@ pub async fn enforce(client: &Client, retention_days: u32) -> Result<Vec<Purged>
         }
         purged.push(Purged { table, days, rows });
     }
+    // The rollups outlive the events; the keys of their hashes do not.
+    let rows = rollup_keys::destroy_expired(client, retention_days)
+        .await
+        .map_err(ch("destroy expired rollup keys"))?;
+    purged.push(Purged {
+        table: "rollup_keys",
+        days: retention_days,
+        rows,
+    });
     Ok(purged)
 }

@@ -1,12 +1,15 @@
-//! How the rollups are filled. Reports never read raw events; they read rollups (their tables
-//! and views are in `footfall-store`'s schema):
+//! How the rollups are filled. Reports read rollups (their tables and views are in
+//! `footfall-store`'s schema), except `hourly`, `current` and `funnel`, which need finer time or
+//! the order within a visit:
 //!
-//! - `traffic_daily` holds page views and exact unique-visitor states per site × day ×
-//!   dimension, and email opens. Materialized views fill it as events are inserted, so it is
-//!   always up to date; [`backfill`] computes it afresh for events stored before the views
-//!   existed, or after an erasure.
+//! - `traffic_keyed_daily` holds page views and custom events with exact unique-visitor and
+//!   unique-network states (keyed hashes) per site × day × dimension, and email opens.
+//!   Materialized views fill it as events are inserted, so it is always up to date;
+//!   [`backfill`] computes it afresh for events stored before the views existed, or after an
+//!   erasure.
 //! - `sessions_daily` holds what only a finished visit tells: visits, bounces, visit duration
-//!   (per entry page, entry referrer, country, device, campaign) and engaged time per page. A
+//!   (per entry page, entry referrer, country, device, campaign), exits, engaged time and scroll
+//!   depth per page, each with the keyed states of the visitors behind it. A
 //!   visit may still be going on, so these rows are recomputed from events for whole days by
 //!   [`refresh`] (`serve` does it for today and yesterday every few minutes; `backfill` for any
 //!   range), with the rules of [`footfall_store::rules`].
@@ -39,16 +42,16 @@ async fn clear_days(
     Ok(days)
 }
 
-/// Recomputes `traffic_daily` for `[from, to]` from events, replacing what the views wrote:
+/// Recomputes `traffic_keyed_daily` for `[from, to]` from events, replacing what the views wrote:
 /// for events that existed before the aggregator's schema, or after an erasure.
 pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
-    clear_days(client, "traffic_daily", from, to).await?;
+    clear_days(client, "traffic_keyed_daily", from, to).await?;
     for select in rollup::traffic_daily(&rollup::days(from, to)) {
         client
-            .query(&format!("INSERT INTO traffic_daily {select}"))
+            .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()
             .await
-            .map_err(ch("backfill traffic_daily"))?;
+            .map_err(ch("backfill traffic_keyed_daily"))?;
     }
     let rows = refresh(client, from, to).await?;
     let mut month = from.month_start();
@@ -91,20 +94,10 @@ pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseE
     let keys = "site, dimension, k1, k2, k3";
     client
         .query(&format!(
-            "INSERT INTO traffic_monthly ({keys}, month, hits, visitors, visitor_days, visits, bounces,
-                                          visit_ms, engaged_ms, engaged_views, exits, scroll_sum,
-                                          scroll_views)
-             SELECT {keys}, toDate('{month}') AS month, hits, visitors, visitor_days, visits,
-                    bounces, visit_ms, engaged_ms, engaged_views, exits, scroll_sum, scroll_views
-             FROM ({traffic}) AS t
-             LEFT JOIN (
-                 SELECT {keys}, sum(visits) AS visits, sum(bounces) AS bounces,
-                        sum(visit_ms) AS visit_ms, sum(engaged_ms) AS engaged_ms,
-                        sum(engaged_views) AS engaged_views, sum(exits) AS exits,
-                        sum(scroll_sum) AS scroll_sum, sum(scroll_views) AS scroll_views
-                 FROM sessions_daily WHERE {days} GROUP BY {keys}) AS s USING ({keys})
-             SETTINGS join_use_nulls = 0",
-            traffic = traffic_select(keys, keys, &days),
+            "INSERT INTO traffic_monthly ({keys}, month, {METRICS})
+             SELECT {keys}, toDate('{month}') AS month, {METRICS}
+             FROM ({rows}) SETTINGS join_use_nulls = 0",
+            rows = rows_select(keys, keys, &days, false),
         ))
         .execute()
         .await
@@ -118,20 +111,66 @@ pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseE
         .map_err(ch("count traffic_monthly"))
 }
 
-/// Page views, exact distinct visitors and visitor-days (each day's distinct visitors, summed)
-/// of `traffic_daily` rows matching `filter`: `select` (expressions over the rollup's columns)
-/// grouped by `group` (their names).
-pub fn traffic_select(select: &str, group: &str, filter: &str) -> String {
+/// The metric columns of a report row, in the order [`rows_select`] and `traffic_monthly` give
+/// them.
+pub const METRICS: &str = "hits, visitors, people, networks, visitor_days, visits, visit_people, \
+                           bounces, visit_ms, engaged_ms, engaged_views, timed_people, exits, \
+                           exit_people, scroll_sum, scroll_views, scroll_people";
+
+/// One row per `group` (names of `select`, expressions over the rollups' key columns `site`,
+/// `dimension`, `k1..k3` and, with `per_day`, `day`) of the rollup rows matching `filter`, with
+/// [`METRICS`]:
+///
+/// - page views; distinct visitors (`visitors`), a visitor counted once per calendar month,
+///   because the rollups' hashes are keyed per month; `people`, the most distinct visitors of
+///   any one month, a lower bound on the people behind the row (and exact within a month);
+///   `networks`, likewise the most distinct networks of any one month;
+/// - visitor-days (each day's distinct visitors, summed);
+/// - visits, bounces and durations, engaged time, exits, scroll depths, with `visit_people`,
+///   `timed_people`, `exit_people` and `scroll_people`, the most distinct visitors of any one
+///   month behind the visits, the timed page views, the exits and the scrolled page views.
+pub fn rows_select(select: &str, group: &str, filter: &str, per_day: bool) -> String {
+    let day = if per_day { ", day" } else { "" };
+    let keys = format!("site, dimension, k1, k2, k3, toStartOfMonth(day) AS month{day}");
+    let by = format!("site, dimension, k1, k2, k3, month{day}");
     format!(
-        "SELECT {select}, sum(day_hits) AS hits, uniqExactMerge(day_visitors) AS visitors,
-                sum(day_uniques) AS visitor_days
+        "SELECT {group}, {METRICS}
          FROM (
-             SELECT site, day, dimension, k1, k2, k3, sum(hits) AS day_hits,
-                    uniqExactMergeState(visitors) AS day_visitors,
-                    uniqExactMerge(visitors) AS day_uniques
-             FROM traffic_daily WHERE {filter}
-             GROUP BY site, day, dimension, k1, k2, k3)
-         GROUP BY {group}"
+             SELECT {select}, sum(m_hits) AS hits, sum(m_visitors) AS visitors,
+                    max(m_visitors) AS people, max(m_networks) AS networks,
+                    sum(m_visitor_days) AS visitor_days
+             FROM (
+                 SELECT {keys}, sum(day_hits) AS m_hits, uniqExactMerge(day_visitors) AS m_visitors,
+                        uniqExactMerge(day_networks) AS m_networks,
+                        sum(day_uniques) AS m_visitor_days
+                 FROM (
+                     SELECT site, day, dimension, k1, k2, k3, sum(hits) AS day_hits,
+                            uniqExactMergeState(visitors) AS day_visitors,
+                            uniqExactMerge(visitors) AS day_uniques,
+                            uniqExactMergeState(networks) AS day_networks
+                     FROM traffic_keyed_daily WHERE {filter}
+                     GROUP BY site, day, dimension, k1, k2, k3)
+                 GROUP BY {by})
+             GROUP BY {group}) AS t
+         LEFT JOIN (
+             SELECT {select}, sum(m_visits) AS visits, max(m_visit_people) AS visit_people,
+                    sum(m_bounces) AS bounces, sum(m_visit_ms) AS visit_ms,
+                    sum(m_engaged_ms) AS engaged_ms, sum(m_engaged_views) AS engaged_views,
+                    max(m_timed_people) AS timed_people, sum(m_exits) AS exits,
+                    max(m_exit_people) AS exit_people, sum(m_scroll_sum) AS scroll_sum,
+                    sum(m_scroll_views) AS scroll_views, max(m_scroll_people) AS scroll_people
+             FROM (
+                 SELECT {keys}, sum(visits) AS m_visits,
+                        uniqExactMerge(visit_visitors) AS m_visit_people,
+                        sum(bounces) AS m_bounces, sum(visit_ms) AS m_visit_ms,
+                        sum(engaged_ms) AS m_engaged_ms, sum(engaged_views) AS m_engaged_views,
+                        uniqExactMerge(timed_visitors) AS m_timed_people,
+                        sum(exits) AS m_exits, uniqExactMerge(exit_visitors) AS m_exit_people,
+                        sum(scroll_sum) AS m_scroll_sum, sum(scroll_views) AS m_scroll_views,
+                        uniqExactMerge(scroll_visitors) AS m_scroll_people
+                 FROM sessions_daily WHERE {filter}
+                 GROUP BY {by})
+             GROUP BY {group}) AS s USING ({group})"
     )
 }
 

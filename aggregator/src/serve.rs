@@ -93,6 +93,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
     if args.dev {
         // Below the floor `Rules::new` keeps operators at: one's own test visit shows.
         rules.min_visitors = 1;
+        rules.min_networks = 1;
     }
     let listener = TcpListener::bind(args.listen)
         .await

@@ -402,19 +402,34 @@ fn runs(days: &[Day]) -> Vec<(Day, Day)> {
     out
 }
 
-/// Rollup rows whose unique-visitor (or unique-recipient) state holds one of the scope's ids:
-/// merging the ids' own state into it would not raise its count by as many ids.
+/// Rollup rows whose unique-visitor (or unique-recipient) state holds one of the scope's ids,
+/// hashed under any month's key: merging those hashes' state into it would not raise its count
+/// by as many.
 async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHouseError> {
-    client
-        .query(&format!(
-            "WITH (SELECT uniqExactState(id) FROM {t}) AS ids, (SELECT count() FROM {t}) AS n
-             SELECT count() FROM traffic_daily
-             WHERE arrayReduce('uniqExactMerge', [visitors, ids]) < finalizeAggregation(visitors) + n",
-            t = scope.table,
-        ))
-        .fetch_one()
-        .await
-        .map_err(ch("test the rollups for the subject's visitor ids"))
+    let hashes = format!(
+        "(SELECT uniqExactState(sipHash128Keyed((k0, k1), id)) FROM {t}, rollup_keys)",
+        t = scope.table
+    );
+    let n = format!("(SELECT count() FROM {t}, rollup_keys)", t = scope.table);
+    let mut members = 0;
+    for (table, state) in [
+        ("traffic_keyed_daily", "visitors"),
+        ("sessions_daily", "visit_visitors"),
+        ("sessions_daily", "timed_visitors"),
+        ("sessions_daily", "exit_visitors"),
+        ("sessions_daily", "scroll_visitors"),
+    ] {
+        members += client
+            .query(&format!(
+                "SELECT count() FROM {table}
+                 WHERE arrayReduce('uniqExactMerge', [{state}, {hashes}])
+                       < finalizeAggregation({state}) + {n}"
+            ))
+            .fetch_one::<u64>()
+            .await
+            .map_err(ch(format!("test {table} for the subject's ids")))?;
+    }
+    Ok(members)
 }
 
 async fn count(query: Query, table: &str) -> Result<u64, ClickHouseError> {

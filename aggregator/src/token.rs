@@ -10,6 +10,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::day::Day;
 use crate::report::{Report, valid_site};
 use crate::{ClickHouseError, ch};
 
@@ -20,6 +21,9 @@ pub struct Token {
     pub token_sha256: String,
     pub reports: Vec<String>,
     pub sites: Vec<String>,
+    /// Only ranges of whole calendar months: such ranges never overlap partly, so two of them
+    /// cannot be subtracted to isolate a day or a few visitors.
+    pub months_only: bool,
     /// Seconds since the Unix epoch.
     pub created: u32,
     pub revoked: bool,
@@ -30,6 +34,12 @@ pub struct Token {
 impl Token {
     pub fn allows_report(&self, report: Report) -> bool {
         self.reports.is_empty() || self.reports.iter().any(|r| r == report.name())
+    }
+
+    /// A token limited to whole months reads only ranges from a month's first day to a month's
+    /// last day.
+    pub fn allows_range(&self, from: Day, to: Day) -> bool {
+        !self.months_only || (from == from.month_start() && to == to.month_end())
     }
 
     /// A site-scoped token reads only its sites, and not the site-less `email` report.
@@ -75,6 +85,7 @@ pub async fn create(
     name: &str,
     reports: &[String],
     sites: &[String],
+    months_only: bool,
 ) -> Result<String, TokenError> {
     let name_ok = (1..=64).contains(&name.len())
         && name
@@ -103,6 +114,7 @@ pub async fn create(
             token_sha256: hash(&token),
             reports: reports.to_vec(),
             sites: sites.to_vec(),
+            months_only,
             created,
             revoked: false,
             updated,

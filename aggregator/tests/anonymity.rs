@@ -235,3 +235,303 @@ async fn refused_requests_are_audited_with_their_actor() {
     assert!(lines[3].contains("\tpartner\trefused\t400\t") && lines[3].contains("is not a date"));
     assert!(ok(aggregator(&db, &["audit", "--actor", "nobody"])).is_empty());
 }
+
+fn pages(db: &TestDb, extra: &[&str]) -> String {
+    let mut args = vec!["export", "--report", "pages", "--from", DAY1, "--to", DAY1];
+    args.extend_from_slice(extra);
+    ok(aggregator(db, &args))
+}
+
+/// One real person on a rare page, and visitors made up on one machine (each request without a
+/// cookie mints a new id): 9 of them, or 100, never unlock the row, because they all come from
+/// one network. Ten people from ten networks do.
+#[tokio::test]
+async fn fake_visitors_from_one_network_do_not_unlock_a_row() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let bob = "/users/bob@example.com/settings";
+    let mut events = vec![view(bob, 0, 7)];
+    events.extend((1..=9).map(|i| view(bob, i, 9999)));
+    events.extend((0..10).map(|i| view("/popular", 100 + i, 100 + i)));
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let csv = pages(&db, &[]);
+    assert!(csv.contains("shop,/popular,10,10,"), "{csv}");
+    assert!(
+        !csv.contains("bob"),
+        "9 fake visitors unlocked the row:\n{csv}"
+    );
+    // What holds the row back is the network rule: without it the ten ids would pass.
+    assert!(
+        pages(&db, &["--min-networks", "2"])
+            .contains("shop,/users/bob@example.com/settings,10,10,")
+    );
+
+    let more: Vec<Event> = (10..=100).map(|i| view(bob, i, 9999)).collect();
+    insert(&db, &more).await;
+    let csv = pages(&db, &[]);
+    assert!(
+        !csv.contains("bob"),
+        "100 fake visitors unlocked the row:\n{csv}"
+    );
+    // Under noise too: the networks are thresholded (with noise) as well.
+    assert!(!pages(&db, &["--epsilon", "1"]).contains("bob"));
+}
+
+/// A row of ten visitors where only three stayed long enough to be timed: its average time on
+/// page would stand for three people, so it is left empty, like the visit columns of a row
+/// whose visits came from fewer than K visitors.
+#[tokio::test]
+async fn an_average_from_fewer_than_k_visitors_is_left_empty() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let mut events = Vec::new();
+    for i in 0..10 {
+        events.push(view("/article", i, i));
+        if i < 3 {
+            let mut next = view("/next", i, i);
+            next.ts += 123_456;
+            events.push(next);
+        }
+    }
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let csv = pages(&db, &[]);
+    // Ten entries from ten visitors: entries and bounce rate stand for ten; the time on page
+    // (the gap to /next) for three.
+    assert!(csv.contains("shop,/article,10,10,10,0.7000,\r\n"), "{csv}");
+    assert!(
+        pages(&db, &["--min-visitors", "3", "--min-networks", "3"])
+            .contains("shop,/article,10,10,10,0.7000,123.5\r\n")
+    );
+}
+
+/// The JSON API and the dashboard are the same exports: fake visitors from one network unlock
+/// no row there either, and an average from fewer than K visitors is `null` in the JSON and `—`
+/// on the dashboard, while the row's counts show.
+#[tokio::test]
+async fn the_json_api_and_the_dashboard_keep_the_same_rules() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let bob = "/users/bob@example.com/settings";
+    let mut events = vec![view(bob, 0, 7)];
+    events.extend((1..=30).map(|i| view(bob, i, 9999)));
+    for i in 0..10 {
+        events.push(view("/article", 100 + i, 100 + i));
+        if i < 3 {
+            let mut next = view("/next", 100 + i, 100 + i);
+            next.ts += 123_456;
+            events.push(next);
+        }
+    }
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let server = serve_api(&db, &[]).await;
+    let addr = server.local_addr();
+    let secret = token(&db, "reader");
+    let auth = format!("Bearer {secret}");
+    let json = get(
+        addr,
+        &format!("/v1/reports/pages.json?from={DAY1}&to={DAY1}&site=shop"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(json.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+    assert_eq!(json["min_networks"], 10, "{json}");
+    assert_eq!(json["withheld"], true, "{json}");
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "only /article stands for K visitors from K networks: {json}"
+    );
+    let article = &rows[0];
+    assert_eq!(article["path"], "/article");
+    assert_eq!(article["visitors"], 10);
+    assert_eq!(article["entries"], 10);
+    assert!(
+        article["avg_time_on_page_s"].is_null(),
+        "three timed visitors: {json}"
+    );
+
+    // The dashboard, signed in with the same token.
+    let login = footfall_store::testing::http::post(
+        addr,
+        "/login",
+        &[
+            ("host", &addr.to_string()),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &format!("http://{addr}")),
+        ],
+        format!("token={secret}"),
+    )
+    .await;
+    let cookie = login
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("ff_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("signed in: {:?}", login.status))
+        .to_owned();
+    let page = get(
+        addr,
+        &format!("/?site=shop&from={DAY1}&to={DAY1}"),
+        &[("cookie", &format!("ff_session={cookie}"))],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let page = String::from_utf8_lossy(&page.body);
+    assert!(page.contains("/article"), "{page}");
+    assert!(
+        !page.contains("bob"),
+        "a fake-unlocked row on the dashboard"
+    );
+    server.shutdown().await;
+}
+
+/// The reports that read raw events (`hourly`, `funnel`) or merge rollup rows of their own
+/// (`goals`) count networks too: ten ids made up on one machine, each walking /a then /b,
+/// unlock none of them; ten visitors from ten networks do.
+#[tokio::test]
+async fn fake_visitors_unlock_no_hour_goal_or_funnel_step() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let walk = |n: usize, net: usize| {
+        let mut b = view("/b", n, net);
+        b.ts += 60_000;
+        [view("/a", n, net), b]
+    };
+    let fakes: Vec<Event> = (0..10).flat_map(|i| walk(i, 9999)).collect();
+    insert(&db, &fakes).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    ok(aggregator(
+        &db,
+        &[
+            "goal", "add", "--site", "shop", "--name", "B", "--page", "/b",
+        ],
+    ));
+    let report = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "export", "--report", name, "--from", DAY1, "--to", DAY1, "--site", "shop",
+        ];
+        args.extend_from_slice(extra);
+        ok(aggregator(&db, &args)).replace("\r\n", "\n")
+    };
+    let steps = ["--steps", "/a,/b"];
+    let header_only = |csv: &str| csv.lines().count() == 1;
+    assert!(
+        header_only(&report("hourly", &[])),
+        "{}",
+        report("hourly", &[])
+    );
+    assert!(
+        header_only(&report("goals", &[])),
+        "{}",
+        report("goals", &[])
+    );
+    assert!(
+        header_only(&report("funnel", &steps)),
+        "{}",
+        report("funnel", &steps)
+    );
+
+    let real: Vec<Event> = (100..110).flat_map(|i| walk(i, i)).collect();
+    insert(&db, &real).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    assert!(report("hourly", &[]).contains("shop,2026-03-02T10:00Z,40,20,"));
+    assert!(report("goals", &[]).contains("shop,B,/b,20,20,"));
+    assert!(report("funnel", &steps).contains("shop,1,/a,20,"));
+}
+
+/// Rollup rows whose unique-visitor state holds `visitor`, hashed under any key that is left.
+async fn members(db: &TestDb, visitor: &str) -> u64 {
+    let hex: String = visitor.bytes().map(|b| format!("{b:02x}")).collect();
+    db.count(&format!(
+        "SELECT count() FROM traffic_keyed_daily WHERE arrayReduce('uniqExactMerge',
+             [visitors, (SELECT uniqExactState(sipHash128Keyed((k0, k1), unhex('{hex}')))
+                         FROM rollup_keys)])
+             < finalizeAggregation(visitors) + (SELECT count() FROM rollup_keys)"
+    ))
+    .await
+}
+
+/// The rollups outlive the events, but not the keys of their hashes: once a month is past the
+/// retention period its key is destroyed, and no membership test on its states succeeds for
+/// anyone, while its counts stay readable.
+#[tokio::test]
+async fn after_retention_no_membership_test_succeeds() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let old = now - 100 * 86_400_000;
+    let mut events: Vec<Event> = (0..10)
+        .map(|i| {
+            let mut e = view("/health/condition-x", i, i);
+            e.ts = old + i as i64;
+            e
+        })
+        .collect();
+    let mut recent = view("/checkout", 50, 50);
+    recent.ts = now;
+    events.push(recent);
+    insert(&db, &events).await;
+    let expired = events[0].visitor_id.to_string();
+    assert!(
+        members(&db, &expired).await > 0,
+        "the test can see a member"
+    );
+    assert!(members(&db, &events[10].visitor_id).await > 0);
+
+    ok(aggregator(&db, &["retention", "--retention-days", "60"]));
+    assert_eq!(
+        members(&db, &expired).await,
+        0,
+        "an expired visitor still matches"
+    );
+    assert!(
+        members(&db, &events[10].visitor_id).await > 0,
+        "this month's key stays"
+    );
+    let day = footfall_aggregator::day::Day::from_epoch(old / 86_400_000).to_string();
+    let csv = ok(aggregator(
+        &db,
+        &["export", "--report", "pages", "--from", &day, "--to", &day],
+    ));
+    assert!(csv.contains("shop,/health/condition-x,10,10,"), "{csv}");
+}
+
+/// Under noise, whether a row appears does not give its exact count away: rows of K and K+1
+/// visitors appear equally (never, in twenty runs with twenty tokens' noise, each would with
+/// probability at most δ), and a row far above the threshold always does.
+#[tokio::test]
+async fn under_noise_a_row_of_k_and_one_of_k_plus_one_look_alike() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let mut events = Vec::new();
+    for (path, n, first) in [("/k", 10, 0), ("/k-plus-one", 11, 100), ("/big", 200, 1000)] {
+        events.extend((first..first + n).map(|i| view(path, i, i)));
+    }
+    insert(&db, &events).await;
+    ok(aggregator(&db, &["backfill", "--from", DAY1, "--to", DAY1]));
+    let server = serve_api(&db, &["--epsilon", "1"]).await;
+    let addr = server.local_addr();
+    let target = format!("/v1/reports/pages.csv?from={DAY1}&to={DAY1}");
+    let mut answers = std::collections::HashSet::new();
+    for run in 0..20 {
+        let auth = format!("Bearer {}", token(&db, &format!("run{run}")));
+        let a = get(addr, &target, &[("authorization", &auth)]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let csv = String::from_utf8(a.body.to_vec()).unwrap();
+        assert!(!csv.contains("/k"), "{csv}");
+        assert!(csv.contains("shop,/big,"), "{csv}");
+        answers.insert(csv);
+    }
+    assert!(answers.len() > 1, "each token's noise is its own");
+    server.shutdown().await;
+}

@@ -302,13 +302,20 @@ async fn a_funnel_counts_ordered_steps_within_a_visit_and_is_kept_per_site() {
 async fn exit_pages_and_average_scroll_depth_come_from_the_visit_rollup() {
     let db = prepared().await;
     // Visits end on /pricing for 15..20 (and 16's first visit), on a signup page for 0..15.
+    // The five exits from /pricing stand for five visitors, fewer than K: left empty.
     assert_eq!(
         export(&db, "exits", &[]),
         "site,path,pageviews,visitors,exits,exit_rate\n\
-         shop,/pricing,20,20,5,0.2500\n\
+         shop,/pricing,20,20,,\n\
          shop,/signup/pro,10,10,10,1.0000\n",
         "/signup/basic (5) and /signup/late (1) stand for fewer than K"
     );
+    let k5 = export(
+        &db,
+        "exits",
+        &["--min-visitors", "5", "--min-networks", "5"],
+    );
+    assert!(k5.contains("shop,/pricing,20,20,5,0.2500\n"), "{k5}");
     // Each page view counts its largest depth; depth 0 (switched off) is not a depth.
     assert_eq!(
         export(&db, "scroll", &[]),

@@ -1,6 +1,7 @@
 //! A batch the collector inserts again (replayed from its spool after a crash, or retried after
 //! an answer that never arrived) is stored once: in `events`, and in every rollup the
-//! materialized views fill from it, so a replay cannot inflate a report.
+//! materialized views fill from it (`traffic_keyed_daily`, with its visitor and network states),
+//! so a replay cannot inflate a report.
 
 mod common;
 
@@ -18,6 +19,7 @@ fn pageview(n: i64) -> Event {
     e.visitor_id = format!("visitor{n:015}").into();
     e.host = "shop.example".into();
     e.path = "/".into();
+    e.ip_prefix = format!("192.0.{}.0/24", n % 3).into();
     e.url = "https://shop.example/".into();
     e
 }
@@ -37,10 +39,24 @@ async fn a_batch_inserted_twice_with_its_token_counts_once_in_events_and_rollups
     }
     assert_eq!(db.count("SELECT count() FROM events").await, 7);
     assert_eq!(
-        db.count("SELECT sum(hits) FROM traffic_daily WHERE dimension = 'all'")
+        db.count("SELECT sum(hits) FROM traffic_keyed_daily WHERE dimension = 'all'")
             .await,
         7,
         "the rollup counts each page view once"
+    );
+    assert_eq!(
+        db.count(
+            "SELECT uniqExactMerge(visitors) FROM traffic_keyed_daily WHERE dimension = 'all'"
+        )
+        .await,
+        7
+    );
+    assert_eq!(
+        db.count(
+            "SELECT uniqExactMerge(networks) FROM traffic_keyed_daily WHERE dimension = 'all'"
+        )
+        .await,
+        3
     );
 
     // The same rows under a new token are a new batch: stored again, counted again.
@@ -49,7 +65,7 @@ async fn a_batch_inserted_twice_with_its_token_counts_once_in_events_and_rollups
         .await
         .unwrap();
     assert_eq!(
-        db.count("SELECT sum(hits) FROM traffic_daily WHERE dimension = 'all'")
+        db.count("SELECT sum(hits) FROM traffic_keyed_daily WHERE dimension = 'all'")
             .await,
         14
     );

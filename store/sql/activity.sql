@@ -10,7 +10,7 @@ SELECT *, sum(starts) OVER (PARTITION BY site, visitor_id ORDER BY ts
 FROM (
     SELECT site, visitor_id, ts, kind, pageview_id, path,
            if(referrer_host = host, '', referrer_host) AS ref, country, device, browser, os,
-           utm_source, utm_medium, utm_campaign, dwell_ms, scroll_depth, event_name,
+           utm_source, utm_medium, utm_campaign, dwell_ms, scroll_depth, event_name, ip_prefix,
            if(dateDiff('millisecond',
                        lagInFrame(ts, 1, toDateTime64(0, 3, 'UTC')) OVER by_time, ts) > {gap_ms},
               1, 0) AS starts

@@ -9,7 +9,7 @@
 -- Its scroll depth is the largest its engagement beacons reported, 0 when none did (pixel only,
 -- or scroll depth switched off on the tracker).
 SELECT v.site AS site, toDate(v.ts) AS day, v.path AS path, v.pageview_id AS pageview_id,
-       v.ts AS ts,
+       v.visitor_id AS visitor_id, v.ts AS ts,
        if(e.pageview_id != '', toNullable(toUInt64(e.engaged_ms)),
           if(isNull(v.next) OR dateDiff('millisecond', v.ts, assumeNotNull(v.next)) > {gap_ms}, NULL,
              toNullable(toUInt64(dateDiff('millisecond', v.ts, assumeNotNull(v.next))))))

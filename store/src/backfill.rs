@@ -64,10 +64,12 @@ async fn fill_parts(client: &Client, parts: &[String]) -> Result<(), SchemaError
     let stored = format!("_part IN ({})", quoted.join(", "));
     for select in rollup::traffic_daily(&stored) {
         client
-            .query(&format!("INSERT INTO traffic_daily {select}"))
+            .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()
             .await
-            .map_err(ch("fill traffic_daily for the events stored before it"))?;
+            .map_err(ch(
+                "fill traffic_keyed_daily for the events stored before it",
+            ))?;
     }
     let (from, to): (String, String) = client
         .query(&format!(

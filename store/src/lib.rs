@@ -10,7 +10,8 @@
 //!   [`row_binary`] the collector's encoding of events, the form they are spooled and sent in;
 //!   [`id`] the visitor and page-view ids in them, [`site`] which site names are accepted;
 //! - [`rollup`] and [`rules`] are the SQL that turns events into reports: the traffic rollups,
-//!   and what a visit and time on page are;
+//!   and what a visit and time on page are; [`rollup_keys`] the monthly keys of the rollups'
+//!   hashes;
 //! - [`config`] holds the ClickHouse options both programs take.
 
 mod backfill;
@@ -22,6 +23,7 @@ pub mod migrations;
 pub mod retention;
 #[macro_use]
 pub mod rollup;
+pub mod rollup_keys;
 pub mod row_binary;
 pub mod rules;
 pub mod schema;

@@ -1,22 +1,33 @@
 //! Applying the schema: the migration runner.
 //!
 //! Applied migrations are recorded in `schema_migrations`. Every statement is idempotent
-//! (`IF NOT EXISTS`), so two programs starting at once, or a migration interrupted half way, do
-//! no harm: applying again finishes the job. Retention is not a migration but a setting:
+//! (`IF NOT EXISTS`), so a migration interrupted half way does no harm: applying again finishes
+//! the job. Two programs starting at once (the collector applies the schema in the background
+//! while the aggregator starts) can still trip each other: one drops a table that a statement of
+//! an earlier migration, still being applied by the other, reads (`export_audit`,
+//! `traffic_daily`). So a failed run is tried again from the records, which by then say what
+//! the other program finished ([`ATTEMPTS`]). Retention is not a migration but a setting:
 //! [`migrate`] brings the TTLs in line with FOOTFALL_RETENTION_DAYS every time it runs
 //! ([`crate::retention`]).
+
+use std::time::Duration;
 
 use clickhouse::Client;
 
 use crate::schema::MIGRATIONS;
-use crate::{backfill, retention};
+use crate::{backfill, retention, rollup_keys};
 
 /// The owner of [`MIGRATIONS`] in `schema_migrations`.
 const COMPONENT: &str = "footfall";
 
-/// The migration that creates the rollups and the views that fill them: applied over stored
-/// events, it is followed by a [`backfill`] of those events.
-const ROLLUPS: u32 = 3;
+/// Runs of the list [`migrate`] makes before it gives up, waiting 0.2 s, 0.4 s, … between them:
+/// enough for another program to finish the migration it is in.
+const ATTEMPTS: u32 = 5;
+
+/// The migration that creates the rollups and the views that fill them (the keyed ones; version
+/// 3 made the first, unkeyed, which it drops): applied over stored events, it is followed by a
+/// [`backfill`] of those events, once the keys of their months exist.
+const ROLLUPS: u32 = 10;
 
 pub struct Migration {
     pub version: u32,
@@ -52,15 +63,38 @@ pub async fn migrate(
     database: &str,
     retention_days: u32,
 ) -> Result<Vec<u32>, SchemaError> {
-    let done = apply_migrations(client, database).await?;
+    let mut done = Vec::new();
+    for attempt in 1.. {
+        match apply_migrations(client, database, retention_days, &mut done).await {
+            Ok(()) => break,
+            // The server refused a statement (a table dropped under it): not a server that cannot
+            // be reached, which the caller hears of at once.
+            Err(
+                e @ SchemaError::ClickHouse {
+                    source: clickhouse::error::Error::BadResponse(_),
+                    ..
+                },
+            ) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "migrations failed; reading the records again");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     retention::apply_ttls(client, database, retention_days).await?;
+    rollup_keys::ensure(client, database, retention_days).await?;
     Ok(done)
 }
 
 /// Creates the database and applies every migration of [`MIGRATIONS`] not yet recorded in
 /// `schema_migrations`, under the current name or the one it had before ([`Migration::was`]).
-/// Returns the versions it applied.
-async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, SchemaError> {
+/// Adds the versions it applied to `done`.
+async fn apply_migrations(
+    client: &Client,
+    database: &str,
+    retention_days: u32,
+    done: &mut Vec<u32>,
+) -> Result<(), SchemaError> {
     if database.is_empty()
         || !database
             .bytes()
@@ -93,7 +127,6 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
     let recorded = |component: &str, version: u32| {
         applied.iter().any(|(c, v)| c == component && *v == version)
     };
-    let mut done = Vec::new();
     let mut stored_before_views = None;
     for migration in MIGRATIONS {
         if recorded(COMPONENT, migration.version) {
@@ -114,7 +147,9 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
                         migration.version, migration.name
                     )))?;
             }
-            done.push(migration.version);
+            if !done.contains(&migration.version) {
+                done.push(migration.version);
+            }
         }
         client
             .query(&render(
@@ -128,7 +163,8 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
             .map_err(ch("record a migration"))?;
     }
     if let Some(parts) = stored_before_views {
+        rollup_keys::ensure(client, database, retention_days).await?;
         backfill::fill(client, database, &parts).await?;
     }
-    Ok(done)
+    Ok(())
 }

@@ -1,17 +1,38 @@
-//! The `SELECT`s that turn events into `traffic_daily` rows: one text for the materialized
+//! The `SELECT`s that turn events into `traffic_keyed_daily` rows: one text for the materialized
 //! views (as events are inserted) and the backfill (for events stored before the views existed,
 //! or after an erasure).
 //!
 //! Macros, so that the views' `&'static str` migrations and the backfill are one text.
 
-/// The `SELECT` that turns page views of `$events` (a table name; `$filter` adds conditions)
-/// into `traffic_daily` rows, one per dimension: (dimension, k1, k2, k3). Internal navigation
-/// (referrer on the same host) counts as no referrer.
-macro_rules! pageview_rollup {
-    ($events:literal, $filter:literal) => {
+/// The key of the month of the event being read, from `$keys` (the `rollup_keys` table), as
+/// the tuple `sipHash128Keyed` takes; (0, 0) when the month has none (past retention).
+macro_rules! month_key {
+    ($keys:literal) => {
         concat!(
+            "WITH (joinGet('",
+            $keys,
+            "', 'k0', toStartOfMonth(ts)), joinGet('",
+            $keys,
+            "', 'k1', toStartOfMonth(ts))) AS key\n"
+        )
+    };
+}
+
+/// The `SELECT` that turns page views of `$events` (a table name; `$filter` adds conditions)
+/// into `traffic_keyed_daily` rows, one per dimension: (dimension, k1, k2, k3). Internal navigation
+/// (referrer on the same host) counts as no referrer. Visitor ids and networks enter the
+/// exact-count states only as SipHash-128 under their month's key from `$keys`
+/// ([`crate::rollup_keys`]); a month without a key counts no one.
+macro_rules! pageview_rollup {
+    ($events:literal, $keys:literal, $filter:literal) => {
+        concat!(
+            month_key!($keys),
             "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
-       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+       toUInt64(count()) AS hits,
+       uniqExactStateIf(sipHash128Keyed(key, visitor_id), visitor_id != '' AND key.1 != 0)
+           AS visitors,
+       uniqExactStateIf(sipHash128Keyed(key, ip_prefix),
+                        ip_prefix != '' AND visitor_id != '' AND key.1 != 0) AS networks
 FROM ",
             $events,
             "
@@ -27,13 +48,18 @@ GROUP BY site, day, dimension, k1, k2, k3"
     };
 }
 
-/// Custom events as `traffic_daily` rows, as above: one `event` row per name, and one
-/// `event_prop` row per name, property and value.
+/// Custom events as `traffic_keyed_daily` rows, visitors and networks keyed as above: one
+/// `event` row per name, and one `event_prop` row per name, property and value.
 macro_rules! custom_event_rollup {
-    ($events:literal, $filter:literal) => {
+    ($events:literal, $keys:literal, $filter:literal) => {
         concat!(
+            month_key!($keys),
             "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
-       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+       toUInt64(count()) AS hits,
+       uniqExactStateIf(sipHash128Keyed(key, visitor_id), visitor_id != '' AND key.1 != 0)
+           AS visitors,
+       uniqExactStateIf(sipHash128Keyed(key, ip_prefix),
+                        ip_prefix != '' AND visitor_id != '' AND key.1 != 0) AS networks
 FROM ",
             $events,
             "
@@ -47,12 +73,17 @@ GROUP BY site, day, dimension, k1, k2, k3"
     };
 }
 
-/// Email opens as `traffic_daily` rows (site empty: opens belong to no site); as above.
+/// Email opens as `traffic_keyed_daily` rows (site empty: opens belong to no site), recipients keyed
+/// as above; no networks (recipients are signed, and image proxies hide networks).
 macro_rules! email_rollup {
-    ($events:literal, $filter:literal) => {
+    ($events:literal, $keys:literal, $filter:literal) => {
         concat!(
+            month_key!($keys),
             "SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2,
-       '' AS k3, toUInt64(count()) AS hits, uniqExactStateIf(recipient, recipient != '') AS visitors
+       '' AS k3, toUInt64(count()) AS hits,
+       uniqExactStateIf(sipHash128Keyed(key, recipient), recipient != '' AND key.1 != 0)
+           AS visitors,
+       uniqExactStateIf(sipHash128Keyed(key, ip_prefix), false) AS networks
 FROM ",
             $events,
             "
@@ -64,14 +95,14 @@ GROUP BY day, k1"
     };
 }
 
-/// The `SELECT`s that compute `traffic_daily` rows from the events matching `filter` (an SQL
-/// condition on `events`).
+/// The `SELECT`s that compute `traffic_keyed_daily` rows from the events matching `filter` (an
+/// SQL condition on `events`).
 pub fn traffic_daily(filter: &str) -> [String; 3] {
     let filter = format!(" AND ({filter})");
     [
-        pageview_rollup!("events", "{filter}").replace("{filter}", &filter),
-        email_rollup!("events", "{filter}").replace("{filter}", &filter),
-        custom_event_rollup!("events", "{filter}").replace("{filter}", &filter),
+        pageview_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
+        email_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
+        custom_event_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
     ]
 }
 

@@ -41,15 +41,16 @@ pub fn visits(from: impl Display, to: impl Display) -> String {
     render(VISITS, &from, &to)
 }
 
-/// One row per page view of the days `[from, to]`: `site, day, path, pageview_id, ts,
-/// time_on_page_ms` (NULL when unknown).
+/// One row per page view of the days `[from, to]`: `site, day, path, pageview_id, visitor_id,
+/// ts, time_on_page_ms` (NULL when unknown).
 pub fn time_on_page(from: impl Display, to: impl Display) -> String {
     render(TIME_ON_PAGE, &from, &to)
 }
 
 /// The columns [`sessions_daily`] gives, in its order: for `INSERT INTO sessions_daily (...)`.
-pub const SESSIONS_DAILY_COLUMNS: &str = "site, day, dimension, k1, k2, k3, visits, bounces, \
-     visit_ms, engaged_ms, engaged_views, exits, scroll_sum, scroll_views";
+pub const SESSIONS_DAILY_COLUMNS: &str = "site, day, dimension, k1, k2, k3, visits, \
+     visit_visitors, bounces, visit_ms, engaged_ms, engaged_views, timed_visitors, exits, \
+     exit_visitors, scroll_sum, scroll_views, scroll_visitors";
 
 /// The `sessions_daily` rows of the days `[from, to]`, in the order of [`SESSIONS_DAILY_COLUMNS`].
 pub fn sessions_daily(from: impl Display, to: impl Display) -> String {

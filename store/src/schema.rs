@@ -11,14 +11,17 @@
 //!   (`non_replicated_deduplication_window`) makes a retried batch with the same token a no-op.
 //! - `ip_keys` holds each epoch's data key, sealed to the IP public key.
 //! - `identities` (which visitor ids a customer was seen with) is filled from events by a view.
-//! - `traffic_daily` (AggregatingMergeTree) holds page views and exact unique-visitor states per
-//!   site × day × dimension, custom events (per name, and per name, property and value) and
-//!   email opens with unique-recipient states per campaign, filled by
+//! - `traffic_keyed_daily` (AggregatingMergeTree; `traffic_daily` before its hashes were keyed)
+//!   holds page views and exact unique-visitor and network states per site × day × dimension,
+//!   custom events (per name, and per name, property and value) and email opens with
+//!   unique-recipient states per campaign, filled by
 //!   materialized views as events are inserted ([`crate::rollup`] holds their `SELECT`s).
 //!   `uniqExact` (not HLL) because the K-anonymity threshold must not be approximate. Like
 //!   `events` it keeps the hashes of recent blocks, so a replayed insert is counted once.
 //! - `sessions_daily` holds what only a finished visit tells (visits, bounces, visit duration,
-//!   engaged time, exits and scroll depth per page), recomputed for whole days by the aggregator ([`crate::rules`]).
+//!   engaged time, exits and scroll depth per page), each with a keyed unique-visitor state of
+//!   the visitors behind it, recomputed for whole days by the aggregator ([`crate::rules`]).
+//! - `rollup_keys` holds the monthly keys of the rollups' hashes ([`crate::rollup_keys`]).
 //! - `traffic_monthly` holds both, finished, for each closed calendar month.
 //! - `goals` and `funnels`: what each site counts as a conversion, and its funnel's steps.
 //! - `api_tokens` and `audit_log`: who may export, and every export, subject request and refusal
@@ -130,14 +133,24 @@ GROUP BY customer_id, visitor_id",
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (dimension, site, day, k1, k2, k3)",
-            concat!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_pageviews TO {db}.traffic_daily AS\n",
-                pageview_rollup!("{db}.events", "")
-            ),
-            concat!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_email_opens TO {db}.traffic_daily AS\n",
-                email_rollup!("{db}.events", "")
-            ),
+            // As shipped (version 10 replaces both views): the rollups' current text is in
+            // crate::rollup.
+            r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_pageviews TO {db}.traffic_daily AS
+SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+FROM {db}.events
+ARRAY JOIN [('all', '', '', ''), ('page', path, '', ''),
+    ('referrer', if(referrer_host = host, '', referrer_host), '', ''), ('country', country, '', ''),
+    ('device', device, '', ''), ('browser', browser, '', ''), ('os', os, '', ''),
+    ('campaign', utm_source, utm_medium, utm_campaign)] AS d
+WHERE kind = 'pageview' AND NOT is_bot
+GROUP BY site, day, dimension, k1, k2, k3",
+            r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_email_opens TO {db}.traffic_daily AS
+SELECT '' AS site, toDate(ts) AS day, 'email' AS dimension, campaign AS k1, '' AS k2,
+       '' AS k3, toUInt64(count()) AS hits, uniqExactStateIf(recipient, recipient != '') AS visitors
+FROM {db}.events
+WHERE kind = 'email_open'
+GROUP BY day, k1",
             r"CREATE TABLE IF NOT EXISTS {db}.sessions_daily
 (
     site LowCardinality(String),
@@ -253,10 +266,15 @@ FROM {db}.export_audit",
         name: "custom events in the traffic rollup, goals, funnels, exits and scroll depth",
         was: None,
         statements: &[
-            concat!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_custom_events TO {db}.traffic_daily AS\n",
-                custom_event_rollup!("{db}.events", "")
-            ),
+            // As shipped (version 10 replaces it): the rollup's current text is in crate::rollup.
+            r"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_from_custom_events TO {db}.traffic_daily AS
+SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
+       toUInt64(count()) AS hits, uniqExactStateIf(visitor_id, visitor_id != '') AS visitors
+FROM {db}.events
+ARRAY JOIN arrayConcat([('event', toString(event_name), '', '')],
+    arrayMap((k, v) -> ('event_prop', toString(event_name), k, v), mapKeys(props), mapValues(props))) AS d
+WHERE kind = 'custom' AND NOT is_bot
+GROUP BY site, day, dimension, k1, k2, k3",
             r"CREATE TABLE IF NOT EXISTS {db}.goals
 (
     site LowCardinality(String),
@@ -304,6 +322,68 @@ ORDER BY site",
         statements: &[
             "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS browser_version LowCardinality(String) DEFAULT ''",
             "ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS os_version LowCardinality(String) DEFAULT ''",
+        ],
+    },
+    Migration {
+        version: 10,
+        name: "keyed rollup hashes, networks, visitors behind every average, months-only tokens",
+        was: None,
+        statements: &[
+            // One SipHash key per calendar month, destroyed once the month is past retention
+            // (crate::rollup_keys); the keys themselves are stored by the migration runner.
+            "CREATE TABLE IF NOT EXISTS {db}.rollup_keys (month Date, k0 UInt64, k1 UInt64)
+ENGINE = Join(ANY, LEFT, month)",
+            "DROP VIEW IF EXISTS {db}.traffic_from_pageviews",
+            "DROP VIEW IF EXISTS {db}.traffic_from_email_opens",
+            "DROP VIEW IF EXISTS {db}.traffic_from_custom_events",
+            // Its states held unkeyed hashes of visitor ids: testable for anyone, forever. The
+            // keyed rollup has a name of its own, so that applying the list again (as after an
+            // interrupted migration) ends in the same place; `footfall-aggregator backfill`
+            // fills it for past days.
+            "DROP TABLE IF EXISTS {db}.traffic_daily",
+            r"CREATE TABLE IF NOT EXISTS {db}.traffic_keyed_daily
+(
+    site LowCardinality(String),
+    day Date,
+    dimension LowCardinality(String),
+    k1 String,
+    k2 String,
+    k3 String,
+    hits SimpleAggregateFunction(sum, UInt64),
+    visitors AggregateFunction(uniqExact, FixedString(16)),
+    networks AggregateFunction(uniqExact, FixedString(16))
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (dimension, site, day, k1, k2, k3)
+SETTINGS non_replicated_deduplication_window = 10000",
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_keyed_from_pageviews TO {db}.traffic_keyed_daily AS\n",
+                pageview_rollup!("{db}.events", "{db}.rollup_keys", "")
+            ),
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_keyed_from_email_opens TO {db}.traffic_keyed_daily AS\n",
+                email_rollup!("{db}.events", "{db}.rollup_keys", "")
+            ),
+            concat!(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_keyed_from_custom_events TO {db}.traffic_keyed_daily AS\n",
+                custom_event_rollup!("{db}.events", "{db}.rollup_keys", "")
+            ),
+            "TRUNCATE TABLE IF EXISTS {db}.sessions_daily",
+            "ALTER TABLE {db}.sessions_daily
+ADD COLUMN IF NOT EXISTS visit_visitors AggregateFunction(uniqExact, FixedString(16)) AFTER visits,
+ADD COLUMN IF NOT EXISTS timed_visitors AggregateFunction(uniqExact, FixedString(16)),
+ADD COLUMN IF NOT EXISTS exit_visitors AggregateFunction(uniqExact, FixedString(16)),
+ADD COLUMN IF NOT EXISTS scroll_visitors AggregateFunction(uniqExact, FixedString(16))",
+            "TRUNCATE TABLE IF EXISTS {db}.traffic_monthly",
+            "ALTER TABLE {db}.traffic_monthly
+ADD COLUMN IF NOT EXISTS people UInt64 AFTER visitors,
+ADD COLUMN IF NOT EXISTS networks UInt64 AFTER people,
+ADD COLUMN IF NOT EXISTS visit_people UInt64 AFTER visits,
+ADD COLUMN IF NOT EXISTS timed_people UInt64,
+ADD COLUMN IF NOT EXISTS exit_people UInt64,
+ADD COLUMN IF NOT EXISTS scroll_people UInt64",
+            "ALTER TABLE {db}.api_tokens ADD COLUMN IF NOT EXISTS months_only Bool DEFAULT false AFTER sites",
         ],
     },
 ];

@@ -31,12 +31,73 @@ async fn migrations_apply_once_and_are_idempotent() {
     let tables = db
         .count(
             "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN \
-             ('events', 'ip_keys', 'identities', 'identities_from_events', 'traffic_daily', \
-              'traffic_from_pageviews', 'traffic_from_email_opens', 'sessions_daily', \
-              'traffic_monthly', 'api_tokens', 'audit_log')",
+             ('events', 'ip_keys', 'identities', 'identities_from_events', 'traffic_keyed_daily', \
+              'traffic_keyed_from_pageviews', 'traffic_keyed_from_email_opens', \
+              'traffic_keyed_from_custom_events', 'sessions_daily', 'traffic_monthly', \
+              'api_tokens', 'audit_log', 'rollup_keys', 'goals', 'funnels')",
         )
         .await;
-    assert_eq!(tables, 11, "one list makes both programs' tables");
+    assert_eq!(tables, 15, "one list makes both programs' tables");
+    let unkeyed = db
+        .count(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN \
+             ('traffic_daily', 'traffic_from_pageviews', 'traffic_from_email_opens', \
+              'traffic_from_custom_events')",
+        )
+        .await;
+    assert_eq!(unkeyed, 0, "the unkeyed rollup and its views are gone");
+    let keyed = db
+        .rows("SELECT create_table_query AS q FROM system.tables WHERE database = currentDatabase() AND name = 'traffic_keyed_daily'")
+        .await;
+    assert!(
+        keyed[0]["q"]
+            .as_str()
+            .unwrap()
+            .contains("non_replicated_deduplication_window = 10000"),
+        "the keyed rollup keeps block hashes, so a replayed insert counts once"
+    );
+}
+
+/// Two programs applying the list to one fresh database at once (the collector does it in the
+/// background while the aggregator starts) both succeed: where one drops a table the other's
+/// earlier migration still reads, the other tries again from the records. Started when the
+/// first has recorded its first migration, so that they overlap, on several databases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_programs_migrating_at_once_both_succeed() {
+    for _ in 0..4 {
+        let db = TestDb::new();
+        let (server, name) = (db.server(), db.name.clone());
+        let first = tokio::spawn(async move { migrate(&server, &name, 395).await });
+        let recorded = format!(
+            "SELECT count() FROM system.tables AS t
+             WHERE t.database = '{}' AND t.name = 'schema_migrations' AND t.total_rows > 0",
+            db.name
+        );
+        while db
+            .server()
+            .query(&recorded)
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+            == 0
+        {
+            tokio::task::yield_now().await;
+        }
+        let second = migrate(&db.server(), &db.name, 395).await;
+        let first = first.await.unwrap();
+        assert!(first.is_ok(), "{first:?}");
+        assert!(second.is_ok(), "{second:?}");
+        let mut applied = first.unwrap();
+        applied.extend(second.unwrap());
+        applied.sort_unstable();
+        applied.dedup();
+        assert_eq!(applied, versions(), "between them, every migration");
+        assert_eq!(
+            db.count("SELECT count() FROM schema_migrations FINAL WHERE component = 'footfall'")
+                .await,
+            MIGRATIONS.len() as u64
+        );
+    }
 }
 
 /// The versions whose old record is not in `old`.
@@ -102,7 +163,7 @@ async fn a_collector_only_database_gets_the_rollups() {
     assert_eq!(applied, left_to_apply(&old));
     assert!(applied.contains(&3) && applied.contains(&4), "{applied:?}");
     assert_eq!(
-        db.count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN ('traffic_daily', 'traffic_from_pageviews', 'sessions_daily')").await,
+        db.count("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN ('traffic_keyed_daily', 'traffic_keyed_from_pageviews', 'sessions_daily')").await,
         3
     );
 }

@@ -65,6 +65,7 @@ pub(crate) struct View {
     pub compare: bool,
     pub dev: bool,
     pub min_visitors: u32,
+    pub min_networks: u32,
     pub epsilon: Option<f64>,
     /// Every report of the view, in the catalogue's order.
     pub reports: Vec<(Report, Loaded)>,
@@ -178,6 +179,7 @@ async fn dashboard(
         compare,
         dev: app.dev,
         min_visitors: app.rules.min_visitors,
+        min_networks: app.rules.min_networks,
         epsilon: app.rules.noise.as_ref().map(|n| n.epsilon().as_f64()),
         reports,
         previous,

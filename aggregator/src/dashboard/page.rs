@@ -252,7 +252,7 @@ fn number(cell: &Cell) -> Option<f64> {
     match cell {
         Cell::Count(n) => Some(*n as f64),
         Cell::Ratio(x, _) => *x,
-        Cell::Text(_) => None,
+        Cell::Text(_) | Cell::Withheld => None,
     }
 }
 
@@ -353,7 +353,7 @@ fn display(col: &str, cell: &Cell) -> String {
     match (col, cell) {
         (_, Cell::Text(t)) => t.clone(),
         (_, Cell::Count(n)) => grouped(*n),
-        (_, Cell::Ratio(None, _)) => "—".into(),
+        (_, Cell::Ratio(None, _) | Cell::Withheld) => "—".into(),
         ("bounce_rate", Cell::Ratio(Some(x), _)) => format!("{:.0} %", x * 100.0),
         (c, Cell::Ratio(Some(x), _)) if c.ends_with("_s") => duration(*x),
         (_, Cell::Ratio(Some(x), _)) => format!("{x}"),
@@ -364,7 +364,7 @@ fn grouped(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -749,7 +749,7 @@ fn privacy_note(view: &View) -> Markup {
     html! {
         aside.privacy aria-label="How these numbers are protected" {
             p {
-                "Every row stands for at least " strong { (view.min_visitors) } " distinct visitors; smaller ones are withheld and never summed into another row. "
+                "Every row stands for at least " strong { (view.min_visitors) } " distinct visitors from at least " strong { (view.min_networks) } " networks; smaller ones are withheld and never summed into another row. An average, rate or visit count from fewer visitors shows —. "
                 @if let Some(e) = view.epsilon {
                     "Counts carry differential-privacy noise (ε = " (e) "), so they differ slightly from the exact figures. "
                 }
