@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use clickhouse::Client;
-use footfall_store::migrations;
+use footfall_store::{migrations, rollup_keys};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -127,6 +127,10 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
     if args.refresh_secs > 0 {
         tasks.push(tokio::spawn(refresh_loop(
             app.client.clone(),
+            Keys {
+                database: ch.clickhouse_database.clone(),
+                retention_days: args.retention.retention_days,
+            },
             Duration::from_secs(args.refresh_secs),
             stopped,
         )));
@@ -150,9 +154,30 @@ fn router(app: Arc<App>) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Recomputes the session rollups of yesterday and today, now and every `every`.
-async fn refresh_loop(client: Client, every: Duration, mut stopped: watch::Receiver<bool>) {
+/// Where the rollups' hash keys live and how long they are kept.
+struct Keys {
+    database: String,
+    retention_days: u32,
+}
+
+/// Recomputes the session rollups of yesterday and today, now and every `every`; keeps the
+/// rollups' hash keys topped up ahead and destroys those whose month has passed retention, so
+/// that neither waits for the next `migrate` or `retention`.
+async fn refresh_loop(
+    client: Client,
+    keys: Keys,
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
+        if let Err(e) = rollup_keys::ensure(&client, &keys.database, keys.retention_days).await {
+            tracing::warn!(error = %e, "rollup keys not topped up");
+        }
+        match rollup_keys::destroy_expired(&client, keys.retention_days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys = n, "rollup keys past retention destroyed"),
+            Err(e) => tracing::warn!(error = %e, "expired rollup keys not destroyed"),
+        }
         let today = Day::today();
         let (from, to) = (today.plus(-1), today);
         match rollup::refresh(&client, from, to).await {

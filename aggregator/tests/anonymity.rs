@@ -506,6 +506,53 @@ async fn after_retention_no_membership_test_succeeds() {
     assert!(csv.contains("shop,/health/condition-x,10,10,"), "{csv}");
 }
 
+/// `serve` does what `retention` does to the keys without being asked: a month past retention
+/// loses its key (and with it every membership test) while the dashboard runs, and a key taken
+/// away ahead is made again.
+#[tokio::test]
+async fn serve_destroys_expired_keys_and_tops_up_the_next_ones() {
+    let db = TestDb::new();
+    ok(aggregator(&db, &["migrate"]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut old = view("/health/condition-y", 1, 1);
+    old.ts = now - 100 * 86_400_000;
+    insert(&db, std::slice::from_ref(&old)).await;
+    assert!(members(&db, &old.visitor_id).await > 0);
+    let last = "(SELECT max(month) FROM rollup_keys)";
+    let newest = db
+        .count(&format!("SELECT toUInt64(toRelativeMonthNum({last}))"))
+        .await;
+
+    let server = serve_api(&db, &["--retention-days", "60", "--refresh-secs", "1"]).await;
+    // Taken away after `serve`'s own migration made the keys: only its loop brings it back.
+    db.client()
+        .query(&format!(
+            "ALTER TABLE rollup_keys DELETE WHERE month = {last} SETTINGS mutations_sync = 2"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let done = async {
+        loop {
+            let topped_up = db
+                .count(&format!("SELECT toUInt64(toRelativeMonthNum({last}))"))
+                .await
+                == newest;
+            if topped_up && members(&db, &old.visitor_id).await == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), done)
+        .await
+        .expect("within a few refreshes");
+    server.shutdown().await;
+}
+
 /// Under noise, whether a row appears does not give its exact count away: rows of K and K+1
 /// visitors appear equally (never, in twenty runs with twenty tokens' noise, each would with
 /// probability at most δ), and a row far above the threshold always does.
