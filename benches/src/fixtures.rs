@@ -43,6 +43,7 @@ pub fn app(queue: Queue, geoip: Option<Arc<GeoIp>>) -> App {
             metrics: Arc::new(Metrics::new()),
             geoip,
             rate_limit: None,
+            new_visitors: None,
         },
     )
 }

@@ -186,6 +186,15 @@ pub struct ServeArgs {
         requires = "rate_limit_per_minute"
     )]
     pub rate_limit_burst: Option<NonZeroU32>,
+    /// New visitors (hits without a visitor cookie) one network (an IPv4 /24, an IPv6 /48) may
+    /// add to the counts in a day; past it they are stored as not counted, like bots, and get
+    /// no cookie. Fake visitors from one machine cannot inflate a report past it. 0: no cap.
+    #[arg(
+        long,
+        env = "FOOTFALL_MAX_NEW_VISITORS_PER_NETWORK",
+        default_value_t = 1000
+    )]
+    pub max_new_visitors_per_network: u32,
 
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]

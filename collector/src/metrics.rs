@@ -116,6 +116,7 @@ pub struct Metrics {
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
     pub rate_limit_clients: Gauge,
+    pub new_visitors_capped: Counter,
     pub sink: SinkMetrics,
     pub geoip_reloads: Counter,
     pub geoip_reload_failures: Counter,
@@ -138,6 +139,7 @@ impl Metrics {
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
         let rate_limit_clients = Gauge::default();
+        let new_visitors_capped = Counter::default();
         let sink = SinkMetrics::register(&mut registry);
         let geoip_reloads = Counter::default();
         let geoip_reload_failures = Counter::default();
@@ -183,6 +185,11 @@ impl Metrics {
             rate_limit_clients.clone(),
         );
         registry.register(
+            "new_visitors_capped",
+            "New visitors past their network's daily cap: stored as not counted (like bots), given no cookie",
+            new_visitors_capped.clone(),
+        );
+        registry.register(
             "geoip_reloads",
             "New editions of the GeoIP database taken into use",
             geoip_reloads.clone(),
@@ -222,6 +229,7 @@ impl Metrics {
             truncated,
             queue_depth,
             rate_limit_clients,
+            new_visitors_capped,
             sink,
             geoip_reloads,
             geoip_reload_failures,

@@ -1,5 +1,7 @@
 //! The optional per-client rate limit (`FOOTFALL_RATE_LIMIT_PER_MINUTE`): how many hits a minute
 //! one client may have recorded, with a burst allowance. Every event of a beacon counts as a hit.
+//! The same limiter, keyed by network, bounds the new visitors one network may add a day
+//! (`FOOTFALL_MAX_NEW_VISITORS_PER_NETWORK`, [`RateLimit::new_visitors`]).
 //!
 //! A flood from one address (a broken script in a loop, a crawler, someone inflating counts)
 //! would otherwise fill the queue and the spool and skew every report. Requests past the limit
@@ -15,7 +17,7 @@
 //! blocking pool: it walks and locks the whole map), so memory follows the number of recently
 //! active clients.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct RateLimit {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// What an address is counted under.
+    key: fn(IpAddr) -> IpAddr,
 }
 
 impl RateLimit {
@@ -35,13 +39,27 @@ impl RateLimit {
     pub fn new(per_minute: NonZeroU32, burst: NonZeroU32) -> Self {
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            key: client_key,
+        }
+    }
+
+    /// `per_day` new visitors a day per network (the /24 or /48 that reports count networks
+    /// by), all of them at once if they come at once.
+    pub fn new_visitors(per_day: NonZeroU32) -> Self {
+        let period = Duration::from_secs(86_400) / per_day.get();
+        let quota = Quota::with_period(period)
+            .expect("a day over at most 2^32 is never zero")
+            .allow_burst(per_day);
+        Self {
+            limiter: RateLimiter::keyed(quota),
+            key: network_key,
         }
     }
 
     /// Whether `hits` more hits of `ip` may be recorded now; counts them if so. More hits than
     /// the burst are never allowed at once.
     pub fn allows(&self, ip: IpAddr, hits: NonZeroU32) -> bool {
-        matches!(self.limiter.check_key_n(&client_key(ip), hits), Ok(Ok(())))
+        matches!(self.limiter.check_key_n(&(self.key)(ip), hits), Ok(Ok(())))
     }
 
     /// Clients currently tracked.
@@ -71,12 +89,20 @@ impl RateLimit {
 
 /// The key a client is counted under: an IPv4 address itself, an IPv6 address's /64.
 fn client_key(ip: IpAddr) -> IpAddr {
+    masked(ip, 32, 64)
+}
+
+/// The key a network is counted under: an IPv4 /24, an IPv6 /48 (as `ip_prefix`).
+fn network_key(ip: IpAddr) -> IpAddr {
+    masked(ip, 24, 48)
+}
+
+fn masked(ip: IpAddr, v4_bits: u32, v6_bits: u32) -> IpAddr {
     match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let network = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(Ipv6Addr::from(network))
-        }
-        v4 => v4,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+            u128::from(v6) & (u128::MAX << (128 - v6_bits)),
+        )),
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & (u32::MAX << (32 - v4_bits)))),
     }
 }
 
@@ -127,6 +153,32 @@ mod tests {
         assert!(limit.allows(b, two));
         assert!(!limit.allows(b, two), "only one is left");
         assert!(limit.allows(b, ONE));
+    }
+
+    #[test]
+    fn new_visitors_are_counted_by_network_a_days_worth_at_once_at_most() {
+        let cap = RateLimit::new_visitors(NonZeroU32::new(3).unwrap());
+        let same_24 = [
+            "203.0.113.1",
+            "203.0.113.200",
+            "::ffff:203.0.113.7",
+            "203.0.113.9",
+        ];
+        let allowed: Vec<bool> = same_24.iter().map(|a| cap.allows(ip(a), ONE)).collect();
+        assert_eq!(
+            allowed,
+            [true, true, true, false],
+            "one /24, whatever the host"
+        );
+        assert!(
+            cap.allows(ip("203.0.114.1"), ONE),
+            "the next /24 is another network"
+        );
+        assert_eq!(
+            network_key(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1::"),
+            "an IPv6 network is its /48"
+        );
     }
 
     #[test]

@@ -166,6 +166,8 @@ pub async fn start_with_faults(
     let rate_limit = args
         .rate_limit_per_minute
         .map(|rate| Arc::new(RateLimit::new(rate, args.rate_limit_burst.unwrap_or(rate))));
+    let new_visitors = std::num::NonZeroU32::new(args.max_new_visitors_per_network)
+        .map(|per_day| Arc::new(RateLimit::new_visitors(per_day)));
     if !args.dev && args.allowed_origins.is_empty() {
         tracing::warn!(
             "FOOTFALL_ALLOWED_ORIGINS is empty: every tracker-script beacon (POST /e) from a page is \
@@ -183,6 +185,7 @@ pub async fn start_with_faults(
             metrics: metrics.clone(),
             geoip: geoip.clone(),
             rate_limit: rate_limit.clone(),
+            new_visitors: new_visitors.clone(),
         },
     ));
     let limits = Limits {
@@ -194,8 +197,8 @@ pub async fn start_with_faults(
     if let Some(geoip) = geoip {
         tokio::spawn(geoip.watch(GEOIP_CHECK_INTERVAL, metrics.clone(), stop_rx.clone()));
     }
-    if let Some(rate_limit) = rate_limit {
-        tokio::spawn(rate_limit.prune_regularly(stop_rx.clone()));
+    for limit in rate_limit.into_iter().chain(new_visitors) {
+        tokio::spawn(limit.prune_regularly(stop_rx.clone()));
     }
     let task = tokio::spawn(async move {
         serve(listener, app, limits, stop_rx).await;

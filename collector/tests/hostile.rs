@@ -341,3 +341,82 @@ async fn the_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
         3 + (2 + 1) + 3
     );
 }
+
+/// Fake visitors from one network cannot inflate the counts: past its daily cap of new visitors
+/// a network's cookie-less hits are stored as not counted (like bots') and get no cookie, so
+/// they cannot come back as returning visitors either; another network and the visitors
+/// admitted before the cap are counted as ever.
+#[tokio::test]
+async fn new_visitors_past_their_networks_daily_cap_are_not_counted() {
+    const BROWSER: (&str, &str) = (
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    );
+    let db = TestDb::new();
+    let collector = db
+        .start(&[
+            "--trusted-proxies",
+            "127.0.0.1",
+            "--max-new-visitors-per-network",
+            "5",
+        ])
+        .await;
+    let addr = collector.local_addr();
+    let target = format!(
+        "/p.gif?site=capped&url={}",
+        common::enc("https://example.com/")
+    );
+    let mut cookies = Vec::new();
+    // One /24, a different host each time: the cap is the network's, not the address's.
+    for host in 1..=8 {
+        let client = format!("203.0.113.{host}");
+        let answer = get(addr, &target, &[("x-forwarded-for", &client), BROWSER]).await;
+        assert_eq!(answer.body.as_ref(), footfall_collector::response::GIF);
+        cookies.push(answer.visitor_cookie());
+    }
+    let given = cookies.iter().filter(|c| c.is_some()).count();
+    assert_eq!(given, 5, "a cookie for the first five new visitors only");
+    let returning = format!("ff_id={}", cookies[0].as_ref().unwrap());
+    let again = get(
+        addr,
+        &target,
+        &[
+            ("x-forwarded-for", "203.0.113.1"),
+            ("cookie", &returning),
+            BROWSER,
+        ],
+    )
+    .await;
+    assert!(
+        again.visitor_cookie().is_some(),
+        "a returning visitor is counted"
+    );
+    let other = get(
+        addr,
+        &target,
+        &[("x-forwarded-for", "198.51.100.7"), BROWSER],
+    )
+    .await;
+    assert!(
+        other.visitor_cookie().is_some(),
+        "another network has its own cap"
+    );
+    let capped = collector.metrics().render();
+    assert!(
+        capped.contains("footfall_new_visitors_capped_total 3"),
+        "{capped}"
+    );
+    collector.shutdown().await;
+    let counted = "SELECT count() FROM events WHERE site = 'capped' AND NOT is_bot";
+    let not_counted = "SELECT count() FROM events WHERE site = 'capped' AND is_bot";
+    assert_eq!(
+        db.count(counted).await,
+        7,
+        "5 new, 1 returning, 1 from elsewhere"
+    );
+    assert_eq!(
+        db.count(not_counted).await,
+        3,
+        "stored, left out of reports"
+    );
+}

@@ -17,6 +17,8 @@ pub const COOKIE_NAME: &str = "ff_id";
 pub struct Visitor {
     pub id: Id,
     pub returning: bool,
+    /// A new visitor past its network's daily cap ([`crate::routes`]): not counted, no cookie.
+    pub capped: bool,
 }
 
 impl Visitor {
@@ -26,10 +28,12 @@ impl Visitor {
             Some(id) => Self {
                 id,
                 returning: true,
+                capped: false,
             },
             None => Self {
                 id: Id::random(),
                 returning: false,
+                capped: false,
             },
         }
     }

@@ -201,7 +201,8 @@ impl App {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: "too many hits from this address; try again later".into(),
         })?;
-        let visitor = Visitor::from_headers(headers);
+        let mut visitor = Visitor::from_headers(headers);
+        self.admit(&mut visitor, ip);
         let now = now_ms();
         let mut events = Vec::with_capacity(parsed.len());
         for (index, incoming) in parsed.into_iter().enumerate() {
@@ -237,9 +238,11 @@ impl App {
             message: "the collector cannot keep events right now; try again later".into(),
         })?;
         let mut answer = response::empty(StatusCode::NO_CONTENT);
-        answer
-            .headers_mut()
-            .insert(SET_COOKIE, self.cookie.header(&visitor.id));
+        if !visitor.capped {
+            answer
+                .headers_mut()
+                .insert(SET_COOKIE, self.cookie.header(&visitor.id));
+        }
         Ok(answer)
     }
 

@@ -73,6 +73,8 @@ pub struct App {
     allowed_origins: AllowedOrigins,
     /// Hits a second per client, if limited.
     rate_limit: Option<Arc<RateLimit>>,
+    /// New visitors a day per network, if capped.
+    new_visitors: Option<Arc<RateLimit>>,
 }
 
 /// What an [`App`] shares with the rest of a running collector: where its events go (the
@@ -85,6 +87,7 @@ pub struct Wiring {
     pub metrics: Arc<Metrics>,
     pub geoip: Option<Arc<GeoIp>>,
     pub rate_limit: Option<Arc<RateLimit>>,
+    pub new_visitors: Option<Arc<RateLimit>>,
 }
 
 /// The endpoints, told apart once per request.
@@ -184,6 +187,7 @@ impl App {
                 args.allowed_origins.clone()
             },
             rate_limit: wiring.rate_limit,
+            new_visitors: wiring.new_visitors,
         }
     }
 
@@ -338,7 +342,20 @@ impl App {
         }
     }
 
-    /// Fills in who sent a hit: visitor id, then [`App::stamp_client`].
+    /// Marks a new visitor from a network past its daily cap of new visitors: its hits are
+    /// stored as not counted, and it gets no cookie (with one, its next hits would count).
+    fn admit(&self, visitor: &mut Visitor, ip: IpAddr) {
+        if let Some(cap) = &self.new_visitors
+            && !visitor.returning
+            && !cap.allows(ip, NonZeroU32::MIN)
+        {
+            visitor.capped = true;
+            self.metrics.new_visitors_capped.inc();
+        }
+    }
+
+    /// Fills in who sent a hit: visitor id (a capped new visitor's hits are not counted, as
+    /// bots' are not), then [`App::stamp_client`].
     fn stamp(
         &self,
         event: &mut Event,
@@ -349,6 +366,7 @@ impl App {
     ) {
         event.visitor_id = CompactString::new(visitor.id.as_str());
         self.stamp_client(event, headers, ip, now);
+        event.is_bot |= visitor.capped;
     }
 
     /// Fills in the user agent, what the client IP and user agent tell (worked out before the

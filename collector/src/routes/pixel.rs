@@ -34,14 +34,15 @@ impl App {
             self.metrics.withheld(reason);
             return answer;
         }
-        let visitor = Visitor::from_headers(req.headers());
-        match self.pageview(req, &query, peer, &visitor) {
+        let mut visitor = Visitor::from_headers(req.headers());
+        match self.pageview(req, &query, peer, &mut visitor) {
             Ok(event) => match self.accept(event) {
-                Ok(()) => {
+                Ok(()) if !visitor.capped => {
                     answer
                         .headers_mut()
                         .insert(SET_COOKIE, self.cookie.header(&visitor.id));
                 }
+                Ok(()) => {}
                 Err(reason) => self.metrics.rejected(reason),
             },
             Err(reason) => {
@@ -57,7 +58,7 @@ impl App {
         req: &Request<B>,
         query: &PixelQuery<'_>,
         peer: SocketAddr,
-        visitor: &Visitor,
+        visitor: &mut Visitor,
     ) -> Result<Box<Event>, Rejection> {
         let header = |name| {
             req.headers()
@@ -72,6 +73,7 @@ impl App {
             .unwrap_or_default();
         let ip = self.client_ip(req.headers(), peer);
         self.within_rate_limit(ip, NonZeroU32::MIN)?;
+        self.admit(visitor, ip);
         let now = now_ms();
         let mut event = Box::new(Event::new(Kind::Pageview, now));
         event.pageview_id = CompactString::new(Id::from_uuid(event.event_id).as_str());

@@ -32,6 +32,7 @@ fn app(extra: &[&str]) -> (App, Queue) {
         metrics: Arc::new(Metrics::new()),
         geoip: None,
         rate_limit: None,
+        new_visitors: None,
     };
     (App::new(&args, secret.as_bytes(), wiring), queue)
 }
