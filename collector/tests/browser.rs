@@ -309,10 +309,9 @@ async fn consent_and_a_customer_link_given_by_the_page_apply_to_its_beacons() {
 
     // Before the visitor consents, the page view is withheld.
     browser.visit(&format!("http://{site}/page/shop")).await;
-    let withheld = r#"footfall_hits_withheld_total{reason="no_consent"} 1"#;
+    let withheld = r#"footfall_hits_withheld_total{reason="no_consent"}"#;
     for _ in 0..100 {
-        let metrics = common::get(collector.local_addr(), "/metrics", &[]).await;
-        if String::from_utf8_lossy(&metrics.body).contains(withheld) {
+        if common::metric(&collector, withheld).await >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -331,8 +330,7 @@ async fn consent_and_a_customer_link_given_by_the_page_apply_to_its_beacons() {
             .await,
         1
     );
-    let metrics = common::get(collector.local_addr(), "/metrics", &[]).await;
-    assert!(String::from_utf8_lossy(&metrics.body).contains(withheld));
+    assert_eq!(common::metric(&collector, withheld).await, 1);
     browser.quit().await;
     collector.shutdown().await;
 
@@ -604,13 +602,13 @@ async fn a_foreign_page_cannot_undo_an_opt_out() {
         .await;
     let refused = r#"footfall_hits_rejected_total{reason="foreign_opt_change"}"#;
     for _ in 0..100 {
-        if common::metric(addr, refused).await >= 1 {
+        if common::metric(&collector, refused).await >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        common::metric(addr, refused).await,
+        common::metric(&collector, refused).await,
         1,
         "the cross-site POST is refused"
     );
@@ -637,12 +635,12 @@ async fn a_foreign_page_cannot_undo_an_opt_out() {
     browser.visit(&format!("http://{site}/page/after")).await;
     let withheld = r#"footfall_hits_withheld_total{reason="opted_out"}"#;
     for _ in 0..100 {
-        if common::metric(addr, withheld).await >= 1 {
+        if common::metric(&collector, withheld).await >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(common::metric(addr, withheld).await, 1);
+    assert_eq!(common::metric(&collector, withheld).await, 1);
     browser.quit().await;
     collector.shutdown().await;
     assert_eq!(db.count("SELECT count() FROM events").await, 0);

@@ -55,7 +55,11 @@ async fn hostile_properties_are_bounded_cut_and_counted_never_stored_raw() {
     )
     .await;
     assert_eq!(answer.status, 204, "{:?}", answer.body);
-    let cut = metric(addr, r#"footfall_fields_truncated_total{field="props"}"#).await;
+    let cut = metric(
+        &collector,
+        r#"footfall_fields_truncated_total{field="props"}"#,
+    )
+    .await;
     assert_eq!(
         cut,
         10 + 1 + 1,
@@ -115,7 +119,11 @@ async fn bad_event_names_are_refused_with_a_reason_and_the_batch_is_not_stored()
     let answer = beacon(addr, &custom("Fine", json!({"nested": {"a": 1}}))).await;
     assert_eq!(answer.status, 400);
     assert_eq!(
-        metric(addr, r#"footfall_hits_rejected_total{reason="bad_event"}"#).await,
+        metric(
+            &collector,
+            r#"footfall_hits_rejected_total{reason="bad_event"}"#
+        )
+        .await,
         3
     );
     collector.shutdown().await;
@@ -148,7 +156,11 @@ async fn the_pixel_records_a_custom_event_with_event_and_p_parameters() {
     assert_eq!(bad.headers["content-type"], "image/gif");
     assert!(bad.visitor_cookie().is_none());
     assert_eq!(
-        metric(addr, r#"footfall_hits_rejected_total{reason="bad_event"}"#).await,
+        metric(
+            &collector,
+            r#"footfall_hits_rejected_total{reason="bad_event"}"#
+        )
+        .await,
         1
     );
     collector.shutdown().await;
