@@ -57,6 +57,19 @@ pub enum SubjectError {
         "ClickHouse reported the deletion done, yet {0} rows or rollup states of the subject remain; run the erasure again"
     )]
     NotErased(u64),
+    #[error(
+        "the IP private key does not open the stored IPs: {refused} of the {stored} epoch keys \
+         the subject's events were sealed under refuse it, so no export was written. Its public \
+         key is {public}, not the one the collector sealed them with (its \
+         FOOTFALL_IP_PUBLIC_KEY). Give the ip-seal.key made together with the collector's \
+         ip-seal.pub (--ip-private-key or FOOTFALL_IP_PRIVATE_KEY); IPs sealed before a key \
+         pair was replaced need the private key of the old pair"
+    )]
+    WrongKey {
+        refused: usize,
+        stored: usize,
+        public: String,
+    },
 }
 
 impl Subject {
@@ -272,12 +285,15 @@ async fn export_scope(
 }
 
 /// Replaces each event's sealed IP and epoch key id by `ip`: the address, or `null` when the
-/// event has none or its epoch key is gone (expired with the retention period).
+/// event has none or its epoch key is gone (expired with the retention period, one day after
+/// the events it sealed). An epoch key that is stored but does not open with `key` is an
+/// error, not a `null`: a copy of a person's data with their IPs silently missing is wrong,
+/// and the cause is almost always a private key of another pair.
 async fn unseal_ips(
     client: &Client,
     key: &SecretKey,
     events: &mut [Map<String, Value>],
-) -> Result<(), ClickHouseError> {
+) -> Result<(), SubjectError> {
     let key_id = |e: &Map<String, Value>| {
         e.get("ip_epoch_key")
             .and_then(Value::as_str)
@@ -292,10 +308,18 @@ async fn unseal_ips(
         .fetch_all()
         .await
         .map_err(ch("read the IP epoch keys"))?;
+    let stored_keys = stored.len();
     let opened: HashMap<u64, _> = stored
         .into_iter()
         .filter_map(|k| Some((k.key_id, key.open_epoch_key(&k.sealed_key).ok()?)))
         .collect();
+    if opened.len() < stored_keys {
+        return Err(SubjectError::WrongKey {
+            refused: stored_keys - opened.len(),
+            stored: stored_keys,
+            public: key.public_key().to_text(),
+        });
+    }
     for event in events {
         let sealed = event
             .remove("ip_sealed_hex")

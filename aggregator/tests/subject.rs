@@ -377,6 +377,92 @@ async fn subject_commands_say_what_is_wrong() {
     assert!(said.contains("erased 0 events"), "{said}");
 }
 
+/// A private key of another pair opens none of the stored IPs: the export fails and says with
+/// which key, instead of printing every IP as `null`. Keys gone with the retention period are
+/// not the key's fault.
+#[tokio::test]
+async fn a_wrong_private_key_fails_the_export_and_says_so() {
+    let db = TestDb::new();
+    record_people(&db).await;
+    let other = tempfile::tempdir().unwrap();
+    let other_public = key_file::write_key_pair(other.path()).unwrap().public_key();
+    let wrong = other.path().join(key_file::PRIVATE_FILE);
+    let wrong = wrong.to_str().unwrap();
+
+    let refused = aggregator(
+        &db,
+        &[
+            "subject",
+            "export",
+            "--customer",
+            "cust-1",
+            "--ip-private-key",
+            wrong,
+        ],
+    );
+    assert!(
+        !refused.status.success(),
+        "a wrong key must fail the export"
+    );
+    assert!(refused.stdout.is_empty(), "no partial export is printed");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("does not open the stored IPs"), "{err}");
+    assert!(err.contains(wrong), "names the key file: {err}");
+    assert!(
+        err.contains(&other_public.to_text()),
+        "shows its public key: {err}"
+    );
+    assert!(
+        err.contains("FOOTFALL_IP_PUBLIC_KEY"),
+        "says what to do: {err}"
+    );
+    let audit = ok(aggregator(&db, &["audit"]));
+    assert!(!audit.contains("\tsubject_export\t200\t"), "{audit}");
+
+    // The right key (the data dir's) opens every IP.
+    let right = export(&db, "--customer", "cust-1");
+    let events = right["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["ip"].is_string()), "{right}");
+
+    // Nobody stored (no events): nothing to open, any key will do.
+    let nobody = ok(aggregator(
+        &db,
+        &[
+            "subject",
+            "export",
+            "--customer",
+            "nobody",
+            "--ip-private-key",
+            wrong,
+        ],
+    ));
+    assert!(nobody.contains("\"events\": []"), "{nobody}");
+
+    // Once the epoch keys are gone (retention, which keeps them a day past their events), the
+    // IPs are null and a wrong key is no longer told apart: nothing is left to open.
+    db.client()
+        .query("ALTER TABLE ip_keys DELETE WHERE 1 SETTINGS mutations_sync = 2")
+        .execute()
+        .await
+        .unwrap();
+    let expired: Value = serde_json::from_str(&ok(aggregator(
+        &db,
+        &[
+            "subject",
+            "export",
+            "--customer",
+            "cust-1",
+            "--ip-private-key",
+            wrong,
+        ],
+    )))
+    .unwrap();
+    let events = expired["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["ip"].is_null()), "{expired}");
+}
+
 #[tokio::test]
 async fn keygen_writes_a_pair_the_collector_can_use_and_never_overwrites_it() {
     let db = TestDb::new();
