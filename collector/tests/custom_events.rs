@@ -176,3 +176,37 @@ async fn the_pixel_records_a_custom_event_with_event_and_p_parameters() {
         })]
     );
 }
+
+/// `event=signout` on the pixel is the sign-out signal of a page without JavaScript: a
+/// `signout` row of the visitor's browser, never a custom event (its properties are not read).
+#[tokio::test]
+async fn the_pixel_takes_event_signout_as_the_sign_out_signal() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let page = enc("https://shop.example.com/logged-out");
+    let cookie = format!("ff_id={}", footfall_store::id::Id::random());
+    let hit = format!("/p.gif?site=shop&url={page}&event=signout&p.who=me");
+    let answer = get(addr, &hit, &[("cookie", &cookie)]).await;
+    assert_eq!(answer.headers["content-type"], "image/gif");
+    assert!(answer.visitor_cookie().is_some());
+    assert_eq!(
+        metric(
+            &collector,
+            r#"footfall_hits_accepted_total{kind="signout"}"#
+        )
+        .await,
+        1
+    );
+    collector.shutdown().await;
+    let rows = db
+        .rows("SELECT kind, event_name, length(props) AS props, path, visitor_id FROM events")
+        .await;
+    assert_eq!(
+        rows,
+        [json!({
+            "kind": "signout", "event_name": "", "props": 0, "path": "/logged-out",
+            "visitor_id": &cookie["ff_id=".len()..],
+        })]
+    );
+}
