@@ -662,6 +662,9 @@ async fn signing_out_sends_a_signout_and_unlinks_later_page_views() {
     let browser = Browser::start().await;
 
     browser.visit(&format!("http://{site}/page/shop")).await;
+    // Stored, so answered: the browser has its visitor cookie before the next beacon.
+    db.wait_for_count("SELECT count() FROM events WHERE kind = 'pageview'", 1)
+        .await;
     browser
         .run(&format!(
             "var s = document.querySelector('script[data-site]');
