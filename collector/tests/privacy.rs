@@ -814,4 +814,13 @@ async fn metrics_answer_on_their_own_address_only() {
     assert_eq!(quiet.metrics_addr(), None);
     assert_eq!(get(quiet.local_addr(), "/metrics", &[]).await.status, 404);
     quiet.shutdown().await;
+
+    // An address that cannot be had fails the start, rather than running without metrics.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let refused = footfall_collector::server::start(db.serve_args(&["--metrics-listen", &at]))
+        .await
+        .err()
+        .expect("the metrics address is taken");
+    assert!(refused.to_string().contains(&at), "{refused}");
 }
