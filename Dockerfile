@@ -18,6 +18,9 @@ ENV FOOTFALL_DATA_DIR=/var/lib/footfall
 # mimalloc commits arenas lazily and returns freed pages at once: peak RSS about 27 MiB instead
 # of 46–63 under sustained load at the same throughput (BENCHMARKS.md, Memory).
 ENV MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0
-EXPOSE 8080
+# 8080: the pixel, tracker and beacons; 9464: /metrics, which listens on the container's loopback
+# unless FOOTFALL_METRICS_LISTEN says otherwise (docker-compose.yml sets 0.0.0.0:9464 and
+# publishes it on the host's loopback only).
+EXPOSE 8080 9464
 ENTRYPOINT ["footfall-collector"]
 CMD ["serve"]

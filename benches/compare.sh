@@ -96,7 +96,7 @@ fi
 # The collector: pinned, one runtime worker (tokio reads TOKIO_WORKER_THREADS; under taskset it
 # would pick one anyway, since it counts the CPUs it may run on).
 TOKIO_WORKER_THREADS=1 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn taskset -c "$SERVER_CPU" "$collector_bin" serve --dev \
-  --listen "127.0.0.1:$COLLECTOR_PORT" --clickhouse-url "$ch_url" --clickhouse-database "$db" \
+  --listen "127.0.0.1:$COLLECTOR_PORT" --metrics-listen off --clickhouse-url "$ch_url" --clickhouse-database "$db" \
   --data-dir "$tmp/collector-data" 2>"$tmp/collector.log" &
 collector_pid=$!
 wait_http "http://127.0.0.1:$COLLECTOR_PORT/healthz"

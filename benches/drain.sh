@@ -22,6 +22,7 @@ shift $(($# >= 2 ? 2 : 1))
 [ "${1:-}" = "--" ] && shift
 port=${DRAIN_CLICKHOUSE_PORT:-18223}
 listen=127.0.0.1:${DRAIN_COLLECTOR_PORT:-18280}
+metrics=127.0.0.1:${DRAIN_METRICS_PORT:-18281}
 data=$(mktemp -d -t footfall-drain.XXXXXX)
 collector_pid=""
 load_pid=""
@@ -38,13 +39,13 @@ cargo build --release -q -p footfall-collector -p footfall-benches --bin footfal
 scripts/clickhouse start --port "$port" --data "$data/clickhouse" >/dev/null
 
 FOOTFALL_LOG=warn taskset -c 0 target/release/footfall-collector serve --dev --listen "$listen" \
-  --clickhouse-url "http://127.0.0.1:$port" --clickhouse-database footfall_drain \
+  --metrics-listen "$metrics" --clickhouse-url "http://127.0.0.1:$port" --clickhouse-database footfall_drain \
   --data-dir "$data/collector" --shutdown-grace-secs 60 "$@" &
 collector_pid=$!
 until curl -sf "http://$listen/readyz" | grep -qx ready; do sleep 0.2; done
 
-backlog() { curl -sf "http://$listen/metrics" | awk '$1 == "footfall_spool_backlog_rows" { print $2 }'; }
-accepted() { curl -sf "http://$listen/metrics" | awk '$1 ~ /^footfall_hits_accepted_total/ { s += $2 } END { print s }'; }
+backlog() { curl -sf "http://$metrics/metrics" | awk '$1 == "footfall_spool_backlog_rows" { print $2 }'; }
+accepted() { curl -sf "http://$metrics/metrics" | awk '$1 ~ /^footfall_hits_accepted_total/ { s += $2 } END { print s }'; }
 now() { date +%s.%N; }
 
 run_secs=$((outage + ${DRAIN_WINDOW_SECS:-60}))

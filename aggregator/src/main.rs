@@ -240,10 +240,21 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
     match args.action {
         SubjectAction::Export(args) => {
             let subject = Subject::from_who(&args.who)?;
+            let key_path = args
+                .ip_private_key
+                .clone()
+                .unwrap_or_else(|| args.data.data_dir.join(key_file::PRIVATE_FILE));
             let key =
                 key_file::load_private_key(&args.data.data_dir, args.ip_private_key.as_deref())?;
             let client = args.clickhouse.client();
-            let export = subject::export(&client, &subject, &key).await?;
+            let export = subject::export(&client, &subject, &key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "subject export with the IP private key {}",
+                        key_path.display()
+                    )
+                })?;
             let events = ["events", "email_opens"]
                 .iter()
                 .filter_map(|k| export.get(k).and_then(|v| v.as_array()))

@@ -2,11 +2,14 @@
 //! erasure.
 //!
 //! A person is named by a visitor id (the `ff_id` cookie) or a customer id. A customer's records
-//! are everything linked to them: every visitor id they were seen with (the `identities` table
-//! and `customer_id` on events), the events of those visitors (except those linked to another
-//! customer: a shared computer must not hand one person's records to another), every event
-//! carrying their customer id, and every email open addressed to them (`recipient` = the
-//! customer id).
+//! are: every event carrying their customer id; every email open addressed to them
+//! (`recipient` = the customer id); the links of the visitor ids they were seen with
+//! (`identities`); and, on each of those browsers, the unlinked events from a link of theirs
+//! until the browser's next link to another customer or its next sign-out (`kind = 'signout'`,
+//! the tracker's `footfall('signout')`). Nothing before their first link on a browser, nothing
+//! after someone else's: a shared computer must not hand one person's records to another. The
+//! rule is applied once per request ([`scope`]), and the unlinked events it gives are kept by
+//! id in the scratch table, so export, erasure and the check after it agree on the same rows.
 //!
 //! The ids go to ClickHouse only in the body of an `INSERT` into a scratch table, which every
 //! later statement joins: ClickHouse keeps the text of each query (`system.query_log`) and
@@ -57,6 +60,19 @@ pub enum SubjectError {
         "ClickHouse reported the deletion done, yet {0} rows or rollup states of the subject remain; run the erasure again"
     )]
     NotErased(u64),
+    #[error(
+        "the IP private key does not open the stored IPs: {refused} of the {stored} epoch keys \
+         the subject's events were sealed under refuse it, so no export was written. Its public \
+         key is {public}, not the one the collector sealed them with (its \
+         FOOTFALL_IP_PUBLIC_KEY). Give the ip-seal.key made together with the collector's \
+         ip-seal.pub (--ip-private-key or FOOTFALL_IP_PRIVATE_KEY); IPs sealed before a key \
+         pair was replaced need the private key of the old pair"
+    )]
+    WrongKey {
+        refused: usize,
+        stored: usize,
+        public: String,
+    },
 }
 
 impl Subject {
@@ -107,15 +123,24 @@ impl Scope {
         format!("(SELECT id FROM {} WHERE kind = 'customer')", self.table)
     }
 
-    /// Rows of `events` that belong to the scope: the visitors' events (for a customer, not those
-    /// linked to a different customer, as on a shared computer), the customer's own events, and
-    /// the email opens addressed to them.
+    /// Unlinked events of the customer's browsers that are theirs by the rule of [`scope`], as a
+    /// subquery of event ids.
+    fn owned(&self) -> String {
+        format!(
+            "(SELECT toUUID(id) FROM {} WHERE kind = 'event')",
+            self.table
+        )
+    }
+
+    /// Rows of `events` that belong to the scope: a visitor's events; or a customer's own
+    /// events, the email opens addressed to them, and the unlinked events theirs by the rule.
     fn events(&self) -> String {
         let (v, c) = (self.visitors(), self.customers());
         if self.customer {
             format!(
-                "((visitor_id IN {v} AND (customer_id = '' OR customer_id IN {c}))
-                  OR customer_id IN {c} OR (kind = 'email_open' AND recipient IN {c}))"
+                "(customer_id IN {c} OR (kind = 'email_open' AND recipient IN {c})
+                  OR event_id IN {o})",
+                o = self.owned()
             )
         } else {
             format!("visitor_id IN {v}")
@@ -198,6 +223,28 @@ async fn scope(client: &Client, subject: &Subject) -> Result<Scope, ClickHouseEr
             .execute()
             .await
             .map_err(ch("find the visitor ids linked to the customer"))?;
+        // On each browser, an unlinked event belongs to whoever the last link before it named,
+        // unless a sign-out came in between (its marker is ''); before any link, to nobody. At
+        // one instant a sign-out counts after the link.
+        client
+            .query(&format!(
+                "INSERT INTO {t} (kind, id)
+                 SELECT 'event', toString(event_id) FROM (
+                     SELECT event_id, customer_id,
+                            anyLast(marker) OVER (
+                                PARTITION BY visitor_id ORDER BY ts, kind = 'signout'
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS owner
+                     FROM (
+                         SELECT event_id, visitor_id, ts, kind, customer_id,
+                                multiIf(kind = 'signout', '', customer_id != '', customer_id, NULL) AS marker
+                         FROM events WHERE visitor_id IN {v}))
+                 WHERE customer_id = '' AND owner IN {c}",
+                t = scope.table,
+                v = scope.visitors(),
+            ))
+            .execute()
+            .await
+            .map_err(ch("find the customer's unlinked events"))?;
     }
     scope.visitor_ids = client
         .query(&format!(
@@ -272,12 +319,15 @@ async fn export_scope(
 }
 
 /// Replaces each event's sealed IP and epoch key id by `ip`: the address, or `null` when the
-/// event has none or its epoch key is gone (expired with the retention period).
+/// event has none or its epoch key is gone (expired with the retention period, one day after
+/// the events it sealed). An epoch key that is stored but does not open with `key` is an
+/// error, not a `null`: a copy of a person's data with their IPs silently missing is wrong,
+/// and the cause is almost always a private key of another pair.
 async fn unseal_ips(
     client: &Client,
     key: &SecretKey,
     events: &mut [Map<String, Value>],
-) -> Result<(), ClickHouseError> {
+) -> Result<(), SubjectError> {
     let key_id = |e: &Map<String, Value>| {
         e.get("ip_epoch_key")
             .and_then(Value::as_str)
@@ -292,10 +342,18 @@ async fn unseal_ips(
         .fetch_all()
         .await
         .map_err(ch("read the IP epoch keys"))?;
+    let stored_keys = stored.len();
     let opened: HashMap<u64, _> = stored
         .into_iter()
         .filter_map(|k| Some((k.key_id, key.open_epoch_key(&k.sealed_key).ok()?)))
         .collect();
+    if opened.len() < stored_keys {
+        return Err(SubjectError::WrongKey {
+            refused: stored_keys - opened.len(),
+            stored: stored_keys,
+            public: key.public_key().to_text(),
+        });
+    }
     for event in events {
         let sealed = event
             .remove("ip_sealed_hex")
@@ -402,15 +460,22 @@ fn runs(days: &[Day]) -> Vec<(Day, Day)> {
     out
 }
 
-/// Rollup rows whose unique-visitor (or unique-recipient) state holds one of the scope's ids,
-/// hashed under any month's key: merging those hashes' state into it would not raise its count
-/// by as many.
+/// Rollup rows whose unique-visitor (or unique-recipient) state holds one of the scope's ids
+/// that no event holds any more, hashed under any month's key: merging those hashes' state into
+/// it would not raise its count by as many. A browser shared with someone else keeps its id in
+/// the rollups of the days its remaining events were on: those count the other person, not the
+/// subject.
 async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHouseError> {
-    let hashes = format!(
-        "(SELECT uniqExactState(sipHash128Keyed((k0, k1), id)) FROM {t}, rollup_keys)",
+    let gone = format!(
+        "(SELECT id FROM {t} WHERE kind IN ('visitor', 'customer')
+            AND id NOT IN (SELECT visitor_id FROM events)
+            AND id NOT IN (SELECT recipient FROM events WHERE kind = 'email_open'))",
         t = scope.table
     );
-    let n = format!("(SELECT count() FROM {t}, rollup_keys)", t = scope.table);
+    let hashes = format!(
+        "(SELECT uniqExactState(sipHash128Keyed((k0, k1), id)) FROM {gone} AS gone, rollup_keys)"
+    );
+    let n = format!("(SELECT count() FROM {gone} AS gone, rollup_keys)");
     let mut members = 0;
     for (table, state) in [
         ("traffic_keyed_daily", "visitors"),

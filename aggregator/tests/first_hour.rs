@@ -123,6 +123,10 @@ async fn a_visit_through_the_snippet_scripts_dev_prints_shows_in_its_dashboard()
         .env("FOOTFALL_CLICKHOUSE_URL", testing::clickhouse_url())
         .env("FOOTFALL_CLICKHOUSE_DATABASE", &db.name)
         .env("FOOTFALL_LISTEN", &collector)
+        .env(
+            "FOOTFALL_METRICS_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
         .env("FOOTFALL_AGGREGATOR_LISTEN", &dashboard)
         .env("FOOTFALL_DATA_DIR", db.data_dir.path())
         .env("FOOTFALL_DEV_BIN", binaries())

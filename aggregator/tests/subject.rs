@@ -117,6 +117,21 @@ impl Recorder {
         visitor
     }
 
+    /// The tracker's `footfall('signout')` in `visitor`'s browser.
+    fn signout(&mut self, visitor: &str, ip: &str) {
+        let e = self.event(Kind::Signout, ip);
+        e.site = "s".into();
+        e.visitor_id = visitor.into();
+        e.path = "/logout".into();
+    }
+
+    /// Marks every event so far as a person's, not a bot's: the traffic rollups count them.
+    fn human(&mut self) {
+        for e in &mut self.events {
+            e.is_bot = false;
+        }
+    }
+
     fn email_open(&mut self, campaign: &str, recipient: &str, ip: &str) {
         let e = self.event(Kind::EmailOpen, ip);
         e.campaign = campaign.into();
@@ -132,7 +147,8 @@ impl Recorder {
     }
 }
 
-/// One customer on two browsers, an unrelated visitor, and two email opens.
+/// One customer on two browsers (on the laptop, a page before signing in and one after), an
+/// unrelated visitor, and two email opens.
 struct People {
     laptop: String,
     phone: String,
@@ -143,6 +159,7 @@ async fn record_people(db: &TestDb) -> People {
     let mut r = Recorder::new(db).await;
     let laptop = r.page(None, "", "/", "203.0.113.5");
     r.page(Some(&laptop), "cust-1", "/account", "203.0.113.5");
+    r.page(Some(&laptop), "", "/cart", "203.0.113.5");
     let phone = r.page(None, "cust-1", "/account", "2001:db8::6");
     let stranger = r.page(None, "", "/", "192.0.2.1");
     r.email_open("autumn", "cust-1", "198.51.100.44");
@@ -168,9 +185,9 @@ async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leav
     assert_eq!(strings(&all["identities"], "visitor_id"), both);
     let events = &all["events"];
     assert_eq!(
-        events.as_array().unwrap().len(),
-        3,
-        "both browsers, before and after login: {events}"
+        strings(events, "path"),
+        ["/account", "/account", "/cart"],
+        "both browsers from the link on; not the laptop's page before it: {events}"
     );
     let ips = strings(events, "ip");
     assert_eq!(ips, ["2001:db8::6", "203.0.113.5", "203.0.113.5"]);
@@ -196,11 +213,12 @@ async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leav
     );
 
     let laptop = export(&db, "--visitor", &p.laptop);
-    assert_eq!(laptop["events"].as_array().unwrap().len(), 2);
+    assert_eq!(laptop["events"].as_array().unwrap().len(), 3);
     assert_eq!(strings(&laptop["identities"], "customer_id"), ["cust-1"]);
     assert!(laptop["email_opens"].as_array().unwrap().is_empty());
 
-    let ids = [p.laptop.as_str(), p.phone.as_str(), "cust-1"];
+    // The laptop keeps its page from before the link: its id stays in events and rollups.
+    let ids = [p.phone.as_str(), "cust-1"];
     // The unique-visitor states of the rollups hold the person's visitors before...
     assert!(rollup_members(&db, &ids).await > 0);
     let said = ok(aggregator(
@@ -253,8 +271,12 @@ async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leav
             .unwrap()
             .is_empty()
     );
+    assert_eq!(
+        strings(&export(&db, "--visitor", &p.laptop)["events"], "path"),
+        ["/"]
+    );
     for table in ["events", "identities"] {
-        for needle in ["cust-1", p.laptop.as_str(), p.phone.as_str()] {
+        for needle in ["cust-1", p.phone.as_str()] {
             let sql = format!(
                 "SELECT countIf(position(toString(tuple(*)), '{needle}') > 0) FROM {table}"
             );
@@ -262,17 +284,18 @@ async fn a_customer_export_holds_every_record_with_ips_unsealed_and_erasure_leav
         }
     }
     let kept = db
-        .rows("SELECT visitor_id, recipient FROM events ORDER BY visitor_id")
+        .rows("SELECT visitor_id, recipient FROM events ORDER BY ts")
         .await;
-    assert_eq!(kept.len(), 2, "other people's records stay: {kept:?}");
-    assert_eq!(kept[0]["recipient"], "cust-2");
+    assert_eq!(kept.len(), 3, "other people's records stay: {kept:?}");
+    assert_eq!(kept[0]["visitor_id"], p.laptop.as_str());
     assert_eq!(kept[1]["visitor_id"], p.stranger.as_str());
+    assert_eq!(kept[2]["recipient"], "cust-2");
 
     // Every subject request is audited with the OS user who ran it, and never names the subject.
     let audit = ok(aggregator(&db, &["audit"]));
     assert_eq!(
         audit.matches("\tsubject_export\t200\t").count(),
-        4,
+        5,
         "{audit}"
     );
     assert_eq!(
@@ -315,46 +338,75 @@ async fn erasing_a_visitor_removes_only_that_browser() {
         [p.laptop.as_str()]
     );
     assert_eq!(customer["events"].as_array().unwrap().len(), 2);
-    assert_eq!(db.count("SELECT count() FROM events").await, 5);
+    assert_eq!(db.count("SELECT count() FROM events").await, 6);
 }
 
+/// One browser, two customers, in turn: each one's export holds their own linked events and the
+/// unlinked ones from their link until the other's link or a sign-out; the browser's pages
+/// before any link and after a sign-out are nobody's. Erasing one leaves the other's records,
+/// and passes its own check although the browser's id stays in the rollups (the other's).
 #[tokio::test]
 async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records() {
     let db = TestDb::new();
     let mut r = Recorder::new(&db).await;
-    let shared = r.page(None, "alice", "/account", "203.0.113.5");
-    r.page(Some(&shared), "bob", "/account", "203.0.113.5");
-    r.page(Some(&shared), "", "/account", "203.0.113.5");
+    let ip = "203.0.113.5";
+    let shared = r.page(None, "", "/before-anyone", ip);
+    r.page(Some(&shared), "alice", "/alice/account", ip);
+    r.page(Some(&shared), "", "/alice/cart", ip);
+    r.signout(&shared, ip);
+    r.page(Some(&shared), "", "/after-alice-left", ip);
+    r.page(Some(&shared), "bob", "/bob/account", ip);
+    r.page(Some(&shared), "", "/bob/cart", ip);
+    r.page(Some(&shared), "alice", "/alice/again", ip);
+    r.page(Some(&shared), "", "/alice/checkout", ip);
+    r.human();
     r.store(&db).await;
 
-    let alice = export(&db, "--customer", "alice");
-    assert_eq!(
-        alice["events"].as_array().unwrap().len(),
-        2,
-        "her own and the browser's unlinked one: {alice}"
-    );
-    assert_eq!(strings(&alice["events"], "customer_id"), ["", "alice"]);
-    assert_eq!(strings(&alice["identities"], "customer_id"), ["alice"]);
-    assert_eq!(
-        export(&db, "--visitor", &shared)["events"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3,
-        "the browser's records"
-    );
+    let paths = |who: &str, id: &str| strings(&export(&db, who, id)["events"], "path");
+    let alice = [
+        "/alice/account",
+        "/alice/again",
+        "/alice/cart",
+        "/alice/checkout",
+    ];
+    let bob = ["/bob/account", "/bob/cart"];
+    assert_eq!(paths("--customer", "alice"), alice);
+    assert_eq!(paths("--customer", "bob"), bob);
+    let browser = paths("--visitor", &shared);
+    assert_eq!(browser.len(), 9, "the browser's records: {browser:?}");
+    for nobodys in ["/before-anyone", "/after-alice-left", "/logout"] {
+        assert!(browser.iter().any(|p| p == nobodys));
+    }
 
-    ok(aggregator(
+    let said = ok(aggregator(
         &db,
         &["subject", "erase", "--customer", "alice"],
     ));
-    let bob = export(&db, "--customer", "bob");
+    assert!(said.contains("erased 4 events"), "{said}");
+    assert!(paths("--customer", "alice").is_empty());
+    assert_eq!(paths("--customer", "bob"), bob, "bob's records stay");
+    let bob_export = export(&db, "--customer", "bob");
     assert_eq!(
-        strings(&bob["events"], "customer_id"),
-        ["bob"],
-        "bob's records stay: {bob}"
+        strings(&bob_export["identities"], "visitor_id"),
+        [shared.as_str()]
     );
-    assert_eq!(strings(&bob["identities"], "visitor_id"), [shared.as_str()]);
+    assert_eq!(
+        paths("--visitor", &shared),
+        [
+            "/after-alice-left",
+            "/before-anyone",
+            "/bob/account",
+            "/bob/cart",
+            "/logout"
+        ]
+    );
+    // The rollups were computed again without alice's pages, and still count the browser.
+    assert_eq!(
+        db.count("SELECT toUInt64(sum(hits)) FROM traffic_daily WHERE dimension = 'page' AND k1 LIKE '/alice/%'")
+            .await,
+        0
+    );
+    assert!(rollup_members(&db, &[shared.as_str()]).await > 0);
 }
 
 #[tokio::test]
@@ -378,6 +430,92 @@ async fn subject_commands_say_what_is_wrong() {
     );
     let said = ok(aggregator(&db, &["subject", "erase", "--customer", "c"]));
     assert!(said.contains("erased 0 events"), "{said}");
+}
+
+/// A private key of another pair opens none of the stored IPs: the export fails and says with
+/// which key, instead of printing every IP as `null`. Keys gone with the retention period are
+/// not the key's fault.
+#[tokio::test]
+async fn a_wrong_private_key_fails_the_export_and_says_so() {
+    let db = TestDb::new();
+    record_people(&db).await;
+    let other = tempfile::tempdir().unwrap();
+    let other_public = key_file::write_key_pair(other.path()).unwrap().public_key();
+    let wrong = other.path().join(key_file::PRIVATE_FILE);
+    let wrong = wrong.to_str().unwrap();
+
+    let refused = aggregator(
+        &db,
+        &[
+            "subject",
+            "export",
+            "--customer",
+            "cust-1",
+            "--ip-private-key",
+            wrong,
+        ],
+    );
+    assert!(
+        !refused.status.success(),
+        "a wrong key must fail the export"
+    );
+    assert!(refused.stdout.is_empty(), "no partial export is printed");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("does not open the stored IPs"), "{err}");
+    assert!(err.contains(wrong), "names the key file: {err}");
+    assert!(
+        err.contains(&other_public.to_text()),
+        "shows its public key: {err}"
+    );
+    assert!(
+        err.contains("FOOTFALL_IP_PUBLIC_KEY"),
+        "says what to do: {err}"
+    );
+    let audit = ok(aggregator(&db, &["audit"]));
+    assert!(!audit.contains("\tsubject_export\t200\t"), "{audit}");
+
+    // The right key (the data dir's) opens every IP.
+    let right = export(&db, "--customer", "cust-1");
+    let events = right["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["ip"].is_string()), "{right}");
+
+    // Nobody stored (no events): nothing to open, any key will do.
+    let nobody = ok(aggregator(
+        &db,
+        &[
+            "subject",
+            "export",
+            "--customer",
+            "nobody",
+            "--ip-private-key",
+            wrong,
+        ],
+    ));
+    assert!(nobody.contains("\"events\": []"), "{nobody}");
+
+    // Once the epoch keys are gone (retention, which keeps them a day past their events), the
+    // IPs are null and a wrong key is no longer told apart: nothing is left to open.
+    db.client()
+        .query("ALTER TABLE ip_keys DELETE WHERE 1 SETTINGS mutations_sync = 2")
+        .execute()
+        .await
+        .unwrap();
+    let expired: Value = serde_json::from_str(&ok(aggregator(
+        &db,
+        &[
+            "subject",
+            "export",
+            "--customer",
+            "cust-1",
+            "--ip-private-key",
+            wrong,
+        ],
+    )))
+    .unwrap();
+    let events = expired["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["ip"].is_null()), "{expired}");
 }
 
 #[tokio::test]

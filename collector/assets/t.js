@@ -30,7 +30,13 @@
       fetch(a, {method: 'POST', body: b, keepalive: true, credentials: 'include'}).catch(function() {});
   }
   // footfall(name, {props: {...}}): a custom event of the current page view.
+  // footfall('signout'): the customer signed out; this browser's later events are nobody's
+  // until a new signed link, so the page's link goes too.
   function track(name, o) {
+    if (name == 'signout') {
+      s.removeAttribute('data-cid'); s.removeAttribute('data-cs');
+      return send({kind: 'signout'});
+    }
     var p = o && o.props, e = {kind: 'custom', event: String(name)};
     if (p) e.props = p;
     send(e);

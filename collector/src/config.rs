@@ -15,6 +15,7 @@ use footfall_store::config::{ClickHouseArgs, DEFAULT_DATA_DIR, RetentionArgs, Sc
 use crate::cors::AllowedOrigins;
 use crate::hit::client_ip::TrustedProxies;
 use crate::hit::page::KeptParams;
+use crate::metrics_server::MetricsListen;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -139,6 +140,13 @@ pub struct ServeArgs {
     /// Address to serve on.
     #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of `GET /metrics` (never served on the public address), or `off`.
+    #[arg(
+        long,
+        env = "FOOTFALL_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: MetricsListen,
     /// Local state: the spool, and key material in --dev.
     #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -265,6 +273,7 @@ mod tests {
         assert!(cli.command.is_none(), "serve is the default");
         let s = cli.serve;
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.metrics_listen.to_string(), "127.0.0.1:9464");
         assert_eq!(s.clickhouse.clickhouse_database, "footfall");
         assert_eq!(s.flush_interval_ms, 1000);
         assert_eq!(s.retention.retention_days, 395);

@@ -12,7 +12,8 @@
 //!    ([`footfall_store::row_binary`]), then inserts them into ClickHouse in batches; the
 //!    schema is `footfall-store`'s (the collector applies it, rollups included, on start).
 //!
-//! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing. Before anything is
+//! [`config`] and [`keys`] say how it is set up; [`metrics`] what it is doing, served by
+//! [`metrics_server`] on an address of its own. Before anything is
 //! recorded, [`hit::privacy`] decides whether the visitor lets it be (opt-out, DNT, GPC,
 //! consent); [`signing`] makes email-open tokens and customer links unforgeable;
 //! [`rate_limit`] optionally caps the hits one client may have recorded. [`tracker`] is the
@@ -24,6 +25,7 @@ pub mod enrich;
 pub mod hit;
 pub mod keys;
 pub mod metrics;
+pub mod metrics_server;
 pub mod rate_limit;
 pub mod response;
 pub mod routes;

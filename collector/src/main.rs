@@ -32,7 +32,10 @@ async fn run() -> anyhow::Result<()> {
             let dev = args.dev;
             let collector = server::start(*args).await?;
             let addr = collector.local_addr();
-            tracing::info!(%addr, dev, "collector listening");
+            let metrics = collector
+                .metrics_addr()
+                .map_or_else(|| "off".to_owned(), |at| format!("http://{at}/metrics"));
+            tracing::info!(%addr, %metrics, dev, "collector listening");
             shutdown_signal().await?;
             tracing::info!("shutting down: finishing requests, spooling and storing every hit");
             let report = collector.shutdown().await;

@@ -1,6 +1,7 @@
 //! The running collector: HTTP/1.1 server, sink (spool and inserter), and an orderly shutdown.
 //!
-//! [`start`] binds the listener, starts the sink (which applies the schema as soon as ClickHouse
+//! [`start`] binds the public listener and the metrics listener ([`crate::metrics_server`]),
+//! starts the sink (which applies the schema as soon as ClickHouse
 //! answers: a collector started during an outage still takes hits) and the accept loop, and
 //! returns a [`Collector`] handle. [`Collector::shutdown`] (the binary calls it on SIGTERM or
 //! SIGINT) stops accepting, lets every in-flight request finish, and only then shuts the sink
@@ -8,10 +9,13 @@
 //! process exits.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -24,7 +28,9 @@ use crate::config::ServeArgs;
 use crate::enrich::geoip::{GeoIp, GeoIpError};
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
+use crate::metrics_server::MetricsEndpoint;
 use crate::rate_limit::RateLimit;
+use crate::response::Body;
 use crate::routes::{App, Wiring, now_ms};
 use crate::sealer::Sealer;
 use crate::sink::disk::DiskFaults;
@@ -39,6 +45,8 @@ const KEY_EPOCH_MS: i64 = 60_000;
 const GEOIP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest shutdown waits for in-flight requests before closing their connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most scrapers connected to the metrics address at once.
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -63,6 +71,7 @@ pub enum StartError {
 /// A running collector.
 pub struct Collector {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: JoinHandle<InserterReport>,
     metrics: Arc<Metrics>,
@@ -72,6 +81,11 @@ impl Collector {
     /// The address it listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address `/metrics` is served on, unless `--metrics-listen off`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -110,16 +124,11 @@ pub async fn start_with_faults(
         .transpose()?
         .map(Arc::new);
     let ch = &args.clickhouse;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: args.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: args.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(args.listen).await?;
+    let metrics_listener = match args.metrics_listen.0 {
+        Some(at) => Some(bind(at).await?),
+        None => None,
+    };
 
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(SinkStatus::default());
@@ -175,6 +184,11 @@ pub async fn start_with_faults(
              FOOTFALL_ALLOWED_ORIGINS=https://www.example.com,https://shop.example.com"
         );
     }
+    let scrape = Arc::new(MetricsEndpoint {
+        metrics: metrics.clone(),
+        queue: queue.clone(),
+        rate_limit: rate_limit.clone(),
+    });
     let app = Arc::new(App::new(
         &args,
         &keys.secret,
@@ -193,6 +207,10 @@ pub async fn start_with_faults(
         max_header_bytes: args.max_header_bytes as usize,
         max_connections: args.max_connections as usize,
     };
+    let metrics_limits = Limits {
+        max_connections: METRICS_MAX_CONNECTIONS,
+        ..limits
+    };
     let (stop, stop_rx) = watch::channel(false);
     if let Some(geoip) = geoip {
         tokio::spawn(geoip.watch(GEOIP_CHECK_INTERVAL, metrics.clone(), stop_rx.clone()));
@@ -200,35 +218,64 @@ pub async fn start_with_faults(
     for limit in rate_limit.into_iter().chain(new_visitors) {
         tokio::spawn(limit.prune_regularly(stop_rx.clone()));
     }
+    let metrics_addr = metrics_listener.as_ref().map(|(_, at)| *at);
+    let scrapes = metrics_listener.map(|(listener, _)| {
+        let handler = move |req: Request<Incoming>, _peer| {
+            let scrape = scrape.clone();
+            async move { scrape.answer(&req) }
+        };
+        tokio::spawn(serve(listener, handler, metrics_limits, stop_rx.clone()))
+    });
+    let handler = move |req: Request<Incoming>, peer| {
+        let app = app.clone();
+        async move { app.serve(req, peer).await }
+    };
     let task = tokio::spawn(async move {
-        serve(listener, app, limits, stop_rx).await;
+        serve(listener, handler, limits, stop_rx).await;
+        if let Some(scrapes) = scrapes {
+            let _ = scrapes.await;
+        }
         sink.shutdown().await
     });
     Ok(Collector {
         addr,
+        metrics_addr,
         stop,
         task,
         metrics,
     })
 }
 
+/// A listener on `at`, and the address it got (`at` may ask for port 0).
+async fn bind(at: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bound = |source| StartError::Bind { addr: at, source };
+    let listener = TcpListener::bind(at).await.map_err(bound)?;
+    let addr = listener.local_addr().map_err(bound)?;
+    Ok((listener, addr))
+}
+
 /// The connection-level limits against slow, idle, oversized and too many clients.
+#[derive(Clone, Copy)]
 struct Limits {
     header_read_timeout: Duration,
     max_header_bytes: usize,
     max_connections: usize,
 }
 
-/// Accepts connections until `stop`, then waits for in-flight requests. hyper itself answers
+/// Accepts connections until `stop`, answering each request with `handler`, then waits for
+/// in-flight requests. hyper itself answers
 /// `431` to a head over `max_header_bytes` or with over 100 headers, `400` to one it cannot
 /// parse, and closes a connection whose head (or next request, when idle) takes longer than
 /// `header_read_timeout`.
-async fn serve(
+async fn serve<H, F>(
     listener: TcpListener,
-    app: Arc<App>,
+    handler: H,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -254,7 +301,7 @@ async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
+                let handler = handler.clone();
                 let (http, watcher, mut stop) = (http.clone(), graceful.watcher(), stop.clone());
                 let first_byte = limits.header_read_timeout;
                 tokio::spawn(async move {
@@ -270,8 +317,8 @@ async fn serve(
                     };
                     if readable {
                         let service = service_fn(move |req| {
-                            let app = app.clone();
-                            async move { Ok::<_, Infallible>(app.serve(req, peer).await) }
+                            let answer = handler(req, peer);
+                            async move { Ok::<_, Infallible>(answer.await) }
                         });
                         // Boxed: inline, the connection's state would size the task from the
                         // start, silent or not.

@@ -179,22 +179,34 @@ async fn bad_beacons_get_400_with_the_reason_and_nothing_is_stored() {
     }
     assert_eq!(
         metric(
-            addr,
+            &collector,
             r#"footfall_hits_rejected_total{reason="dwell_out_of_range"}"#
         )
         .await,
         1
     );
     assert_eq!(
-        metric(addr, r#"footfall_hits_rejected_total{reason="bad_beacon"}"#).await,
+        metric(
+            &collector,
+            r#"footfall_hits_rejected_total{reason="bad_beacon"}"#
+        )
+        .await,
         8
     );
     assert_eq!(
-        metric(addr, r#"footfall_hits_rejected_total{reason="bad_url"}"#).await,
+        metric(
+            &collector,
+            r#"footfall_hits_rejected_total{reason="bad_url"}"#
+        )
+        .await,
         1
     );
     assert_eq!(
-        metric(addr, r#"footfall_hits_rejected_total{reason="bad_site"}"#).await,
+        metric(
+            &collector,
+            r#"footfall_hits_rejected_total{reason="bad_site"}"#
+        )
+        .await,
         1
     );
 
@@ -302,7 +314,7 @@ async fn only_allowed_origins_may_send_beacons() {
 
     assert_eq!(
         metric(
-            addr,
+            &collector,
             r#"footfall_hits_rejected_total{reason="origin_not_allowed"}"#
         )
         .await,
@@ -450,7 +462,7 @@ async fn beacons_honour_opt_out_dnt_gpc_and_consent_and_carry_customer_links() {
 
     for reason in ["dnt", "gpc", "opted_out", "no_consent"] {
         let name = format!("footfall_hits_withheld_total{{reason=\"{reason}\"}}");
-        assert_eq!(metric(addr, &name).await, 1, "{reason}");
+        assert_eq!(metric(&collector, &name).await, 1, "{reason}");
     }
     collector.shutdown().await;
     let rows = db
@@ -590,7 +602,7 @@ async fn client_hints_tell_windows_11_and_a_bot_token_past_the_stored_cut_counts
         204
     );
     assert_eq!(
-        metric(addr, r#"footfall_hits_bot_total{kind="pageview"}"#).await,
+        metric(&collector, r#"footfall_hits_bot_total{kind="pageview"}"#).await,
         1,
         "the operator sees the bot share"
     );

@@ -309,10 +309,9 @@ async fn consent_and_a_customer_link_given_by_the_page_apply_to_its_beacons() {
 
     // Before the visitor consents, the page view is withheld.
     browser.visit(&format!("http://{site}/page/shop")).await;
-    let withheld = r#"footfall_hits_withheld_total{reason="no_consent"} 1"#;
+    let withheld = r#"footfall_hits_withheld_total{reason="no_consent"}"#;
     for _ in 0..100 {
-        let metrics = common::get(collector.local_addr(), "/metrics", &[]).await;
-        if String::from_utf8_lossy(&metrics.body).contains(withheld) {
+        if common::metric(&collector, withheld).await >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -331,8 +330,7 @@ async fn consent_and_a_customer_link_given_by_the_page_apply_to_its_beacons() {
             .await,
         1
     );
-    let metrics = common::get(collector.local_addr(), "/metrics", &[]).await;
-    assert!(String::from_utf8_lossy(&metrics.body).contains(withheld));
+    assert_eq!(common::metric(&collector, withheld).await, 1);
     browser.quit().await;
     collector.shutdown().await;
 
@@ -604,13 +602,13 @@ async fn a_foreign_page_cannot_undo_an_opt_out() {
         .await;
     let refused = r#"footfall_hits_rejected_total{reason="foreign_opt_change"}"#;
     for _ in 0..100 {
-        if common::metric(addr, refused).await >= 1 {
+        if common::metric(&collector, refused).await >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        common::metric(addr, refused).await,
+        common::metric(&collector, refused).await,
         1,
         "the cross-site POST is refused"
     );
@@ -637,12 +635,12 @@ async fn a_foreign_page_cannot_undo_an_opt_out() {
     browser.visit(&format!("http://{site}/page/after")).await;
     let withheld = r#"footfall_hits_withheld_total{reason="opted_out"}"#;
     for _ in 0..100 {
-        if common::metric(addr, withheld).await >= 1 {
+        if common::metric(&collector, withheld).await >= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(common::metric(addr, withheld).await, 1);
+    assert_eq!(common::metric(&collector, withheld).await, 1);
     browser.quit().await;
     collector.shutdown().await;
     assert_eq!(db.count("SELECT count() FROM events").await, 0);
@@ -794,4 +792,82 @@ async fn the_compose_deployment_records_script_hits_from_the_allowed_origins() {
         0,
         "a page of an origin not listed sends nothing that is kept"
     );
+}
+
+/// `footfall('signout')` tells the collector the customer left this browser: a `signout` row of
+/// the browser's visitor id, and the page's link is gone, so later page views are unlinked
+/// (and, by the subject rule, nobody's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_sends_a_signout_and_unlinks_later_page_views() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let secret = footfall_collector::keys::load_secret(db.data_dir.path(), None, true).unwrap();
+    let signer = footfall_collector::signing::Signer::new(&secret);
+    let link = footfall_collector::hit::customer::sign("cust-9", SITE, common::now_secs(), &signer)
+        .unwrap();
+    let params: std::collections::HashMap<_, _> = form_urlencoded::parse(link.as_bytes()).collect();
+    let site = serve_site(collector.local_addr()).await;
+    let browser = Browser::start().await;
+
+    browser.visit(&format!("http://{site}/page/shop")).await;
+    // Stored, so answered: the browser has its visitor cookie before the next beacon.
+    db.wait_for_count("SELECT count() FROM events WHERE kind = 'pageview'", 1)
+        .await;
+    browser
+        .run(&format!(
+            "var s = document.querySelector('script[data-site]');
+             s.dataset.cid = '{}'; s.dataset.cs = '{}';
+             history.pushState({{}}, '', '/page/account')",
+            params["cid"], params["cs"]
+        ))
+        .await;
+    db.wait_for_count(
+        "SELECT count() FROM events WHERE kind = 'pageview' AND customer_id = 'cust-9'",
+        1,
+    )
+    .await;
+    browser.run("footfall('signout')").await;
+    db.wait_for_count("SELECT count() FROM events WHERE kind = 'signout'", 1)
+        .await;
+    browser.run("history.pushState({}, '', '/page/bye')").await;
+    db.wait_for_count(
+        "SELECT count() FROM events WHERE kind = 'pageview' AND path = '/page/bye'",
+        1,
+    )
+    .await;
+    let link_left = browser
+        .run("var s = document.querySelector('script[data-site]'); return [s.dataset.cid || '', s.dataset.cs || ''].join('')")
+        .await;
+    assert_eq!(link_left, json!(""), "the page's link is gone");
+    browser.quit().await;
+    collector.shutdown().await;
+
+    let rows = db
+        .rows(
+            "SELECT kind, path, customer_id, visitor_id FROM events
+             WHERE kind IN ('pageview', 'signout') ORDER BY ts",
+        )
+        .await;
+    let seen: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["path"].as_str().unwrap(),
+                r["customer_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("pageview", "/page/shop", ""),
+            ("pageview", "/page/account", "cust-9"),
+            ("signout", "/page/account", ""),
+            ("pageview", "/page/bye", ""),
+        ]
+    );
+    let visitor = rows[0]["visitor_id"].as_str().unwrap();
+    assert!(!visitor.is_empty());
+    assert!(rows.iter().all(|r| r["visitor_id"] == visitor), "{rows:?}");
 }

@@ -55,7 +55,11 @@ async fn hostile_properties_are_bounded_cut_and_counted_never_stored_raw() {
     )
     .await;
     assert_eq!(answer.status, 204, "{:?}", answer.body);
-    let cut = metric(addr, r#"footfall_fields_truncated_total{field="props"}"#).await;
+    let cut = metric(
+        &collector,
+        r#"footfall_fields_truncated_total{field="props"}"#,
+    )
+    .await;
     assert_eq!(
         cut,
         10 + 1 + 1,
@@ -115,7 +119,11 @@ async fn bad_event_names_are_refused_with_a_reason_and_the_batch_is_not_stored()
     let answer = beacon(addr, &custom("Fine", json!({"nested": {"a": 1}}))).await;
     assert_eq!(answer.status, 400);
     assert_eq!(
-        metric(addr, r#"footfall_hits_rejected_total{reason="bad_event"}"#).await,
+        metric(
+            &collector,
+            r#"footfall_hits_rejected_total{reason="bad_event"}"#
+        )
+        .await,
         3
     );
     collector.shutdown().await;
@@ -148,7 +156,11 @@ async fn the_pixel_records_a_custom_event_with_event_and_p_parameters() {
     assert_eq!(bad.headers["content-type"], "image/gif");
     assert!(bad.visitor_cookie().is_none());
     assert_eq!(
-        metric(addr, r#"footfall_hits_rejected_total{reason="bad_event"}"#).await,
+        metric(
+            &collector,
+            r#"footfall_hits_rejected_total{reason="bad_event"}"#
+        )
+        .await,
         1
     );
     collector.shutdown().await;
@@ -161,6 +173,40 @@ async fn the_pixel_records_a_custom_event_with_event_and_p_parameters() {
         [json!({
             "kind": "custom", "event_name": "Newsletter Open",
             "props": {"issue": "42", "reader": "(email)"}, "path": "/issue/42", "has_view": 1,
+        })]
+    );
+}
+
+/// `event=signout` on the pixel is the sign-out signal of a page without JavaScript: a
+/// `signout` row of the visitor's browser, never a custom event (its properties are not read).
+#[tokio::test]
+async fn the_pixel_takes_event_signout_as_the_sign_out_signal() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let addr = collector.local_addr();
+    let page = enc("https://shop.example.com/logged-out");
+    let cookie = format!("ff_id={}", footfall_store::id::Id::random());
+    let hit = format!("/p.gif?site=shop&url={page}&event=signout&p.who=me");
+    let answer = get(addr, &hit, &[("cookie", &cookie)]).await;
+    assert_eq!(answer.headers["content-type"], "image/gif");
+    assert!(answer.visitor_cookie().is_some());
+    assert_eq!(
+        metric(
+            &collector,
+            r#"footfall_hits_accepted_total{kind="signout"}"#
+        )
+        .await,
+        1
+    );
+    collector.shutdown().await;
+    let rows = db
+        .rows("SELECT kind, event_name, length(props) AS props, path, visitor_id FROM events")
+        .await;
+    assert_eq!(
+        rows,
+        [json!({
+            "kind": "signout", "event_name": "", "props": 0, "path": "/logged-out",
+            "visitor_id": &cookie["ff_id=".len()..],
         })]
     );
 }

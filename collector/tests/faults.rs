@@ -31,7 +31,7 @@ async fn clickhouse_down_for_seconds_under_traffic_loses_and_duplicates_nothing(
         "the spool keeps the hits: still ready"
     );
     assert_ne!(
-        metric(addr, "footfall_insert_failures_total").await,
+        metric(&collector, "footfall_insert_failures_total").await,
         0,
         "inserts failed meanwhile"
     );

@@ -171,7 +171,7 @@ async fn hits_get_their_place_and_a_new_database_edition_is_picked_up() {
     let failed = "footfall_geoip_reload_failures_total 1";
     let mut metrics = String::new();
     for _ in 0..40 {
-        metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
+        metrics = common::metrics_text(&collector).await;
         if metrics.contains(failed) {
             break;
         }

@@ -327,13 +327,13 @@ async fn the_rate_limit_stores_a_clients_burst_and_answers_the_rest() {
 
     assert_eq!(
         metric(
-            addr,
+            &collector,
             "footfall_hits_rejected_total{reason=\"rate_limited\"}"
         )
         .await,
         (5 + 1) + (1 + 1) + 1
     );
-    assert_eq!(metric(addr, "footfall_rate_limit_clients").await, 3);
+    assert_eq!(metric(&collector, "footfall_rate_limit_clients").await, 3);
     collector.shutdown().await;
     assert_eq!(
         db.count("SELECT count() FROM events WHERE site = 'limited'")

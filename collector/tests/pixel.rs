@@ -251,18 +251,30 @@ async fn bad_input_gets_the_gif_is_counted_and_is_not_stored() {
 
     for reason in ["missing_site", "bad_site", "missing_url"] {
         let name = format!("footfall_hits_rejected_total{{reason=\"{reason}\"}}");
-        assert_eq!(metric(addr, &name).await, 1, "{reason}");
+        assert_eq!(metric(&collector, &name).await, 1, "{reason}");
     }
     assert_eq!(
-        metric(addr, "footfall_hits_rejected_total{reason=\"bad_url\"}").await,
+        metric(
+            &collector,
+            "footfall_hits_rejected_total{reason=\"bad_url\"}"
+        )
+        .await,
         2
     );
     assert_eq!(
-        metric(addr, "footfall_fields_truncated_total{field=\"page\"}").await,
+        metric(
+            &collector,
+            "footfall_fields_truncated_total{field=\"page\"}"
+        )
+        .await,
         1
     );
     assert_eq!(
-        metric(addr, "footfall_hits_accepted_total{kind=\"pageview\"}").await,
+        metric(
+            &collector,
+            "footfall_hits_accepted_total{kind=\"pageview\"}"
+        )
+        .await,
         2
     );
     collector.shutdown().await;
@@ -287,7 +299,7 @@ async fn hits_are_written_within_the_flush_interval_without_a_shutdown() {
     // run in between), and the writer counts them once it has.
     let mut written = 0;
     for _ in 0..100 {
-        written = metric(collector.local_addr(), "footfall_rows_written_total").await;
+        written = metric(&collector, "footfall_rows_written_total").await;
         if written >= 3 {
             break;
         }

@@ -77,7 +77,7 @@ async fn opted_out_dnt_gpc_and_unconsented_hits_get_the_gif_and_leave_nothing() 
         let expected = if reason == "dnt" { 2 } else { 1 };
         assert_eq!(
             metric(
-                addr,
+                &collector,
                 &format!("footfall_hits_withheld_total{{reason=\"{reason}\"}}")
             )
             .await,
@@ -239,7 +239,7 @@ async fn optout_and_optin_change_only_by_a_post_from_their_own_page() {
     }
     assert_eq!(
         metric(
-            addr,
+            &collector,
             r#"footfall_hits_rejected_total{reason="foreign_opt_change"}"#
         )
         .await,
@@ -315,18 +315,22 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
     }
     assert_eq!(
         metric(
-            addr,
+            &collector,
             "footfall_hits_rejected_total{reason=\"bad_email_token\"}"
         )
         .await,
         5
     );
     assert_eq!(
-        metric(addr, "footfall_hits_accepted_total{kind=\"email_open\"}").await,
+        metric(
+            &collector,
+            "footfall_hits_accepted_total{kind=\"email_open\"}"
+        )
+        .await,
         2
     );
     assert_eq!(
-        metric(addr, "footfall_hits_withheld_total{reason=\"dnt\"}").await,
+        metric(&collector, "footfall_hits_withheld_total{reason=\"dnt\"}").await,
         1
     );
     collector.shutdown().await;
@@ -419,7 +423,7 @@ async fn signed_customer_links_are_stored_and_linked_forged_ones_are_ignored() {
     get(addr, &other_site, &[]).await;
     assert_eq!(
         metric(
-            addr,
+            &collector,
             r#"footfall_customer_links_rejected_total{reason="forged"}"#
         )
         .await,
@@ -518,7 +522,7 @@ async fn a_replayed_or_expired_customer_link_links_nobody() {
     for reason in ["refused", "expired"] {
         let expected = cases.iter().filter(|c| c.2 == reason).count() as u64;
         let name = format!("footfall_customer_links_rejected_total{{reason=\"{reason}\"}}");
-        assert_eq!(metric(addr, &name).await, expected, "{reason}");
+        assert_eq!(metric(&collector, &name).await, expected, "{reason}");
     }
     collector.shutdown().await;
     assert_eq!(db.count("SELECT count() FROM events").await, 5);
@@ -619,7 +623,7 @@ async fn the_rate_limit_spares_email_opens_by_image_proxies() {
     }
     assert_eq!(
         metric(
-            addr,
+            &collector,
             "footfall_hits_rejected_total{reason=\"rate_limited\"}"
         )
         .await,
@@ -773,4 +777,50 @@ async fn no_stored_column_holds_a_dropped_parameter_or_an_address_from_a_path() 
     );
     assert_eq!(rows[0]["path"], "/users/(email)/reset");
     assert_eq!(rows[0]["referrer"], "https://mail.example/inbox/(email)");
+}
+
+/// On a quiet site a counter that moves by one tells an outsider when one person acted (opened a
+/// mail, withheld a hit): the public port does not serve `/metrics`, the metrics address does.
+#[tokio::test]
+async fn metrics_answer_on_their_own_address_only() {
+    let db = TestDb::new();
+    let collector = db.start(&[]).await;
+    let public = collector.local_addr();
+    let private = collector.metrics_addr().expect("metrics are served");
+    assert_ne!(public, private);
+    assert_eq!(get(public, &pixel(""), &[]).await.status, 200);
+    db.wait_for_count("SELECT count() FROM events", 1).await;
+
+    for path in ["/metrics", "/metrics/", "/metrics?x=1"] {
+        let answer = get(public, path, &[]).await;
+        assert_eq!(answer.status, 404, "{path} on the public port");
+        assert!(!String::from_utf8_lossy(&answer.body).contains("footfall_"));
+    }
+    assert_eq!(
+        metric(
+            &collector,
+            r#"footfall_hits_accepted_total{kind="pageview"}"#
+        )
+        .await,
+        1
+    );
+    for path in ["/p.gif?site=s", "/readyz", "/"] {
+        assert_eq!(get(private, path, &[]).await.status, 404, "{path}");
+    }
+    collector.shutdown().await;
+    assert_eq!(db.count("SELECT count() FROM events").await, 1);
+
+    let quiet = db.start(&["--metrics-listen", "off"]).await;
+    assert_eq!(quiet.metrics_addr(), None);
+    assert_eq!(get(quiet.local_addr(), "/metrics", &[]).await.status, 404);
+    quiet.shutdown().await;
+
+    // An address that cannot be had fails the start, rather than running without metrics.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let refused = footfall_collector::server::start(db.serve_args(&["--metrics-listen", &at]))
+        .await
+        .err()
+        .expect("the metrics address is taken");
+    assert!(refused.to_string().contains(&at), "{refused}");
 }

@@ -49,8 +49,8 @@ async fn stored_eventually(db: &TestDb, site: &str, n: u64) -> (u64, u64) {
     stored(db, site).await
 }
 
-async fn backlog(addr: SocketAddr) -> u64 {
-    metric(addr, "footfall_spool_backlog_rows").await
+async fn backlog(collector: &Collector) -> u64 {
+    metric(collector, "footfall_spool_backlog_rows").await
 }
 
 /// Offsets of the spool's frames in `bytes` (each starts with the sync marker).
@@ -102,10 +102,10 @@ async fn a_failing_disk_refuses_hits_loses_none_and_recovers_by_itself() {
         })
         .await;
         assert!(said, "{fault:?}: /readyz says why hits are refused");
-        let before = metric(addr, refused).await;
+        let before = metric(&collector, refused).await;
         assert!(
             eventually(LIMIT, || async {
-                metric(addr, refused).await > before + 20
+                metric(&collector, refused).await > before + 20
             })
             .await,
             "{fault:?}: hits are refused, not acknowledged"
@@ -122,10 +122,10 @@ async fn a_failing_disk_refuses_hits_loses_none_and_recovers_by_itself() {
         );
     }
     let acknowledged = traffic.stop().await.len() as u64;
-    let failures = metric(addr, "footfall_spool_write_failures_total").await;
-    let lost = metric(addr, "footfall_spool_lost_events_total").await;
-    let skipped = metric(addr, "footfall_spool_skipped_bytes_total").await;
-    let refused = metric(addr, refused).await;
+    let failures = metric(&collector, "footfall_spool_write_failures_total").await;
+    let lost = metric(&collector, "footfall_spool_lost_events_total").await;
+    let skipped = metric(&collector, "footfall_spool_skipped_bytes_total").await;
+    let refused = metric(&collector, refused).await;
     collector.shutdown().await;
     let (rows, distinct) = stored(&db, "disk").await;
     eprintln!(
@@ -156,11 +156,10 @@ async fn spool_hits(db: &TestDb, site: &str, n: usize) -> u64 {
 /// returns the named counters as they were.
 async fn drain_spool(db: &TestDb, counters: &[&str]) -> Vec<u64> {
     let collector: Collector = db.start(&[]).await;
-    let addr = collector.local_addr();
-    assert!(eventually(LIMIT, || async { backlog(addr).await == 0 }).await);
+    assert!(eventually(LIMIT, || async { backlog(&collector).await == 0 }).await);
     let mut values = Vec::new();
     for name in counters {
-        values.push(metric(addr, name).await);
+        values.push(metric(&collector, name).await);
     }
     collector.shutdown().await;
     values
@@ -230,7 +229,7 @@ async fn a_commit_mark_past_the_end_is_repaired_and_later_hits_are_stored() {
 
     let collector = db.start(&[]).await;
     let addr = collector.local_addr();
-    let repairs = metric(addr, "footfall_spool_commit_mark_repairs_total").await;
+    let repairs = metric(&collector, "footfall_spool_commit_mark_repairs_total").await;
     let after = acknowledge(addr, "after", 2, 500).await;
     let (rows, distinct) = stored_eventually(&db, "after", after).await;
     collector.shutdown().await;
@@ -256,15 +255,15 @@ async fn a_backlog_drains_while_traffic_goes_on() {
 
     proxy.set(ProxyMode::Refuse);
     let outage = Instant::now();
-    assert!(eventually(LIMIT, || async { backlog(addr).await >= 2000 }).await);
+    assert!(eventually(LIMIT, || async { backlog(&collector).await >= 2000 }).await);
     let rate = traffic.acknowledged() as f64 / outage.elapsed().as_secs_f64();
     proxy.set(ProxyMode::Forward);
     let restored = Instant::now();
-    let backlog_at_restore = backlog(addr).await;
+    let backlog_at_restore = backlog(&collector).await;
     let acked_at_restore = traffic.acknowledged();
     // Empty means at most what two flush intervals bring in.
     let empty = (rate * 0.4).max(50.0) as u64;
-    let drained = eventually(LIMIT, || async { backlog(addr).await <= empty }).await;
+    let drained = eventually(LIMIT, || async { backlog(&collector).await <= empty }).await;
     let drain_secs = restored.elapsed().as_secs_f64();
     let incoming = traffic.acknowledged() - acked_at_restore;
     let still_coming = traffic.acknowledged();
@@ -337,7 +336,7 @@ async fn a_database_dropped_under_the_collector_is_created_again() {
         .unwrap();
     let after = acknowledge(addr, "after", 2, 300).await;
     let (rows, distinct) = stored_eventually(&db, "after", after).await;
-    let applied = metric(addr, "footfall_schema_applied_total").await;
+    let applied = metric(&collector, "footfall_schema_applied_total").await;
     collector.shutdown().await;
     eprintln!(
         "database dropped: {after} acknowledged after the drop, {rows} stored, {} duplicates; schema applied {applied} times",
@@ -385,7 +384,7 @@ async fn a_batch_refused_for_good_is_quarantined_and_replayed_once_fixed() {
     assert!(get(addr, &poison, &[]).await.visitor_cookie().is_some());
     assert!(
         eventually(LIMIT, || async {
-            metric(addr, "footfall_batches_quarantined_total").await >= 1
+            metric(&collector, "footfall_batches_quarantined_total").await >= 1
         })
         .await,
         "the refused batch is quarantined"
@@ -401,8 +400,8 @@ async fn a_batch_refused_for_good_is_quarantined_and_replayed_once_fixed() {
         "later batches are not held behind it"
     );
     let acknowledged = traffic.stop().await.len() as u64 + 1;
-    assert!(eventually(LIMIT, || async { backlog(addr).await == 0 }).await);
-    let quarantined = metric(addr, "footfall_rows_quarantined_total").await;
+    assert!(eventually(LIMIT, || async { backlog(&collector).await == 0 }).await);
+    let quarantined = metric(&collector, "footfall_rows_quarantined_total").await;
     let (rows_before, _) = stored(&db, "q").await;
     assert_eq!(
         rows_before + quarantined,
@@ -459,7 +458,7 @@ async fn a_full_tmpfs_refuses_hits_and_recovers_when_space_returns() {
     }
     let db = TestDb::new();
     let data = db.data_dir.path().display().to_string();
-    let addr = common::free_addr();
+    let (addr, metrics) = (common::free_addr(), common::free_addr());
     let script = format!("mount -t tmpfs -o size=8m tmpfs '{data}' && exec \"$0\" \"$@\"");
     let child = std::process::Command::new("unshare")
         .args([
@@ -477,6 +476,7 @@ async fn a_full_tmpfs_refuses_hits_and_recovers_when_space_returns() {
             &db.name,
         ])
         .args(["--data-dir", &data, "--flush-interval-ms", "50"])
+        .args(["--metrics-listen", &metrics.to_string()])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -498,7 +498,12 @@ async fn a_full_tmpfs_refuses_hits_and_recovers_when_space_returns() {
     })
     .await;
     assert!(said, "/readyz says the disk fails");
-    assert!(eventually(LIMIT, || async { metric(addr, refused).await > 20 }).await);
+    assert!(
+        eventually(LIMIT, || async {
+            common::metric_at(metrics, refused).await > 20
+        })
+        .await
+    );
     std::fs::remove_file(&filler).unwrap();
     assert!(
         eventually(LIMIT, || async { readiness(addr).await.0 == 200 }).await,
@@ -507,7 +512,7 @@ async fn a_full_tmpfs_refuses_hits_and_recovers_when_space_returns() {
     let acked = traffic.acknowledged();
     assert!(eventually(LIMIT, || async { traffic.acknowledged() > acked + 20 }).await);
     let acknowledged = traffic.stop().await.len() as u64;
-    let refused = metric(addr, refused).await;
+    let refused = common::metric_at(metrics, refused).await;
     common::signal_and_wait(child, "TERM").await;
     let (rows, distinct) = stored(&db, "tmpfs").await;
     eprintln!(

@@ -15,6 +15,7 @@ async fn start_log(db: &TestDb, args: &[&str]) -> String {
     let public = footfall_seal::SecretKey::generate().public_key().to_text();
     let mut child = Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", "127.0.0.1:0"])
         .args([
             "--clickhouse-url",
             &db.url,

@@ -29,14 +29,19 @@ pub enum Kind {
     /// A custom event (`event_name`, `props`): the tracker's `footfall()`, tagged elements,
     /// outbound links, downloads, 404s, or the pixel's `event=`.
     Custom,
+    /// The customer signed out in this browser (the tracker's `footfall('signout')`): the
+    /// browser's later unlinked events are nobody's until the next signed customer link. No
+    /// report reads it; subject requests do.
+    Signout,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Pageview,
         Kind::Engagement,
         Kind::EmailOpen,
         Kind::Custom,
+        Kind::Signout,
     ];
 
     #[inline]
@@ -46,6 +51,7 @@ impl Kind {
             Kind::Engagement => "engagement",
             Kind::EmailOpen => "email_open",
             Kind::Custom => "custom",
+            Kind::Signout => "signout",
         }
     }
 }
@@ -65,7 +71,7 @@ impl<'de> Deserialize<'de> for Kind {
             .ok_or_else(|| {
                 de::Error::unknown_variant(
                     name,
-                    &["pageview", "engagement", "email_open", "custom"],
+                    &["pageview", "engagement", "email_open", "custom", "signout"],
                 )
             })
     }

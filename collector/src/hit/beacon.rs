@@ -71,6 +71,14 @@ pub enum BeaconEvent {
         #[serde(default)]
         bot: bool,
     },
+    /// The customer signed out on page view `pageview_id` (the tracker's `footfall('signout')`).
+    Signout {
+        site: String,
+        url: String,
+        pageview_id: String,
+        #[serde(default)]
+        bot: bool,
+    },
 }
 
 impl BeaconEvent {
@@ -78,7 +86,8 @@ impl BeaconEvent {
         match self {
             Self::Pageview { site, .. }
             | Self::Engagement { site, .. }
-            | Self::Custom { site, .. } => site,
+            | Self::Custom { site, .. }
+            | Self::Signout { site, .. } => site,
         }
     }
 
@@ -99,7 +108,8 @@ impl BeaconEvent {
         match self {
             Self::Pageview { bot, .. }
             | Self::Engagement { bot, .. }
-            | Self::Custom { bot, .. } => *bot,
+            | Self::Custom { bot, .. }
+            | Self::Signout { bot, .. } => *bot,
         }
     }
 }
@@ -209,6 +219,9 @@ fn check(index: usize, event: &BeaconEvent) -> Result<(), BeaconError> {
             event,
             ..
         } => (url, pageview_id, [("event", event), ("title", "")]),
+        BeaconEvent::Signout {
+            url, pageview_id, ..
+        } => (url, pageview_id, [("referrer", ""), ("title", "")]),
     };
     for (field, text) in [("url", url)].into_iter().chain(texts) {
         if text.len() > FIELD_MAX {
@@ -260,6 +273,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_signout_names_its_page_view_and_nothing_more() {
+        let signout = r#"{"kind":"signout","site":"s","url":"https://example.com/","pageview_id":"abcdefghijABCDEFGHIJ12"}"#;
+        assert!(matches!(
+            &parse(signout.as_bytes()).unwrap()[0],
+            BeaconEvent::Signout { pageview_id, .. } if pageview_id == "abcdefghijABCDEFGHIJ12"
+        ));
+        let without_view = signout.replace(r#","pageview_id":"abcdefghijABCDEFGHIJ12""#, "");
+        assert!(parse(without_view.as_bytes()).is_err());
+        let with_customer = signout.replace(r#""site""#, r#""customer_id":"c","site""#);
+        assert!(
+            parse(with_customer.as_bytes()).is_err(),
+            "a customer is named only by a signed link"
+        );
     }
 
     #[test]

@@ -291,6 +291,13 @@ impl App {
                     Some((name, props)),
                 )
             }
+            BeaconEvent::Signout {
+                url, pageview_id, ..
+            } => {
+                let mut event = Box::new(Event::new(Kind::Signout, now));
+                event.pageview_id = pageview_id.into();
+                (event, url, String::new(), String::new(), None)
+            }
         };
         self.describe_page(&mut event, Some(&site), &url, &referrer, &title)?;
         if let Some((name, props)) = custom {

@@ -1,4 +1,5 @@
-//! `GET /readyz` and `GET /metrics`: what operators and load balancers ask.
+//! `GET /readyz`: what load balancers ask (`/metrics` has an address of its own,
+//! [`crate::metrics_server`]).
 
 use std::sync::atomic::Ordering;
 
@@ -37,16 +38,5 @@ impl App {
             );
         }
         response::text(StatusCode::OK, "text/plain", body)
-    }
-
-    pub(super) fn metrics_text(&self) -> Response<Body> {
-        self.metrics.queue_depth.set(self.queue.depth() as i64);
-        let clients = self.rate_limit.as_ref().map_or(0, |limit| limit.clients());
-        self.metrics.rate_limit_clients.set(clients as i64);
-        response::text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            self.metrics.render(),
-        )
     }
 }

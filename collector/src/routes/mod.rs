@@ -101,7 +101,6 @@ enum Route {
     OptIn,
     Health,
     Ready,
-    Metrics,
 }
 
 impl Route {
@@ -114,7 +113,6 @@ impl Route {
             "/optin" => Route::OptIn,
             "/healthz" => Route::Health,
             "/readyz" => Route::Ready,
-            "/metrics" => Route::Metrics,
             _ if path.starts_with("/o/") => Route::EmailOpen,
             _ => return None,
         })
@@ -239,7 +237,6 @@ impl App {
             Route::OptOut => self.opt(req, true),
             Route::OptIn => self.opt(req, false),
             Route::EmailOpen => self.email_open(req, peer),
-            Route::Metrics => self.metrics_text(),
             Route::Beacon => unreachable!("answered above"),
         }
     }

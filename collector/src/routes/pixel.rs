@@ -1,5 +1,6 @@
 //! `GET /p.gif`: the tracking pixel, for pages without the script and for no-JS visitors; with
-//! `event=NAME` (and `p.KEY=VALUE` properties) a custom event on the page instead of a view.
+//! `event=NAME` (and `p.KEY=VALUE` properties) a custom event on the page instead of a view;
+//! `event=signout` is the sign-out signal (kind `signout`), as the tracker's `footfall('signout')`.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -84,8 +85,13 @@ impl App {
             query.referrer.as_deref().unwrap_or_default(),
             query.title.as_deref().unwrap_or_default(),
         )?;
-        if let Some(name) = &query.event {
-            self.describe_custom(&mut event, name, query.props.iter().map(|(k, v)| (k, v)))?;
+        match query.event.as_deref() {
+            // A sign-out page without JavaScript says what `footfall('signout')` says.
+            Some("signout") => event.kind = Kind::Signout,
+            Some(name) => {
+                self.describe_custom(&mut event, name, query.props.iter().map(|(k, v)| (k, v)))?
+            }
+            None => {}
         }
         self.stamp(&mut event, req.headers(), ip, visitor, now);
         self.link_customer(

@@ -82,6 +82,9 @@ fn args(db: &TestDb, url: &str, mode: &[&str], extra: &[&str]) -> ServeArgs {
     if !extra.contains(&"--flush-interval-ms") {
         argv.extend_from_slice(&["--flush-interval-ms", "100"]);
     }
+    if !extra.contains(&"--metrics-listen") {
+        argv.extend_from_slice(&["--metrics-listen", "127.0.0.1:0"]);
+    }
     argv.extend_from_slice(mode);
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).unwrap().command {
@@ -90,9 +93,34 @@ fn args(db: &TestDb, url: &str, mode: &[&str], extra: &[&str]) -> ServeArgs {
     }
 }
 
+/// What the collector's `/metrics` (on its metrics address) says.
+pub async fn metrics_text(collector: &Collector) -> String {
+    metrics_text_at(
+        collector
+            .metrics_addr()
+            .expect("the collector serves /metrics"),
+    )
+    .await
+}
+
+/// What `/metrics` at `at` (a collector's metrics address) says.
+pub async fn metrics_text_at(at: SocketAddr) -> String {
+    let answer = get(at, "/metrics", &[]).await;
+    assert_eq!(answer.status, 200);
+    String::from_utf8(answer.body.to_vec()).unwrap()
+}
+
 /// The value of the sample `name` (with its labels) in the collector's `/metrics`.
-pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let metrics = String::from_utf8(get(addr, "/metrics", &[]).await.body.to_vec()).unwrap();
+pub async fn metric(collector: &Collector, name: &str) -> u64 {
+    sample(&metrics_text(collector).await, name)
+}
+
+/// The value of the sample `name` in `/metrics` at `at`.
+pub async fn metric_at(at: SocketAddr, name: &str) -> u64 {
+    sample(&metrics_text_at(at).await, name)
+}
+
+fn sample(metrics: &str, name: &str) -> u64 {
     let line = metrics
         .lines()
         .find(|l| l.split(' ').next() == Some(name))
@@ -291,6 +319,8 @@ pub async fn spawn_collector(db: &TestDb, extra: &[&str]) -> (std::process::Chil
             &db.name,
             "--data-dir",
             &db.data_dir.path().display().to_string(),
+            "--metrics-listen",
+            "127.0.0.1:0",
         ])
         .args(extra)
         .stdout(std::process::Stdio::null())
