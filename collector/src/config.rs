@@ -197,12 +197,9 @@ pub struct ServeArgs {
     /// New visitors (hits without a visitor cookie) one network (an IPv4 /24, an IPv6 /48) may
     /// add to the counts in a day; past it they are stored as not counted, like bots, and get
     /// no cookie. Fake visitors from one machine cannot inflate a report past it. 0: no cap.
-    #[arg(
-        long,
-        env = "FOOTFALL_MAX_NEW_VISITORS_PER_NETWORK",
-        default_value_t = 1000
-    )]
-    pub max_new_visitors_per_network: u32,
+    /// Default 1000; with --dev (where every hit comes from one machine) 0.
+    #[arg(long, env = "FOOTFALL_MAX_NEW_VISITORS_PER_NETWORK")]
+    pub max_new_visitors_per_network: Option<u32>,
 
     /// CIDRs whose X-Forwarded-For / Forwarded headers are believed (comma-separated).
     #[arg(long, env = "FOOTFALL_TRUSTED_PROXIES", default_value = "")]

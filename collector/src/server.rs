@@ -175,7 +175,10 @@ pub async fn start_with_faults(
     let rate_limit = args
         .rate_limit_per_minute
         .map(|rate| Arc::new(RateLimit::new(rate, args.rate_limit_burst.unwrap_or(rate))));
-    let new_visitors = std::num::NonZeroU32::new(args.max_new_visitors_per_network)
+    let per_network = args
+        .max_new_visitors_per_network
+        .unwrap_or(if args.dev { 0 } else { 1000 });
+    let new_visitors = std::num::NonZeroU32::new(per_network)
         .map(|per_day| Arc::new(RateLimit::new_visitors(per_day)));
     if !args.dev && args.allowed_origins.is_empty() {
         tracing::warn!(
