@@ -402,7 +402,7 @@ async fn on_a_shared_computer_one_customer_never_gets_or_erases_anothers_records
     );
     // The rollups were computed again without alice's pages, and still count the browser.
     assert_eq!(
-        db.count("SELECT toUInt64(sum(hits)) FROM traffic_daily WHERE dimension = 'page' AND k1 LIKE '/alice/%'")
+        db.count("SELECT toUInt64(sum(hits)) FROM traffic_keyed_daily WHERE dimension = 'page' AND k1 LIKE '/alice/%'")
             .await,
         0
     );
