@@ -7,6 +7,7 @@
 //! an epoch's key makes whatever it sealed unreadable even where a row lingers.
 
 use clickhouse::Client;
+use footfall_store::cluster::Layout;
 use footfall_store::retention::{RETENTION, Retained};
 
 use crate::{ClickHouseError, ch};
@@ -19,8 +20,13 @@ pub struct Purged {
     pub rows: u64,
 }
 
-/// Deletes every row older than `retention_days` (plus each table's extra days).
-pub async fn enforce(client: &Client, retention_days: u32) -> Result<Vec<Purged>, ClickHouseError> {
+/// Deletes every row older than `retention_days` (plus each table's extra days), on every shard
+/// of a cluster.
+pub async fn enforce(
+    client: &Client,
+    layout: &Layout,
+    retention_days: u32,
+) -> Result<Vec<Purged>, ClickHouseError> {
     let mut purged = Vec::new();
     for Retained {
         table,
@@ -36,11 +42,12 @@ pub async fn enforce(client: &Client, retention_days: u32) -> Result<Vec<Purged>
             .await
             .map_err(ch(format!("count expired rows in {table}")))?;
         if rows > 0 {
-            client
-                .query(&format!(
-                    "ALTER TABLE {table} DELETE WHERE {expired} SETTINGS mutations_sync = 2"
-                ))
-                .execute()
+            layout
+                .alter(
+                    client,
+                    table,
+                    &format!("DELETE WHERE {expired} SETTINGS mutations_sync = 2"),
+                )
                 .await
                 .map_err(ch(format!("delete expired rows from {table}")))?;
         }

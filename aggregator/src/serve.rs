@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use clickhouse::Client;
+use footfall_store::cluster::Layout;
 use footfall_store::migrations;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -87,6 +88,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
         &ch.server_client(),
         &ch.clickhouse_database,
         args.retention.retention_days,
+        &ch.layout(),
     )
     .await?;
     let mut rules = args.privacy.rules()?;
@@ -126,6 +128,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
     if args.refresh_secs > 0 {
         tasks.push(tokio::spawn(refresh_loop(
             app.client.clone(),
+            ch.layout(),
             Duration::from_secs(args.refresh_secs),
             stopped,
         )));
@@ -150,11 +153,16 @@ fn router(app: Arc<App>) -> Router {
 }
 
 /// Recomputes the session rollups of yesterday and today, now and every `every`.
-async fn refresh_loop(client: Client, every: Duration, mut stopped: watch::Receiver<bool>) {
+async fn refresh_loop(
+    client: Client,
+    layout: Layout,
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let today = Day::today();
         let (from, to) = (today.plus(-1), today);
-        match rollup::refresh(&client, from, to).await {
+        match rollup::refresh(&client, &layout, from, to).await {
             Ok(rows) => tracing::debug!(rows, %from, %to, "session rollups refreshed"),
             Err(e) => tracing::warn!(error = %e, "session rollups not refreshed"),
         }
@@ -163,7 +171,7 @@ async fn refresh_loop(client: Client, every: Duration, mut stopped: watch::Recei
         // An unreadable answer counts as not done: computing the month again is harmless.
         let done = rollup::month_ready(&client, month).await.unwrap_or(false);
         if rollup::month_closed(month) && !done {
-            match rollup::close_month(&client, month).await {
+            match rollup::close_month(&client, &layout, month).await {
                 Ok(rows) => tracing::info!(rows, %month, "month rollup computed"),
                 Err(e) => tracing::warn!(error = %e, "month rollup not computed"),
             }

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
                 &ch.server_client(),
                 &ch.clickhouse_database,
                 retention.retention_days,
+                &ch.layout(),
             )
             .await
             .context("applying the schema failed")?;

@@ -11,9 +11,11 @@
 //!   [`id`] the visitor and page-view ids in them, [`site`] which site names are accepted;
 //! - [`rollup`] and [`rules`] are the SQL that turns events into reports: the traffic rollups,
 //!   and what a visit and time on page are;
-//! - [`config`] holds the ClickHouse options both programs take.
+//! - [`config`] holds the ClickHouse options both programs take, and [`cluster`] how the schema
+//!   is laid out over a cluster's shards.
 
 mod backfill;
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod id;

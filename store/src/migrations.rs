@@ -8,11 +8,18 @@
 
 use clickhouse::Client;
 
+use crate::cluster::{Layout, Scope};
 use crate::schema::MIGRATIONS;
 use crate::{backfill, retention};
 
 /// The owner of [`MIGRATIONS`] in `schema_migrations`.
 const COMPONENT: &str = "footfall";
+
+/// Where applied migrations are recorded; made before any migration, in every layout.
+pub(crate) const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+(component LowCardinality(String), version UInt32, name String, applied_at DateTime('UTC') DEFAULT now())
+ENGINE = ReplacingMergeTree
+ORDER BY (component, version)";
 
 /// The migration that creates the rollups and the views that fill them: applied over stored
 /// events, it is followed by a [`backfill`] of those events.
@@ -32,6 +39,8 @@ pub struct Migration {
 pub enum SchemaError {
     #[error("'{0}' is not a usable database name (letters, digits and _ only)")]
     BadDatabaseName(String),
+    #[error("a statement cluster mode does not know how to lay out: {0}")]
+    NotForCluster(String),
     #[error("could not {what} in ClickHouse: {source}")]
     ClickHouse {
         what: String,
@@ -45,22 +54,51 @@ pub(crate) fn ch(what: impl Into<String>) -> impl FnOnce(clickhouse::error::Erro
     move |source| SchemaError::ClickHouse { what, source }
 }
 
-/// Creates the database and applies every migration not yet recorded, then the retention TTLs.
+/// Creates the database and applies every migration not yet recorded, then the retention TTLs,
+/// each statement laid out by `layout` (on every node of a cluster, or once `ON CLUSTER`).
 /// `client` must not be bound to the database (it may not exist yet).
 pub async fn migrate(
     client: &Client,
     database: &str,
     retention_days: u32,
+    layout: &Layout,
 ) -> Result<Vec<u32>, SchemaError> {
-    let done = apply_migrations(client, database).await?;
-    retention::apply_ttls(client, database, retention_days).await?;
+    let client = &layout.configure(client.clone());
+    let done = apply_migrations(client, database, layout).await?;
+    retention::apply_ttls(client, database, retention_days, layout).await?;
     Ok(done)
+}
+
+/// Runs `sql` (with `{db}`) as `layout` lays it out: statement by statement, each on every node
+/// before the next, so that a later statement finds what an earlier one made everywhere.
+async fn run(
+    client: &Client,
+    nodes: &[Client],
+    layout: &Layout,
+    database: &str,
+    sql: &str,
+    what: &str,
+) -> Result<(), SchemaError> {
+    for (scope, statement) in layout.render(sql, database)? {
+        let targets = match scope {
+            Scope::Once => std::slice::from_ref(client),
+            Scope::EveryNode => nodes,
+        };
+        for target in targets {
+            target.query(&statement).execute().await.map_err(ch(what))?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates the database and applies every migration of [`MIGRATIONS`] not yet recorded in
 /// `schema_migrations`, under the current name or the one it had before ([`Migration::was`]).
 /// Returns the versions it applied.
-async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, SchemaError> {
+async fn apply_migrations(
+    client: &Client,
+    database: &str,
+    layout: &Layout,
+) -> Result<Vec<u32>, SchemaError> {
     if database.is_empty()
         || !database
             .bytes()
@@ -69,20 +107,29 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
         return Err(SchemaError::BadDatabaseName(database.to_owned()));
     }
     let render = |sql: &str| sql.replace("{db}", database);
-    client
-        .query(&render("CREATE DATABASE IF NOT EXISTS {db}"))
-        .execute()
+    let nodes = layout
+        .nodes(client)
         .await
-        .map_err(ch(format!("create database {database}")))?;
-    client
-        .query(&render(
-            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations
-             (component LowCardinality(String), version UInt32, name String, applied_at DateTime('UTC') DEFAULT now())
-             ENGINE = ReplacingMergeTree ORDER BY (component, version)",
-        ))
-        .execute()
-        .await
-        .map_err(ch("create schema_migrations"))?;
+        .map_err(ch("list the nodes of the cluster"))?;
+    let create = format!("create database {database}");
+    run(
+        client,
+        &nodes,
+        layout,
+        database,
+        "CREATE DATABASE IF NOT EXISTS {db}",
+        &create,
+    )
+    .await?;
+    run(
+        client,
+        &nodes,
+        layout,
+        database,
+        SCHEMA_MIGRATIONS,
+        "create schema_migrations",
+    )
+    .await?;
     let applied: Vec<(String, u32)> = client
         .query(&render(
             "SELECT component, version FROM {db}.schema_migrations FINAL",
@@ -101,18 +148,13 @@ async fn apply_migrations(client: &Client, database: &str) -> Result<Vec<u32>, S
         }
         let applied_before = migration.was.is_some_and(|(c, v)| recorded(c, v));
         if !applied_before {
-            if migration.version == ROLLUPS {
+            // A cluster starts with a fresh database: it has no events older than its views.
+            if migration.version == ROLLUPS && !layout.is_cluster() {
                 stored_before_views = backfill::before_views(client, database).await?;
             }
+            let what = format!("apply migration {} ({})", migration.version, migration.name);
             for statement in migration.statements {
-                client
-                    .query(&render(statement))
-                    .execute()
-                    .await
-                    .map_err(ch(format!(
-                        "apply migration {} ({})",
-                        migration.version, migration.name
-                    )))?;
+                run(client, &nodes, layout, database, statement, &what).await?;
             }
             done.push(migration.version);
         }

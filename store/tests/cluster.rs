@@ -1,0 +1,164 @@
+//! The schema on the two-shard dev cluster (`scripts/clickhouse start --cluster`): every node
+//! gets every local table, Distributed table and view; rows spread by the sharding keys; the
+//! views roll up each shard's events, and the rollups read through the Distributed tables
+//! count as one server does; a replayed insert is stored once.
+
+use footfall_store::testing::{TestDb, cluster_urls};
+
+/// The tables, views and their engines a node holds in `db`.
+async fn objects(url: &str, db: &TestDb) -> Vec<(String, String)> {
+    clickhouse::Client::default()
+        .with_url(url)
+        .query("SELECT name, engine FROM system.tables WHERE database = ? ORDER BY name")
+        .bind(&db.name)
+        .fetch_all()
+        .await
+        .unwrap()
+}
+
+async fn on(url: &str, sql: &str) -> u64 {
+    clickhouse::Client::default()
+        .with_url(url)
+        .query(sql)
+        .fetch_one()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_node_gets_the_whole_schema_once() {
+    let [first, second] = cluster_urls();
+    let db = TestDb::on_cluster(first.clone());
+    let applied = db.migrate().await;
+    assert_eq!(
+        applied,
+        footfall_store::schema::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect::<Vec<_>>()
+    );
+    assert!(db.migrate().await.is_empty(), "applied twice");
+    let one = objects(&first, &db).await;
+    assert_eq!(one, objects(&second, &db).await, "the nodes differ");
+    let engine = |name: &str| {
+        one.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, e)| e.as_str())
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    for table in [
+        "events",
+        "ip_keys",
+        "identities",
+        "traffic_daily",
+        "sessions_daily",
+        "traffic_monthly",
+        "api_tokens",
+        "audit_log",
+        "goals",
+        "funnels",
+        "schema_migrations",
+    ] {
+        assert_eq!(engine(table), "Distributed", "{table}");
+        assert!(engine(&format!("{table}_local")).ends_with("MergeTree"));
+    }
+    assert_eq!(engine("traffic_from_pageviews"), "MaterializedView");
+    assert!(!one.iter().any(|(n, _)| n.starts_with("export_audit")));
+    // The TTLs are on the shards' tables.
+    for url in [&first, &second] {
+        let ttl = on(
+            url,
+            &format!(
+                "SELECT count() FROM system.tables WHERE database = '{}' AND name = 'events_local' \
+                 AND create_table_query LIKE '% TTL toDateTime(ts) + toIntervalDay(395)%'",
+                db.name
+            ),
+        )
+        .await;
+        assert_eq!(ttl, 1, "{url}");
+    }
+    // One record per migration, though both nodes applied them.
+    let recorded = db
+        .count("SELECT count() FROM schema_migrations WHERE component = 'footfall'")
+        .await;
+    assert_eq!(recorded as usize, footfall_store::schema::MIGRATIONS.len());
+}
+
+#[tokio::test]
+async fn visitors_stay_on_one_shard_and_rollups_count_across_shards() {
+    let [first, second] = cluster_urls();
+    let db = TestDb::on_cluster(first.clone());
+    db.migrate().await;
+    // 40 visitors with 3 page views each, 30 email opens without a visitor id, inserted twice
+    // with the same token (a replayed batch).
+    let insert = format!(
+        "INSERT INTO events (event_id, ts, site, kind, visitor_id, path, campaign, recipient)
+         SELECT generateUUIDv4(), now64(3) - number, 's',
+                if(number < 120, 'pageview', 'email_open'),
+                if(number < 120, 'v' || toString(number % 40), ''),
+                '/p' || toString(number % 3),
+                if(number < 120, '', 'c'), if(number < 120, '', 'r' || toString(number))
+         FROM numbers(150)
+         SETTINGS insert_deduplication_token = 'batch-1',
+                  deduplicate_blocks_in_dependent_materialized_views = 1"
+    );
+    let client = db.client();
+    for _ in 0..2 {
+        client.query(&insert).execute().await.unwrap();
+    }
+    assert_eq!(db.count("SELECT count() FROM events").await, 150);
+    let local = |url: String, sql: &'static str| {
+        let name = db.name.clone();
+        async move { on(&url, &sql.replace("{db}", &name)).await }
+    };
+    let shard_rows = [
+        local(first.clone(), "SELECT count() FROM {db}.events_local").await,
+        local(second.clone(), "SELECT count() FROM {db}.events_local").await,
+    ];
+    assert!(shard_rows.iter().all(|&n| n > 0), "{shard_rows:?}");
+    let opens_per_shard = [
+        local(
+            first.clone(),
+            "SELECT count() FROM {db}.events_local WHERE kind = 'email_open'",
+        )
+        .await,
+        local(
+            second.clone(),
+            "SELECT count() FROM {db}.events_local WHERE kind = 'email_open'",
+        )
+        .await,
+    ];
+    assert!(
+        opens_per_shard.iter().all(|&n| n > 0),
+        "{opens_per_shard:?}"
+    );
+    let on_both = db
+        .count(
+            "SELECT count() FROM (SELECT visitor_id FROM events WHERE visitor_id != ''
+             GROUP BY visitor_id HAVING uniqExact(_shard_num) > 1)",
+        )
+        .await;
+    assert_eq!(on_both, 0, "visitors on both shards");
+    // Each shard's view rolled up its own events; merged across shards they count as one.
+    let rollup = db
+        .rows(
+            "SELECT k1 AS path, sum(hits) AS hits, uniqExactMerge(visitors) AS visitors
+             FROM traffic_daily WHERE dimension = 'page' GROUP BY k1 ORDER BY k1",
+        )
+        .await;
+    let direct = db
+        .rows(
+            "SELECT path, count() AS hits, uniqExact(visitor_id) AS visitors FROM events
+             WHERE kind = 'pageview' GROUP BY path ORDER BY path",
+        )
+        .await;
+    assert_eq!(rollup, direct);
+    assert_eq!(rollup.len(), 3);
+    let opens = db
+        .rows(
+            "SELECT sum(hits) AS opens, uniqExactMerge(visitors) AS unique FROM traffic_daily
+             WHERE dimension = 'email'",
+        )
+        .await;
+    assert_eq!(opens, [serde_json::json!({"opens": 30, "unique": 30})]);
+}
