@@ -81,6 +81,11 @@ impl Layout {
         self.0.is_some()
     }
 
+    /// The cluster's name in `remote_servers`; none on one server.
+    pub fn cluster_name(&self) -> Option<&str> {
+        self.0.as_ref().map(|c| c.name.as_str())
+    }
+
     /// The statement `sql` (with `{db}` for the database `db`) as it is run in this layout.
     pub fn render(&self, sql: &str, db: &str) -> Result<Vec<(Scope, String)>, SchemaError> {
         let Some(cluster) = &self.0 else {
