@@ -3,7 +3,11 @@
 //! views roll up each shard's events, and the rollups read through the Distributed tables
 //! count as one server does; a replayed insert is stored once.
 
-use footfall_store::testing::{TestDb, cluster_urls};
+use footfall_store::cluster::{
+    Layout, REPLICATED_DEDUP_WINDOW, REPLICATED_DEDUP_WINDOW_SECONDS, Scope,
+};
+use footfall_store::schema::MIGRATIONS;
+use footfall_store::testing::{DEV_CLUSTER, TestDb, cluster_urls};
 
 /// The tables, views and their engines a node holds in `db`.
 async fn objects(url: &str, db: &TestDb) -> Vec<(String, String)> {
@@ -161,4 +165,90 @@ async fn visitors_stay_on_one_shard_and_rollups_count_across_shards() {
         )
         .await;
     assert_eq!(opens, [serde_json::json!({"opens": 30, "unique": 30})]);
+}
+
+/// The dev ClickHouse has no Keeper, so the Replicated schema cannot run on it: every statement
+/// of it must parse (`EXPLAIN AST`), name the shard and replica macros where it replicates,
+/// and, with the plain engines in place of the Replicated ones, apply on one node (its
+/// Distributed tables, views and deduplication settings included).
+#[tokio::test]
+async fn the_replicated_schema_parses_and_applies_with_plain_engines() {
+    let [first, _] = cluster_urls();
+    let layout = Layout::cluster(DEV_CLUSTER, true, &first).unwrap();
+    let db = TestDb::on(first.clone());
+    let server = db.server();
+    let on_cluster = format!(" ON CLUSTER '{DEV_CLUSTER}'");
+    let mut statements = vec!["CREATE DATABASE IF NOT EXISTS {db}"];
+    statements.extend(MIGRATIONS.iter().flat_map(|m| m.statements.iter().copied()));
+    for statement in statements {
+        for (scope, sql) in layout.render(statement, &db.name).unwrap() {
+            server
+                .query(&format!("EXPLAIN AST {sql}"))
+                .fetch_all::<String>()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            if sql.starts_with("INSERT") {
+                // Data, read through Distributed tables of both nodes: parsed, not run here.
+                assert_eq!(scope, Scope::Once);
+                continue;
+            }
+            assert!(sql.contains(&on_cluster), "{sql}");
+            if sql.contains("ENGINE = Replicated") {
+                assert!(sql.contains("'/clickhouse/tables/{shard}/"), "{sql}");
+                assert!(sql.contains("_local', '{replica}'"), "{sql}");
+            }
+            server
+                .query(&plain(&sql.replace(&on_cluster, "")))
+                .execute()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    let create = |table: &str| {
+        let (server, name) = (server.clone(), db.name.clone());
+        let table = table.to_owned();
+        async move {
+            server
+                .query(
+                    "SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?",
+                )
+                .bind(name)
+                .bind(table)
+                .fetch_one::<String>()
+                .await
+                .unwrap()
+        }
+    };
+    for table in ["events_local", "traffic_daily_local"] {
+        let sql = create(table).await;
+        assert!(
+            sql.contains(&format!(
+                "replicated_deduplication_window = {REPLICATED_DEDUP_WINDOW}, \
+                 replicated_deduplication_window_seconds = {REPLICATED_DEDUP_WINDOW_SECONDS}"
+            )),
+            "{sql}"
+        );
+    }
+    assert!(
+        create("events")
+            .await
+            .contains("ENGINE = Distributed('footfall_dev'")
+    );
+}
+
+/// `sql` with a Replicated engine replaced by its plain one (the replication path and replica
+/// dropped from its arguments).
+fn plain(sql: &str) -> String {
+    let Some(at) = sql.find("ENGINE = Replicated") else {
+        return sql.to_owned();
+    };
+    let (head, rest) = sql.split_at(at + "ENGINE = ".len());
+    let rest = &rest["Replicated".len()..];
+    let open = rest.find('(').unwrap();
+    let (engine, args) = rest.split_at(open);
+    // Skip `('path', 'replica'` and a following `, `.
+    let after_replica = args.find("{replica}'").unwrap();
+    let tail = &args[after_replica + "{replica}'".len()..];
+    let tail = tail.strip_prefix(", ").unwrap_or(tail);
+    format!("{head}{engine}({tail}")
 }
