@@ -408,6 +408,72 @@ async fn two_collectors_on_two_shards_report_as_one_server() {
     same(&reports(&db), &reports(&single));
 }
 
+async fn run_on(url: &str, sql: &str) {
+    clickhouse::Client::default()
+        .with_url(url)
+        .query(sql)
+        .execute()
+        .await
+        .unwrap();
+}
+
+/// A shard that cannot store its part of a batch fails the whole insert: the collector keeps
+/// the batch in its spool and sends it again once the shard is back, and every event is stored
+/// once (also where the other shard stored its part the first time).
+#[tokio::test]
+async fn a_batch_is_committed_only_once_every_shard_has_it() {
+    let urls = cluster_urls();
+    let db = TestDb::on_cluster(urls[0].clone());
+    ok(aggregator(
+        &db,
+        &["keygen", "--data-dir", db.data_dir.path().to_str().unwrap()],
+    ));
+    let secret = format!(
+        "{}{}{}",
+        footfall_store::id::Id::random(),
+        footfall_store::id::Id::random(),
+        footfall_store::id::Id::random()
+    );
+    let one = collector(&urls[0], &db, db.data_dir.path(), &secret).await;
+    let events_local = format!("{}.events_local", db.name);
+    run_on(&urls[1], &format!("DETACH TABLE {events_local}")).await;
+    let hits = 20;
+    for _ in 0..hits {
+        let hit = format!("/p.gif?site={SITE}&url=https%3A%2F%2F{SITE}%2F");
+        assert!(get(one.addr, &hit, &[]).await.visitor_cookie().is_some());
+    }
+    let failing = async || {
+        let metrics = get(one.addr, "/metrics", &[]).await;
+        let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
+        let failures = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("footfall_insert_failures_total "))
+            .unwrap_or_else(|| panic!("no insert failures counted in {metrics}"));
+        failures.trim() != "0"
+    };
+    for _ in 0..200 {
+        if failing().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failing().await, "the insert did not fail");
+    // Whether the first shard stored its part before the insert failed is ClickHouse's choice.
+    let first_shard = on(&urls[0], &format!("SELECT count() FROM {events_local}")).await;
+    assert!(first_shard < hits, "{first_shard}");
+    run_on(&urls[1], &format!("ATTACH TABLE {events_local}")).await;
+    assert_eq!(
+        db.wait_for_count("SELECT count() FROM events", hits).await,
+        hits
+    );
+    drop(one);
+    let stored = db
+        .rows("SELECT count() AS rows, uniqExact(event_id) AS events FROM events")
+        .await;
+    assert_eq!(stored, [serde_json::json!({"rows": hits, "events": hits})]);
+    assert!(on(&urls[1], &format!("SELECT count() FROM {events_local}")).await > 0);
+}
+
 #[tokio::test]
 async fn retention_empties_every_shard() {
     let urls = cluster_urls();
