@@ -64,16 +64,17 @@ async fn collector(url: &str, db: &TestDb, keys: &Path, secret: &str) -> Collect
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let collector = Collector {
+        child,
+        addr,
+        _data: data,
+    };
     for _ in 0..400 {
         if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
             drop(stream);
             let ready = get(addr, "/readyz", &[]).await;
             if !String::from_utf8_lossy(&ready.body).contains("schema not applied") {
-                return Collector {
-                    child,
-                    addr,
-                    _data: data,
-                };
+                return collector;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

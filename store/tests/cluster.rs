@@ -95,7 +95,7 @@ async fn visitors_stay_on_one_shard_and_rollups_count_across_shards() {
     db.migrate().await;
     // 40 visitors with 3 page views each, 30 email opens without a visitor id, inserted twice
     // with the same token (a replayed batch).
-    let insert = format!(
+    let insert =
         "INSERT INTO events (event_id, ts, site, kind, visitor_id, path, campaign, recipient)
          SELECT generateUUIDv4(), now64(3) - number, 's',
                 if(number < 120, 'pageview', 'email_open'),
@@ -104,11 +104,10 @@ async fn visitors_stay_on_one_shard_and_rollups_count_across_shards() {
                 if(number < 120, '', 'c'), if(number < 120, '', 'r' || toString(number))
          FROM numbers(150)
          SETTINGS insert_deduplication_token = 'batch-1',
-                  deduplicate_blocks_in_dependent_materialized_views = 1"
-    );
+                  deduplicate_blocks_in_dependent_materialized_views = 1";
     let client = db.client();
     for _ in 0..2 {
-        client.query(&insert).execute().await.unwrap();
+        client.query(insert).execute().await.unwrap();
     }
     assert_eq!(db.count("SELECT count() FROM events").await, 150);
     let local = |url: String, sql: &'static str| {
