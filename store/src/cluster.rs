@@ -300,7 +300,6 @@ fn tables() -> Vec<&'static str> {
     MIGRATIONS
         .iter()
         .flat_map(|m| m.statements.iter())
-        .chain([&crate::migrations::SCHEMA_MIGRATIONS])
         .filter_map(|s| s.strip_prefix("CREATE TABLE IF NOT EXISTS {db}."))
         .map(|rest| split_name(rest).0)
         .collect()

@@ -15,8 +15,10 @@ use crate::{backfill, retention};
 /// The owner of [`MIGRATIONS`] in `schema_migrations`.
 const COMPONENT: &str = "footfall";
 
-/// Where applied migrations are recorded; made before any migration, in every layout.
-pub(crate) const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS {db}.schema_migrations
+/// Where applied migrations are recorded; made before any migration. In a cluster every node
+/// has its own, and records what it has applied: a node that lost its tables (restarted
+/// empty) has lost its records too, and gets every migration again.
+const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS {db}.schema_migrations
 (component LowCardinality(String), version UInt32, name String, applied_at DateTime('UTC') DEFAULT now())
 ENGINE = ReplacingMergeTree
 ORDER BY (component, version)";
@@ -121,22 +123,26 @@ async fn apply_migrations(
         &create,
     )
     .await?;
-    run(
-        client,
-        &nodes,
-        layout,
-        database,
-        SCHEMA_MIGRATIONS,
-        "create schema_migrations",
-    )
-    .await?;
-    let applied: Vec<(String, u32)> = client
-        .query(&render(
-            "SELECT component, version FROM {db}.schema_migrations FINAL",
-        ))
-        .fetch_all()
-        .await
-        .map_err(ch("read schema_migrations"))?;
+    // Applied means recorded on every node.
+    let mut applied: Option<Vec<(String, u32)>> = None;
+    for node in &nodes {
+        node.query(&render(SCHEMA_MIGRATIONS))
+            .execute()
+            .await
+            .map_err(ch("create schema_migrations"))?;
+        let here: Vec<(String, u32)> = node
+            .query(&render(
+                "SELECT component, version FROM {db}.schema_migrations FINAL",
+            ))
+            .fetch_all()
+            .await
+            .map_err(ch("read schema_migrations"))?;
+        applied = Some(match applied {
+            None => here,
+            Some(before) => before.into_iter().filter(|r| here.contains(r)).collect(),
+        });
+    }
+    let applied = applied.unwrap_or_default();
     let recorded = |component: &str, version: u32| {
         applied.iter().any(|(c, v)| c == component && *v == version)
     };
@@ -158,8 +164,8 @@ async fn apply_migrations(
             }
             done.push(migration.version);
         }
-        client
-            .query(&render(
+        for node in &nodes {
+            node.query(&render(
                 "INSERT INTO {db}.schema_migrations (component, version, name) VALUES (?, ?, ?)",
             ))
             .bind(COMPONENT)
@@ -168,6 +174,7 @@ async fn apply_migrations(
             .execute()
             .await
             .map_err(ch("record a migration"))?;
+        }
     }
     if let Some(parts) = stored_before_views {
         backfill::fill(client, database, &parts).await?;

@@ -61,7 +61,6 @@ async fn every_node_gets_the_whole_schema_once() {
         "audit_log",
         "goals",
         "funnels",
-        "schema_migrations",
     ] {
         assert_eq!(engine(table), "Distributed", "{table}");
         assert!(engine(&format!("{table}_local")).ends_with("MergeTree"));
@@ -81,11 +80,47 @@ async fn every_node_gets_the_whole_schema_once() {
         .await;
         assert_eq!(ttl, 1, "{url}");
     }
-    // One record per migration, though both nodes applied them.
-    let recorded = db
-        .count("SELECT count() FROM schema_migrations WHERE component = 'footfall'")
+    // Each node records what it applied, once.
+    for url in [&first, &second] {
+        let recorded = on(
+            url,
+            &format!(
+                "SELECT count() FROM {}.schema_migrations WHERE component = 'footfall'",
+                db.name
+            ),
+        )
         .await;
-    assert_eq!(recorded as usize, footfall_store::schema::MIGRATIONS.len());
+        assert_eq!(recorded as usize, MIGRATIONS.len(), "{url}");
+    }
+}
+
+/// A node that lost the database (restarted empty) gets the whole schema again from the next
+/// program that applies it, while the other keeps its tables and its rows.
+#[tokio::test]
+async fn a_node_restarted_empty_gets_the_schema_again() {
+    let [first, second] = cluster_urls();
+    let db = TestDb::on_cluster(first.clone());
+    db.migrate().await;
+    db.client()
+        .query("INSERT INTO events (event_id, ts, site, kind, visitor_id) SELECT generateUUIDv4(), now64(3), 's', 'pageview', toString(number) FROM numbers(50)")
+        .execute()
+        .await
+        .unwrap();
+    let kept = on(
+        &first,
+        &format!("SELECT count() FROM {}.events_local", db.name),
+    )
+    .await;
+    clickhouse::Client::default()
+        .with_url(&second)
+        .query(&format!("DROP DATABASE {} SYNC", db.name))
+        .execute()
+        .await
+        .unwrap();
+    assert!(!db.migrate().await.is_empty());
+    assert_eq!(objects(&first, &db).await, objects(&second, &db).await);
+    assert_eq!(db.count("SELECT count() FROM events").await, kept);
+    assert!(db.migrate().await.is_empty(), "applied again");
 }
 
 #[tokio::test]
