@@ -2,7 +2,9 @@
 //!
 //! Applied migrations are recorded in `schema_migrations`. Every statement is idempotent
 //! (`IF NOT EXISTS`), so two programs starting at once, or a migration interrupted half way, do
-//! no harm: applying again finishes the job. Retention is not a migration but a setting:
+//! no harm: applying again finishes the job. In cluster mode each statement is laid out for the
+//! cluster ([`crate::cluster`]) and run on every node before the next (or once `ON CLUSTER`),
+//! and each node records what it applied. Retention is not a migration but a setting:
 //! [`migrate`] brings the TTLs in line with FOOTFALL_RETENTION_DAYS every time it runs
 //! ([`crate::retention`]).
 
