@@ -93,3 +93,40 @@ impl ClickHouseArgs {
 fn cluster_name(name: &str) -> Result<String, BadClusterName> {
     Layout::cluster(name, false, "").map(|_| name.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ClickHouseArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ClickHouseArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("footfall").chain(args.iter().copied()))
+            .map(|cli| cli.clickhouse)
+    }
+
+    #[test]
+    fn one_server_unless_a_cluster_is_named() {
+        assert!(!parse(&[]).unwrap().layout().is_cluster());
+        let args = parse(&["--clickhouse-cluster", "main", "--clickhouse-replicated"]).unwrap();
+        assert_eq!(args.layout().cluster_name(), Some("main"));
+        let alter = "ALTER TABLE {db}.t ADD COLUMN c UInt8";
+        let keeper = &args.layout().render(alter, "d").unwrap()[0].1;
+        assert!(keeper.contains(" ON CLUSTER 'main' "), "{keeper}");
+        let args = parse(&["--clickhouse-cluster", "main"]).unwrap();
+        assert!(
+            !args.layout().render(alter, "d").unwrap()[0]
+                .1
+                .contains("ON CLUSTER")
+        );
+        // Keeper without a cluster, and names that would not be safe in SQL, are refused.
+        assert!(parse(&["--clickhouse-replicated"]).is_err());
+        assert!(parse(&["--clickhouse-cluster", "x'); DROP"]).is_err());
+    }
+}
