@@ -26,10 +26,13 @@ use crate::migrations::SchemaError;
 use crate::schema::{MIGRATIONS, SHARDING_KEYS};
 
 /// Blocks whose hashes a Replicated table keeps, and for how long, so that a batch the spool
-/// replays after an outage is still recognised: a month (the spool holds days of hits at the
-/// rates it is sized for), and as many blocks as a month of one insert a second.
-pub const REPLICATED_DEDUP_WINDOW: u64 = 3_000_000;
-pub const REPLICATED_DEDUP_WINDOW_SECONDS: u64 = 31 * 24 * 3600;
+/// replays after an outage is still recognised (ClickHouse's defaults: 10,000 blocks, an hour).
+/// The time counts from the latest insert, so an outage of the whole cluster does not use it
+/// up; what does is other collectors writing while one cannot: a week of it, and a week of one
+/// insert a second per shard (a collector's flush interval at low traffic). Keeper holds each
+/// hash, so the block count is not raised further.
+pub const REPLICATED_DEDUP_WINDOW: u64 = 1_000_000;
+pub const REPLICATED_DEDUP_WINDOW_SECONDS: u64 = 7 * 24 * 3600;
 
 /// The cluster mode's suffix of a shard's table.
 pub const LOCAL: &str = "_local";
@@ -411,8 +414,8 @@ mod tests {
             r[0].1,
             "CREATE TABLE IF NOT EXISTS d.t_local ON CLUSTER 'c1' (a UInt8, u UInt8) ENGINE = \
              ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/d/t_local', '{replica}', u) \
-             ORDER BY a SETTINGS replicated_deduplication_window = 3000000, \
-             replicated_deduplication_window_seconds = 2678400"
+             ORDER BY a SETTINGS replicated_deduplication_window = 1000000, \
+             replicated_deduplication_window_seconds = 604800"
         );
         assert!(
             r[1].1
@@ -467,7 +470,7 @@ mod tests {
             set,
             [(
                 Scope::Once,
-                "ALTER TABLE d.t_local ON CLUSTER 'c1' MODIFY SETTING replicated_deduplication_window = 3000000, replicated_deduplication_window_seconds = 2678400".into()
+                "ALTER TABLE d.t_local ON CLUSTER 'c1' MODIFY SETTING replicated_deduplication_window = 1000000, replicated_deduplication_window_seconds = 604800".into()
             )]
         );
     }
