@@ -106,7 +106,15 @@ impl Layout {
         } else {
             sql.to_owned()
         };
-        let rendered = if let Some(rest) = sql.strip_prefix("CREATE TABLE IF NOT EXISTS {db}.") {
+        let rendered = if let Some(rest) = sql.strip_prefix("CREATE TABLE IF NOT EXISTS {db}.")
+            && !sharded_engine(split_name(rest).1)
+        {
+            // Not a MergeTree (a Join table the views look keys up in): the same on every node.
+            vec![(
+                ddl,
+                insert_on(&sql, "CREATE TABLE IF NOT EXISTS {db}.", &on),
+            )]
+        } else if let Some(rest) = sql.strip_prefix("CREATE TABLE IF NOT EXISTS {db}.") {
             let (name, body) = split_name(rest);
             let body = if cluster.replicated {
                 replicated_engine(body, name).ok_or_else(unknown)?
@@ -134,6 +142,26 @@ impl Layout {
                     "CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{name}{on}{}",
                     local_tables(body)
                 ),
+            )]
+        } else if let Some(prefix) = [
+            "ALTER TABLE {db}.",
+            "DROP TABLE IF EXISTS {db}.",
+            "TRUNCATE TABLE IF EXISTS {db}.",
+        ]
+        .into_iter()
+        .find(|p| {
+            sql.strip_prefix(p)
+                .is_some_and(|rest| !tables().contains(&split_name(rest).0))
+        }) {
+            // A table that is not sharded, or a view: on every node as it is.
+            vec![(ddl, insert_on(&sql, prefix, &on))]
+        } else if sql.starts_with("DROP VIEW IF EXISTS {db}.") {
+            vec![(ddl, insert_on(&sql, "DROP VIEW IF EXISTS {db}.", &on))]
+        } else if let Some(rest) = sql.strip_prefix("TRUNCATE TABLE IF EXISTS {db}.") {
+            let (name, tail) = split_name(rest);
+            vec![(
+                ddl,
+                format!("TRUNCATE TABLE IF EXISTS {{db}}.{name}{LOCAL}{on}{tail}"),
             )]
         } else if let Some(rest) = sql.strip_prefix("ALTER TABLE {db}.") {
             let (name, command) = split_name(rest);
@@ -279,7 +307,21 @@ fn split_name(rest: &str) -> (&str, &str) {
     rest.split_at(end)
 }
 
-/// Every `{db}.<table>` in `sql` that names a table of the schema, as its local table.
+/// `sql`, which starts with `prefix` and a name, with `on` (`ON CLUSTER ...` or nothing) after
+/// the name.
+fn insert_on(sql: &str, prefix: &str, on: &str) -> String {
+    let (name, tail) = split_name(&sql[prefix.len()..]);
+    format!("{prefix}{name}{on}{tail}")
+}
+
+/// Whether a table of this definition (after its name) is sharded: a MergeTree of any kind.
+fn sharded_engine(body: &str) -> bool {
+    body.find("ENGINE = ")
+        .map(|at| split_name(&body[at + "ENGINE = ".len()..]).0)
+        .is_some_and(|engine| engine.ends_with("MergeTree"))
+}
+
+/// Every `{db}.<table>` in `sql` that names a sharded table of the schema, as its local table.
 fn local_tables(sql: &str) -> String {
     let tables = tables();
     let mut out = String::with_capacity(sql.len());
@@ -298,13 +340,15 @@ fn local_tables(sql: &str) -> String {
     out
 }
 
-/// The tables the migrations create.
+/// The sharded tables the migrations create.
 fn tables() -> Vec<&'static str> {
     MIGRATIONS
         .iter()
         .flat_map(|m| m.statements.iter())
         .filter_map(|s| s.strip_prefix("CREATE TABLE IF NOT EXISTS {db}."))
-        .map(|rest| split_name(rest).0)
+        .map(split_name)
+        .filter(|(_, body)| sharded_engine(body))
+        .map(|(name, _)| name)
         .collect()
 }
 
@@ -462,7 +506,7 @@ mod tests {
         );
         let set = replicated()
             .render(
-                "ALTER TABLE {db}.t MODIFY SETTING non_replicated_deduplication_window = 10000",
+                "ALTER TABLE {db}.traffic_daily MODIFY SETTING non_replicated_deduplication_window = 10000",
                 "d",
             )
             .unwrap();
@@ -470,9 +514,64 @@ mod tests {
             set,
             [(
                 Scope::Once,
-                "ALTER TABLE d.t_local ON CLUSTER 'c1' MODIFY SETTING replicated_deduplication_window = 1000000, replicated_deduplication_window_seconds = 604800".into()
+                "ALTER TABLE d.traffic_daily_local ON CLUSTER 'c1' MODIFY SETTING replicated_deduplication_window = 1000000, replicated_deduplication_window_seconds = 604800".into()
             )]
         );
+    }
+
+    #[test]
+    fn tables_of_other_engines_and_views_are_the_same_on_every_node() {
+        let join = "CREATE TABLE IF NOT EXISTS {db}.keys (month Date, k0 UInt64)\nENGINE = Join(ANY, LEFT, month)";
+        assert_eq!(
+            replicated().render(join, "d").unwrap(),
+            [(
+                Scope::Once,
+                "CREATE TABLE IF NOT EXISTS d.keys ON CLUSTER 'c1' (month Date, k0 UInt64)\nENGINE = Join(ANY, LEFT, month)".into()
+            )]
+        );
+        assert_eq!(sharded().render(join, "d").unwrap()[0].0, Scope::EveryNode);
+        // Looked up by name in a view: not a sharded table, so not renamed.
+        let view = "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.v TO {db}.traffic_daily AS\nSELECT joinGet('{db}.keys', 'k0', month) FROM {db}.events";
+        assert!(
+            sharded().render(view, "d").unwrap()[0]
+                .1
+                .ends_with("SELECT joinGet('d.keys', 'k0', month) FROM d.events_local")
+        );
+        assert_eq!(
+            replicated()
+                .render("DROP VIEW IF EXISTS {db}.v", "d")
+                .unwrap(),
+            [(
+                Scope::Once,
+                "DROP VIEW IF EXISTS d.v ON CLUSTER 'c1'".into()
+            )]
+        );
+        assert_eq!(
+            sharded()
+                .render("DROP TABLE IF EXISTS {db}.keys", "d")
+                .unwrap(),
+            [(Scope::EveryNode, "DROP TABLE IF EXISTS d.keys".into())]
+        );
+    }
+
+    #[test]
+    fn a_sharded_table_is_emptied_on_every_shard() {
+        assert_eq!(
+            replicated()
+                .render("TRUNCATE TABLE IF EXISTS {db}.sessions_daily", "d")
+                .unwrap(),
+            [(
+                Scope::Once,
+                "TRUNCATE TABLE IF EXISTS d.sessions_daily_local ON CLUSTER 'c1'".into()
+            )]
+        );
+        let add = "ALTER TABLE {db}.sessions_daily\nADD COLUMN IF NOT EXISTS a UInt64 AFTER visits,\nADD COLUMN IF NOT EXISTS b UInt64";
+        let r = sharded().render(add, "d").unwrap();
+        assert_eq!(
+            r[0].1,
+            add.replace("{db}.sessions_daily", "d.sessions_daily_local")
+        );
+        assert_eq!(r[1].1, add.replace("{db}", "d"));
     }
 
     #[test]
