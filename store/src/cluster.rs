@@ -7,6 +7,7 @@
 //!
 //! - a table becomes `<name>_local` on every shard (engine, TTL, settings) and `<name>`, a
 //!   `Distributed` table over them: writers and readers keep the contract's names;
+//! - a table of another engine (a `Join` table of keys) is the same on every node, unsharded;
 //! - a materialized view reads the local table and writes the local target, so a shard rolls up
 //!   its own events; readers merge the shards' aggregate states through the Distributed rollup;
 //! - rows go to the shard of a hash of the table's sorting key, so that the versions of one
