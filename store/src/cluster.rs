@@ -36,7 +36,7 @@ pub const REPLICATED_DEDUP_WINDOW: u64 = 1_000_000;
 pub const REPLICATED_DEDUP_WINDOW_SECONDS: u64 = 7 * 24 * 3600;
 
 /// The cluster mode's suffix of a shard's table.
-pub const LOCAL: &str = "_local";
+pub(crate) const LOCAL: &str = "_local";
 
 /// One server, or the shards of a cluster.
 #[derive(Debug, Clone, Default)]
@@ -81,7 +81,7 @@ impl Layout {
         })))
     }
 
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         self.0.is_some()
     }
 
@@ -272,7 +272,7 @@ impl Layout {
     }
 
     /// The name of the table that stores `table`'s rows on a node.
-    pub fn stored(&self, table: &str) -> String {
+    pub(crate) fn stored(&self, table: &str) -> String {
         match self.0 {
             None => table.to_owned(),
             Some(_) => format!("{table}{LOCAL}"),
