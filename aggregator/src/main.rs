@@ -42,7 +42,8 @@ async fn run() -> anyhow::Result<()> {
             clickhouse: ch,
             retention: kept,
         }) => {
-            let purged = retention::enforce(&ch.client(), kept.retention_days).await?;
+            let purged =
+                retention::enforce(&ch.client(), &ch.layout(), kept.retention_days).await?;
             for p in purged {
                 println!(
                     "{}: deleted {} rows older than {} days",
@@ -58,12 +59,13 @@ async fn run() -> anyhow::Result<()> {
                 &ch.server_client(),
                 &ch.clickhouse_database,
                 retention.retention_days,
+                &ch.layout(),
             )
             .await?;
             // Visits of the days still going on are computed as `serve` would, so that a first
             // export right after holds them.
             let today = Day::today();
-            rollup::refresh(&ch.client(), today.plus(-1), today).await?;
+            rollup::refresh(&ch.client(), &ch.layout(), today.plus(-1), today).await?;
             println!("schema up to date (migrations applied now: {applied:?})");
         }
         Command::Backfill(args) => run_backfill(args).await?,
@@ -147,7 +149,13 @@ async fn run_backfill(args: BackfillArgs) -> anyhow::Result<()> {
         |s: &str| Day::parse(s).with_context(|| format!("'{s}' is not a date; give YYYY-MM-DD"));
     let (from, to) = (day(&args.from)?, day(&args.to)?);
     anyhow::ensure!(from <= to, "--from must not be after --to");
-    let rows = rollup::backfill(&args.clickhouse.client(), from, to).await?;
+    let rows = rollup::backfill(
+        &args.clickhouse.client(),
+        &args.clickhouse.layout(),
+        from,
+        to,
+    )
+    .await?;
     println!("rollups recomputed for {from}..{to} ({rows} visit rows)");
     Ok(())
 }
@@ -247,7 +255,7 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
             let key =
                 key_file::load_private_key(&args.data.data_dir, args.ip_private_key.as_deref())?;
             let client = args.clickhouse.client();
-            let export = subject::export(&client, &subject, &key)
+            let export = subject::export(&client, &args.clickhouse.layout(), &subject, &key)
                 .await
                 .with_context(|| {
                     format!(
@@ -273,7 +281,8 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
         }
         SubjectAction::Erase(args) => {
             let client = args.clickhouse.client();
-            let erased = subject::erase(&client, &Subject::from_who(&args.who)?).await?;
+            let layout = args.clickhouse.layout();
+            let erased = subject::erase(&client, &layout, &Subject::from_who(&args.who)?).await?;
             let mut entry =
                 audit::Entry::new(&audit::cli_actor(), audit::Action::SubjectErase, 200);
             entry.rows = erased.events + erased.identities;

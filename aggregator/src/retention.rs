@@ -9,6 +9,7 @@
 //! test those rollups for a person ([`rollup_keys`]).
 
 use clickhouse::Client;
+use footfall_store::cluster::Layout;
 use footfall_store::retention::{RETENTION, Retained};
 use footfall_store::rollup_keys;
 
@@ -22,8 +23,13 @@ pub struct Purged {
     pub rows: u64,
 }
 
-/// Deletes every row older than `retention_days` (plus each table's extra days).
-pub async fn enforce(client: &Client, retention_days: u32) -> Result<Vec<Purged>, ClickHouseError> {
+/// Deletes every row older than `retention_days` (plus each table's extra days), on every shard
+/// of a cluster.
+pub async fn enforce(
+    client: &Client,
+    layout: &Layout,
+    retention_days: u32,
+) -> Result<Vec<Purged>, ClickHouseError> {
     let mut purged = Vec::new();
     for Retained {
         table,
@@ -39,18 +45,19 @@ pub async fn enforce(client: &Client, retention_days: u32) -> Result<Vec<Purged>
             .await
             .map_err(ch(format!("count expired rows in {table}")))?;
         if rows > 0 {
-            client
-                .query(&format!(
-                    "ALTER TABLE {table} DELETE WHERE {expired} SETTINGS mutations_sync = 2"
-                ))
-                .execute()
+            layout
+                .alter(
+                    client,
+                    table,
+                    &format!("DELETE WHERE {expired} SETTINGS mutations_sync = 2"),
+                )
                 .await
                 .map_err(ch(format!("delete expired rows from {table}")))?;
         }
         purged.push(Purged { table, days, rows });
     }
     // The rollups outlive the events; the keys of their hashes do not.
-    let rows = rollup_keys::destroy_expired(client, retention_days)
+    let rows = rollup_keys::destroy_expired(client, retention_days, layout)
         .await
         .map_err(ch("destroy expired rollup keys"))?;
     purged.push(Purged {

@@ -18,25 +18,29 @@
 //!   as much as reading the events, so a month's report reads one ready row per key.
 
 use clickhouse::Client;
+use footfall_store::cluster::Layout;
 use footfall_store::{rollup, rules};
 
 use crate::day::Day;
 use crate::{ClickHouseError, ch};
 
-/// Deletes `table`'s rows of the days `[from, to]` (waiting until ClickHouse has), before they
-/// are computed again; returns the SQL condition that selects those days.
+/// Deletes `table`'s rows of the days `[from, to]` (on every shard of a cluster, waiting until
+/// ClickHouse has), before they are computed again; returns the SQL condition that selects
+/// those days.
 async fn clear_days(
     client: &Client,
+    layout: &Layout,
     table: &str,
     from: Day,
     to: Day,
 ) -> Result<String, ClickHouseError> {
     let days = format!("day BETWEEN toDate('{from}') AND toDate('{to}')");
-    client
-        .query(&format!(
-            "ALTER TABLE {table} DELETE WHERE {days} SETTINGS mutations_sync = 2"
-        ))
-        .execute()
+    layout
+        .alter(
+            client,
+            table,
+            &format!("DELETE WHERE {days} SETTINGS mutations_sync = 2"),
+        )
         .await
         .map_err(ch(format!("clear {table} before computing it again")))?;
     Ok(days)
@@ -44,8 +48,13 @@ async fn clear_days(
 
 /// Recomputes `traffic_keyed_daily` for `[from, to]` from events, replacing what the views wrote:
 /// for events that existed before the aggregator's schema, or after an erasure.
-pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
-    clear_days(client, "traffic_keyed_daily", from, to).await?;
+pub async fn backfill(
+    client: &Client,
+    layout: &Layout,
+    from: Day,
+    to: Day,
+) -> Result<u64, ClickHouseError> {
+    clear_days(client, layout, "traffic_keyed_daily", from, to).await?;
     for select in rollup::traffic_daily(&rollup::days(from, to)) {
         client
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
@@ -53,10 +62,10 @@ pub async fn backfill(client: &Client, from: Day, to: Day) -> Result<u64, ClickH
             .await
             .map_err(ch("backfill traffic_keyed_daily"))?;
     }
-    let rows = refresh(client, from, to).await?;
+    let rows = refresh(client, layout, from, to).await?;
     let mut month = from.month_start();
     while month <= to && month_closed(month) {
-        close_month(client, month).await?;
+        close_month(client, layout, month).await?;
         month = month.month_end().plus(1);
     }
     Ok(rows)
@@ -80,14 +89,18 @@ pub async fn month_ready(client: &Client, month: Day) -> Result<bool, ClickHouse
 
 /// Computes `traffic_monthly` for the month starting `month` from the daily rollups, replacing
 /// what was there. Returns the rows written.
-pub async fn close_month(client: &Client, month: Day) -> Result<u64, ClickHouseError> {
+pub async fn close_month(
+    client: &Client,
+    layout: &Layout,
+    month: Day,
+) -> Result<u64, ClickHouseError> {
     let end = month.month_end();
-    client
-        .query(&format!(
-            "ALTER TABLE traffic_monthly DELETE WHERE month = toDate('{month}') \
-             SETTINGS mutations_sync = 2"
-        ))
-        .execute()
+    layout
+        .alter(
+            client,
+            "traffic_monthly",
+            &format!("DELETE WHERE month = toDate('{month}') SETTINGS mutations_sync = 2"),
+        )
         .await
         .map_err(ch("clear traffic_monthly"))?;
     let days = format!("day BETWEEN toDate('{month}') AND toDate('{end}')");
@@ -176,8 +189,13 @@ pub fn rows_select(select: &str, group: &str, filter: &str, per_day: bool) -> St
 
 /// Recomputes `sessions_daily` for the days `[from, to]` from events ([`rules::sessions_daily`]:
 /// visits, and time on page). Returns the rows written.
-pub async fn refresh(client: &Client, from: Day, to: Day) -> Result<u64, ClickHouseError> {
-    let days = clear_days(client, "sessions_daily", from, to).await?;
+pub async fn refresh(
+    client: &Client,
+    layout: &Layout,
+    from: Day,
+    to: Day,
+) -> Result<u64, ClickHouseError> {
+    let days = clear_days(client, layout, "sessions_daily", from, to).await?;
     let sql = format!(
         "INSERT INTO sessions_daily ({}) {} SETTINGS join_use_nulls = 0",
         rules::SESSIONS_DAILY_COLUMNS,

@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use clickhouse::Client;
+use footfall_store::cluster::Layout;
 use footfall_store::{migrations, rollup_keys};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -87,6 +88,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
         &ch.server_client(),
         &ch.clickhouse_database,
         args.retention.retention_days,
+        &ch.layout(),
     )
     .await?;
     let mut rules = args.privacy.rules()?;
@@ -128,6 +130,7 @@ pub async fn start(args: ServeArgs) -> Result<Server, ServeError> {
         tasks.push(tokio::spawn(refresh_loop(
             app.client.clone(),
             Keys {
+                layout: ch.layout(),
                 database: ch.clickhouse_database.clone(),
                 retention_days: args.retention.retention_days,
             },
@@ -156,6 +159,7 @@ fn router(app: Arc<App>) -> Router {
 
 /// Where the rollups' hash keys live and how long they are kept.
 struct Keys {
+    layout: Layout,
     database: String,
     retention_days: u32,
 }
@@ -170,17 +174,20 @@ async fn refresh_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = rollup_keys::ensure(&client, &keys.database, keys.retention_days).await {
+        let layout = &keys.layout;
+        if let Err(e) =
+            rollup_keys::ensure(&client, &keys.database, keys.retention_days, layout).await
+        {
             tracing::warn!(error = %e, "rollup keys not topped up");
         }
-        match rollup_keys::destroy_expired(&client, keys.retention_days).await {
+        match rollup_keys::destroy_expired(&client, keys.retention_days, layout).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(keys = n, "rollup keys past retention destroyed"),
             Err(e) => tracing::warn!(error = %e, "expired rollup keys not destroyed"),
         }
         let today = Day::today();
         let (from, to) = (today.plus(-1), today);
-        match rollup::refresh(&client, from, to).await {
+        match rollup::refresh(&client, layout, from, to).await {
             Ok(rows) => tracing::debug!(rows, %from, %to, "session rollups refreshed"),
             Err(e) => tracing::warn!(error = %e, "session rollups not refreshed"),
         }
@@ -189,7 +196,7 @@ async fn refresh_loop(
         // An unreadable answer counts as not done: computing the month again is harmless.
         let done = rollup::month_ready(&client, month).await.unwrap_or(false);
         if rollup::month_closed(month) && !done {
-            match rollup::close_month(&client, month).await {
+            match rollup::close_month(&client, layout, month).await {
                 Ok(rows) => tracing::info!(rows, %month, "month rollup computed"),
                 Err(e) => tracing::warn!(error = %e, "month rollup not computed"),
             }

@@ -29,6 +29,7 @@ use std::net::IpAddr;
 use clickhouse::Client;
 use clickhouse::query::Query;
 use footfall_seal::SecretKey;
+use footfall_store::cluster::Layout;
 use footfall_store::id::Id;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -99,9 +100,11 @@ impl Subject {
 /// The subject's ids, in a scratch table of their own that is filled through an `INSERT`'s body:
 /// every query and mutation below names the table, never an id, so no id of the subject is
 /// left in ClickHouse's query log or in `system.mutations` (which keep the text of every
-/// statement, with bound parameters substituted). Dropped when done.
+/// statement, with bound parameters substituted). Dropped when done. In a cluster every node
+/// holds a copy, so that the shards' parts of a query or a mutation find it.
 struct Scope {
     table: String,
+    nodes: Vec<Client>,
     customer: bool,
     visitor_ids: Vec<String>,
 }
@@ -164,70 +167,115 @@ impl Scope {
         }
     }
 
-    async fn drop(self, client: &Client) {
-        let dropped = client
-            .query(&format!("DROP TABLE IF EXISTS {}", self.table))
-            .execute()
-            .await;
-        if let Err(e) = dropped {
-            tracing::warn!(error = %e, table = self.table, "scratch table of a subject request not dropped");
+    async fn drop(self) {
+        for node in &self.nodes {
+            let dropped = node
+                .query(&format!("DROP TABLE IF EXISTS {}", self.table))
+                .execute()
+                .await;
+            if let Err(e) = dropped {
+                tracing::warn!(error = %e, table = self.table, "scratch table of a subject request not dropped");
+            }
         }
+    }
+
+    /// Adds `rows` to the scratch table on `nodes`.
+    async fn write(&self, nodes: &[Client], rows: &[ScopeRow<'_>]) -> Result<(), ClickHouseError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for node in nodes {
+            let mut insert = node
+                .insert::<ScopeRow>(&self.table)
+                .await
+                .map_err(ch("fill the scratch table"))?;
+            for row in rows {
+                insert
+                    .write(row)
+                    .await
+                    .map_err(ch("fill the scratch table"))?;
+            }
+            insert.end().await.map_err(ch("fill the scratch table"))?;
+        }
+        Ok(())
     }
 }
 
 /// The tables a subject's rows live in.
 const TABLES: [&str; 2] = ["events", "identities"];
 
-async fn scope(client: &Client, subject: &Subject) -> Result<Scope, ClickHouseError> {
+async fn scope(
+    client: &Client,
+    layout: &Layout,
+    subject: &Subject,
+) -> Result<Scope, ClickHouseError> {
     let table = format!("subject_scope_{}", Id::random().as_str().to_lowercase());
-    client
-        .query(&format!(
-            "CREATE TABLE {table} (kind LowCardinality(String), id String) ENGINE = Memory"
-        ))
-        .execute()
+    let nodes = layout
+        .nodes(client)
         .await
-        .map_err(ch("create the scratch table of a subject request"))?;
+        .map_err(ch("list the nodes of the cluster"))?;
     let (customer, first) = match subject {
         Subject::Visitor(id) => (false, ("visitor", id.as_str())),
         Subject::Customer(c) => (true, ("customer", c.as_str())),
     };
-    let mut insert = client
-        .insert::<ScopeRow>(&table)
-        .await
-        .map_err(ch("fill the scratch table"))?;
-    insert
-        .write(&ScopeRow {
-            kind: first.0,
-            id: first.1,
-        })
-        .await
-        .map_err(ch("fill the scratch table"))?;
-    insert.end().await.map_err(ch("fill the scratch table"))?;
     let mut scope = Scope {
         table,
+        nodes,
         customer,
         visitor_ids: Vec::new(),
     };
+    for node in &scope.nodes {
+        node.query(&format!(
+            "CREATE TABLE {} (kind LowCardinality(String), id String) ENGINE = Memory",
+            scope.table
+        ))
+        .execute()
+        .await
+        .map_err(ch("create the scratch table of a subject request"))?;
+    }
+    let first = ScopeRow {
+        kind: first.0,
+        id: first.1,
+    };
+    scope.write(&scope.nodes, &[first]).await?;
+    // The linked visitor ids are found through the first node, then copied to the others.
+    let here = scope.nodes[0].clone();
     if customer {
         let c = scope.customers();
-        client
-            .query(&format!(
-                "INSERT INTO {t} (kind, id)
+        here.query(&format!(
+            "INSERT INTO {t} (kind, id)
                  SELECT DISTINCT 'visitor', visitor_id FROM (
                      SELECT visitor_id FROM identities WHERE customer_id IN {c}
                      UNION ALL
                      SELECT visitor_id FROM events WHERE customer_id IN {c}
                  ) WHERE visitor_id != ''",
-                t = scope.table
-            ))
-            .execute()
-            .await
-            .map_err(ch("find the visitor ids linked to the customer"))?;
+            t = scope.table
+        ))
+        .execute()
+        .await
+        .map_err(ch("find the visitor ids linked to the customer"))?;
+    }
+    scope.visitor_ids = here
+        .query(&format!(
+            "SELECT id FROM {} WHERE kind = 'visitor' ORDER BY id",
+            scope.table
+        ))
+        .fetch_all::<String>()
+        .await
+        .map_err(ch("read the visitor ids of the subject"))?;
+    if customer {
+        // Every shard's part of the query below reads its own node's copy of the ids.
+        let visitors: Vec<ScopeRow> = (scope.visitor_ids.iter())
+            .map(|id| ScopeRow {
+                kind: "visitor",
+                id,
+            })
+            .collect();
+        scope.write(&scope.nodes[1..], &visitors).await?;
         // On each browser, an unlinked event belongs to whoever the last link before it named,
         // unless a sign-out came in between (its marker is ''); before any link, to nobody. At
         // one instant a sign-out counts after the link.
-        client
-            .query(&format!(
+        here.query(&format!(
                 "INSERT INTO {t} (kind, id)
                  SELECT 'event', toString(event_id) FROM (
                      SELECT event_id, customer_id,
@@ -241,19 +289,26 @@ async fn scope(client: &Client, subject: &Subject) -> Result<Scope, ClickHouseEr
                  WHERE customer_id = '' AND owner IN {c}",
                 t = scope.table,
                 v = scope.visitors(),
+                c = scope.customers(),
             ))
             .execute()
             .await
             .map_err(ch("find the customer's unlinked events"))?;
+        if scope.nodes.len() > 1 {
+            let events: Vec<String> = here
+                .query(&format!(
+                    "SELECT id FROM {} WHERE kind = 'event'",
+                    scope.table
+                ))
+                .fetch_all()
+                .await
+                .map_err(ch("read the customer's unlinked events"))?;
+            let events: Vec<ScopeRow> = (events.iter())
+                .map(|id| ScopeRow { kind: "event", id })
+                .collect();
+            scope.write(&scope.nodes[1..], &events).await?;
+        }
     }
-    scope.visitor_ids = client
-        .query(&format!(
-            "SELECT id FROM {} WHERE kind = 'visitor' ORDER BY id",
-            scope.table
-        ))
-        .fetch_all::<String>()
-        .await
-        .map_err(ch("read the visitor ids of the subject"))?;
     Ok(scope)
 }
 
@@ -268,12 +323,13 @@ struct StoredKey {
 /// (page views, engagement, ...) and the email opens, each event with its IP unsealed.
 pub async fn export(
     client: &Client,
+    layout: &Layout,
     subject: &Subject,
     key: &SecretKey,
 ) -> Result<Value, SubjectError> {
-    let scope = scope(client, subject).await?;
+    let scope = scope(client, layout, subject).await?;
     let result = export_scope(client, subject, &scope, key).await;
-    scope.drop(client).await;
+    scope.drop().await;
     result
 }
 
@@ -384,14 +440,22 @@ pub struct Erased {
 /// Deletes every record of `subject`, computes the rollups of the days they touched again
 /// without them, and returns once ClickHouse confirms that none is left: no row in a table,
 /// and no visitor id of theirs in any unique-visitor state of those days.
-pub async fn erase(client: &Client, subject: &Subject) -> Result<Erased, SubjectError> {
-    let scope = scope(client, subject).await?;
-    let result = erase_scope(client, &scope).await;
-    scope.drop(client).await;
+pub async fn erase(
+    client: &Client,
+    layout: &Layout,
+    subject: &Subject,
+) -> Result<Erased, SubjectError> {
+    let scope = scope(client, layout, subject).await?;
+    let result = erase_scope(client, layout, &scope).await;
+    scope.drop().await;
     result
 }
 
-async fn erase_scope(client: &Client, scope: &Scope) -> Result<Erased, SubjectError> {
+async fn erase_scope(
+    client: &Client,
+    layout: &Layout,
+    scope: &Scope,
+) -> Result<Erased, SubjectError> {
     let days: Vec<u16> = client
         .query(&format!(
             "SELECT DISTINCT toDate(ts) AS day FROM events WHERE {} ORDER BY day",
@@ -409,11 +473,12 @@ async fn erase_scope(client: &Client, scope: &Scope) -> Result<Erased, SubjectEr
         )
         .await?;
         if *deleted > 0 {
-            client
-                .query(&format!(
-                    "ALTER TABLE {table} DELETE WHERE {condition} SETTINGS mutations_sync = 2"
-                ))
-                .execute()
+            layout
+                .alter(
+                    client,
+                    table,
+                    &format!("DELETE WHERE {condition} SETTINGS mutations_sync = 2"),
+                )
                 .await
                 .map_err(ch(format!("delete from {table}")))?;
         }
@@ -423,7 +488,7 @@ async fn erase_scope(client: &Client, scope: &Scope) -> Result<Erased, SubjectEr
         .map(|d| Day::from_epoch(i64::from(d)))
         .collect();
     for (from, to) in runs(&days) {
-        rollup::backfill(client, from, to).await?;
+        rollup::backfill(client, layout, from, to).await?;
     }
     let mut left = 0;
     for table in TABLES {

@@ -5,7 +5,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -17,6 +17,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 const SITE: &str = "newcomer.test";
+
+mod run;
+
+use run::binaries;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -36,28 +40,6 @@ impl Drop for Dev {
             .status();
         let _ = self.0.wait();
     }
-}
-
-/// The directory of the workspace's debug binaries, with the collector built if it is not.
-fn binaries() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_footfall-aggregator"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    if !dir.join("footfall-collector").exists() {
-        let built = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-p",
-                "footfall-collector",
-                "--bin",
-                "footfall-collector",
-            ])
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
-    dir
 }
 
 /// What `scripts/dev` printed: the snippet's script tag, the dashboard's URL and the token.

@@ -83,8 +83,13 @@ fn insert(c: &mut Criterion) {
     let rt = Runtime::new().expect("a tokio runtime");
     let database = format!("footfall_bench_{}", Id::random().as_str().to_lowercase());
     let server = Client::default().with_url(&url);
-    rt.block_on(migrations::migrate(&server, &database, 395))
-        .expect("the schema applies");
+    rt.block_on(migrations::migrate(
+        &server,
+        &database,
+        395,
+        &Default::default(),
+    ))
+    .expect("the schema applies");
     let client = server.clone().with_database(&database);
 
     let mut group = c.benchmark_group("insert");

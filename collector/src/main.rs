@@ -55,6 +55,7 @@ async fn run() -> anyhow::Result<()> {
                 &ch.server_client(),
                 &ch.clickhouse_database,
                 retention.retention_days,
+                &ch.layout(),
             )
             .await
             .context("applying the schema failed")?;

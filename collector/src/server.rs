@@ -137,11 +137,12 @@ pub async fn start_with_faults(
     let spool_dir = args.data_dir.join("spool");
     let apply_schema = {
         let (client, database) = (ch.server_client(), ch.clickhouse_database.clone());
+        let layout = ch.layout();
         let retention_days = args.retention.retention_days;
         let apply: ApplySchema = Box::new(move || {
-            let (client, database) = (client.clone(), database.clone());
+            let (client, database, layout) = (client.clone(), database.clone(), layout.clone());
             Box::pin(async move {
-                migrations::migrate(&client, &database, retention_days)
+                migrations::migrate(&client, &database, retention_days, &layout)
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string())

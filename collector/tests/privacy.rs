@@ -578,7 +578,7 @@ async fn retention_ttls_cover_every_table_with_personal_data() {
             .await
             .unwrap();
     }
-    footfall_store::migrations::migrate(&server, &db.name, 30)
+    footfall_store::migrations::migrate(&server, &db.name, 30, &Default::default())
         .await
         .unwrap();
     for (table, ttl) in [

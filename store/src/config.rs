@@ -5,6 +5,8 @@
 
 use clap::Args;
 
+use crate::cluster::{BadClusterName, Layout};
+
 /// Where local state lives unless FOOTFALL_DATA_DIR says otherwise (keys in --dev, the spool).
 pub const DEFAULT_DATA_DIR: &str = "./footfall-data";
 
@@ -29,6 +31,18 @@ pub struct ClickHouseArgs {
         hide_env_values = true
     )]
     pub clickhouse_password: String,
+    /// A cluster of the servers' `remote_servers`: the schema becomes per-shard local tables
+    /// behind Distributed tables of the usual names. Unset: one server.
+    #[arg(long, env = "FOOTFALL_CLICKHOUSE_CLUSTER", value_parser = cluster_name)]
+    pub clickhouse_cluster: Option<String>,
+    /// The cluster has ClickHouse Keeper: tables are Replicated and DDL runs `ON CLUSTER`.
+    /// Without it every shard holds one copy, and migrations run on every node.
+    #[arg(
+        long,
+        env = "FOOTFALL_CLICKHOUSE_REPLICATED",
+        requires = "clickhouse_cluster"
+    )]
+    pub clickhouse_replicated: bool,
 }
 
 /// How long personal data is kept: for the commands that apply the schema (whose TTLs follow
@@ -59,9 +73,60 @@ impl ClickHouseArgs {
 
     /// A client not bound to a database, for creating it.
     pub fn server_client(&self) -> clickhouse::Client {
-        clickhouse::Client::default()
+        let client = clickhouse::Client::default()
             .with_url(&self.clickhouse_url)
             .with_user(&self.clickhouse_user)
-            .with_password(&self.clickhouse_password)
+            .with_password(&self.clickhouse_password);
+        self.layout().configure(client)
+    }
+
+    /// One server, or the cluster FOOTFALL_CLICKHOUSE_CLUSTER names.
+    pub fn layout(&self) -> Layout {
+        match &self.clickhouse_cluster {
+            None => Layout::default(),
+            Some(name) => Layout::cluster(name, self.clickhouse_replicated, &self.clickhouse_url)
+                .expect("the cluster name is checked as the option is parsed"),
+        }
+    }
+}
+
+fn cluster_name(name: &str) -> Result<String, BadClusterName> {
+    Layout::cluster(name, false, "").map(|_| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ClickHouseArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        clickhouse: ClickHouseArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ClickHouseArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("footfall").chain(args.iter().copied()))
+            .map(|cli| cli.clickhouse)
+    }
+
+    #[test]
+    fn one_server_unless_a_cluster_is_named() {
+        assert!(!parse(&[]).unwrap().layout().is_cluster());
+        let args = parse(&["--clickhouse-cluster", "main", "--clickhouse-replicated"]).unwrap();
+        assert_eq!(args.layout().cluster_name(), Some("main"));
+        let alter = "ALTER TABLE {db}.t ADD COLUMN c UInt8";
+        let keeper = &args.layout().render(alter, "d").unwrap()[0].1;
+        assert!(keeper.contains(" ON CLUSTER 'main' "), "{keeper}");
+        let args = parse(&["--clickhouse-cluster", "main"]).unwrap();
+        assert!(
+            !args.layout().render(alter, "d").unwrap()[0]
+                .1
+                .contains("ON CLUSTER")
+        );
+        // Keeper without a cluster, and names that would not be safe in SQL, are refused.
+        assert!(parse(&["--clickhouse-replicated"]).is_err());
+        assert!(parse(&["--clickhouse-cluster", "x'); DROP"]).is_err());
     }
 }

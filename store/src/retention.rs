@@ -6,6 +6,7 @@
 
 use clickhouse::Client;
 
+use crate::cluster::Layout;
 use crate::migrations::{SchemaError, ch};
 
 /// A table whose rows expire with the retention period.
@@ -38,14 +39,20 @@ pub const RETENTION: &[Retained] = &[
     },
 ];
 
-/// Sets each table's TTL to the configured retention where it differs. Changing a TTL does not
-/// rewrite existing parts at once (`materialize_ttl_after_modify = 0`): expired rows go as
-/// parts merge, and `footfall-aggregator retention` enforces it immediately.
+/// Sets each table's TTL to the configured retention where it differs (in a cluster, on the
+/// local tables of every node that differs). Changing a TTL does not rewrite existing parts at
+/// once (`materialize_ttl_after_modify = 0`): expired rows go as parts merge, and
+/// `footfall-aggregator retention` enforces it immediately.
 pub(crate) async fn apply_ttls(
     client: &Client,
     database: &str,
     retention_days: u32,
+    layout: &Layout,
 ) -> Result<(), SchemaError> {
+    let nodes = layout
+        .nodes(client)
+        .await
+        .map_err(ch("list the nodes of the cluster"))?;
     for Retained {
         table,
         time: column,
@@ -53,21 +60,31 @@ pub(crate) async fn apply_ttls(
     } in RETENTION
     {
         let days = retention_days + extra_days;
-        let create: String = client
-            .query("SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?")
-            .bind(database)
-            .bind(*table)
-            .fetch_one()
-            .await
-            .map_err(ch(format!("read the definition of {table}")))?;
-        // ClickHouse shows `INTERVAL n DAY` as `toIntervalDay(n)`.
-        if !create.contains(&format!(" TTL {column} + toIntervalDay({days})")) {
-            client
-                .query(&format!(
-                    "ALTER TABLE {database}.{table} MODIFY TTL {column} + INTERVAL {days} DAY \
-                     SETTINGS materialize_ttl_after_modify = 0"
-                ))
-                .execute()
+        let stored = layout.stored(table);
+        let mut differs = false;
+        for node in &nodes {
+            let create: String = node
+                .query(
+                    "SELECT create_table_query FROM system.tables WHERE database = ? AND name = ?",
+                )
+                .bind(database)
+                .bind(&stored)
+                .fetch_one()
+                .await
+                .map_err(ch(format!("read the definition of {stored}")))?;
+            // ClickHouse shows `INTERVAL n DAY` as `toIntervalDay(n)`.
+            differs |= !create.contains(&format!(" TTL {column} + toIntervalDay({days})"));
+        }
+        if differs {
+            layout
+                .alter(
+                    client,
+                    &format!("{database}.{table}"),
+                    &format!(
+                        "MODIFY TTL {column} + INTERVAL {days} DAY \
+                         SETTINGS materialize_ttl_after_modify = 0"
+                    ),
+                )
                 .await
                 .map_err(ch(format!("set the retention of {table}")))?;
         }

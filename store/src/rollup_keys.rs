@@ -18,14 +18,15 @@
 
 use clickhouse::Client;
 use rand::RngCore as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::cluster::Layout;
 use crate::migrations::{SchemaError, ch};
 
 /// Months ahead for which keys exist.
 const MONTHS_AHEAD: u32 = 24;
 
-#[derive(clickhouse::Row, Serialize)]
+#[derive(clickhouse::Row, Serialize, Deserialize)]
 struct Key {
     /// The month's first day (`Date`: days since the Unix epoch).
     month: u16,
@@ -34,13 +35,22 @@ struct Key {
 }
 
 /// Stores a key for every month from the oldest still within `retention_days` to
-/// [`MONTHS_AHEAD`] months ahead that has none.
+/// [`MONTHS_AHEAD`] months ahead that has none. In a cluster every node's views read the keys
+/// of its own `rollup_keys`, so every node must hold the same ones: they are made on the first
+/// node and copied from it to each other node that lacks them (a node restarted empty gets
+/// them all again); with different keys, an id seen on two shards would count twice.
 pub async fn ensure(
     client: &Client,
     database: &str,
     retention_days: u32,
+    layout: &Layout,
 ) -> Result<(), SchemaError> {
-    let months: Vec<u16> = client
+    let nodes = layout
+        .nodes(client)
+        .await
+        .map_err(ch("list the cluster's nodes"))?;
+    let (first, others) = nodes.split_first().expect("at least one node");
+    let months: Vec<u16> = first
         .query(&format!(
             "SELECT m FROM (
                  SELECT addMonths(toStartOfMonth(today() - toIntervalDay({retention_days})), toInt32(number)) AS m
@@ -51,7 +61,43 @@ pub async fn ensure(
         .fetch_all()
         .await
         .map_err(ch("list the months without a rollup key"))?;
-    if months.is_empty() {
+    let mut rng = rand::rngs::OsRng;
+    let made: Vec<Key> = months
+        .into_iter()
+        .map(|month| Key {
+            month,
+            k0: rng.next_u64(),
+            k1: rng.next_u64(),
+        })
+        .collect();
+    store(first, database, &made).await?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<Key> = first
+        .query(&format!("SELECT ?fields FROM {database}.rollup_keys"))
+        .fetch_all()
+        .await
+        .map_err(ch("read the rollup keys"))?;
+    for node in others {
+        let held: Vec<u16> = node
+            .query(&format!("SELECT month FROM {database}.rollup_keys"))
+            .fetch_all()
+            .await
+            .map_err(ch("list a node's rollup keys"))?;
+        let missing: Vec<&Key> = keys.iter().filter(|k| !held.contains(&k.month)).collect();
+        store(node, database, &missing).await?;
+    }
+    Ok(())
+}
+
+/// Inserts `keys` (in the body, never in a query's text).
+async fn store<K: std::borrow::Borrow<Key>>(
+    client: &Client,
+    database: &str,
+    keys: &[K],
+) -> Result<(), SchemaError> {
+    if keys.is_empty() {
         return Ok(());
     }
     let mut insert = client
@@ -60,36 +106,37 @@ pub async fn ensure(
         .insert::<Key>("rollup_keys")
         .await
         .map_err(ch("store rollup keys"))?;
-    let mut rng = rand::rngs::OsRng;
-    for month in months {
-        let key = Key {
-            month,
-            k0: rng.next_u64(),
-            k1: rng.next_u64(),
-        };
-        insert.write(&key).await.map_err(ch("store rollup keys"))?;
+    for key in keys {
+        insert
+            .write(key.borrow())
+            .await
+            .map_err(ch("store rollup keys"))?;
     }
     insert.end().await.map_err(ch("store rollup keys"))
 }
 
-/// Destroys the keys of the months entirely older than `retention_days`; returns how many.
-/// `client` is bound to the database.
+/// Destroys the keys of the months entirely older than `retention_days`, on every node;
+/// returns how many months lost theirs. `client` is bound to the database.
 pub async fn destroy_expired(
     client: &Client,
     retention_days: u32,
+    layout: &Layout,
 ) -> Result<u64, clickhouse::error::Error> {
     let expired = format!("addMonths(month, 1) <= today() - toIntervalDay({retention_days})");
-    let n: u64 = client
-        .query(&format!("SELECT count() FROM rollup_keys WHERE {expired}"))
-        .fetch_one()
-        .await?;
-    if n > 0 {
-        client
-            .query(&format!(
+    let mut destroyed = 0;
+    for node in layout.nodes(client).await? {
+        let n: u64 = node
+            .query(&format!("SELECT count() FROM rollup_keys WHERE {expired}"))
+            .fetch_one()
+            .await?;
+        if n > 0 {
+            node.query(&format!(
                 "ALTER TABLE rollup_keys DELETE WHERE {expired} SETTINGS mutations_sync = 2"
             ))
             .execute()
             .await?;
+        }
+        destroyed = destroyed.max(n);
     }
-    Ok(n)
+    Ok(destroyed)
 }

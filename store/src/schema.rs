@@ -34,6 +34,15 @@
 
 use crate::migrations::Migration;
 
+/// In cluster mode ([`crate::cluster`]), the shard of a row of these tables is decided by this
+/// key, not the default hash of the sorting key: a visitor's events on one shard (so a visit is
+/// sessionised where it is stored, and identities meet their events), email opens (no visitor
+/// id) spread by their own id.
+pub const SHARDING_KEYS: &[(&str, &str)] = &[(
+    "events",
+    "cityHash64(if(visitor_id = '', toString(event_id), visitor_id))",
+)];
+
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,

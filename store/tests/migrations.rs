@@ -1,6 +1,7 @@
 //! Migrations on the real ClickHouse: idempotent, recorded once, retention follows the option,
 //! and a database made by the collector's and the aggregator's old lists is taken over as is.
 
+use footfall_store::cluster::Layout;
 use footfall_store::migrations::migrate;
 use footfall_store::schema::MIGRATIONS;
 use footfall_store::testing::TestDb;
@@ -12,9 +13,13 @@ fn versions() -> Vec<u32> {
 #[tokio::test]
 async fn migrations_apply_once_and_are_idempotent() {
     let db = TestDb::new();
-    let first = migrate(&db.server(), &db.name, 395).await.unwrap();
+    let first = migrate(&db.server(), &db.name, 395, &Layout::default())
+        .await
+        .unwrap();
     assert_eq!(first, versions());
-    let again = migrate(&db.server(), &db.name, 395).await.unwrap();
+    let again = migrate(&db.server(), &db.name, 395, &Layout::default())
+        .await
+        .unwrap();
     assert!(again.is_empty(), "nothing left to apply");
     let recorded = db
         .count("SELECT count() FROM schema_migrations FINAL WHERE component = 'footfall'")
@@ -67,7 +72,8 @@ async fn two_programs_migrating_at_once_both_succeed() {
     for _ in 0..4 {
         let db = TestDb::new();
         let (server, name) = (db.server(), db.name.clone());
-        let first = tokio::spawn(async move { migrate(&server, &name, 395).await });
+        let first =
+            tokio::spawn(async move { migrate(&server, &name, 395, &Layout::default()).await });
         let recorded = format!(
             "SELECT count() FROM system.tables AS t
              WHERE t.database = '{}' AND t.name = 'schema_migrations' AND t.total_rows > 0",
@@ -83,7 +89,7 @@ async fn two_programs_migrating_at_once_both_succeed() {
         {
             tokio::task::yield_now().await;
         }
-        let second = migrate(&db.server(), &db.name, 395).await;
+        let second = migrate(&db.server(), &db.name, 395, &Layout::default()).await;
         let first = first.await.unwrap();
         assert!(first.is_ok(), "{first:?}");
         assert!(second.is_ok(), "{second:?}");
@@ -127,7 +133,9 @@ async fn a_database_of_the_old_lists_is_recognised_and_nothing_is_applied_twice(
         .execute()
         .await
         .unwrap();
-    let applied = migrate(&db.server(), &db.name, 395).await.unwrap();
+    let applied = migrate(&db.server(), &db.name, 395, &Layout::default())
+        .await
+        .unwrap();
     assert_eq!(applied, left_to_apply(&old));
     assert!(
         !applied.iter().any(|v| [1, 2, 3, 4].contains(v)),
@@ -147,7 +155,7 @@ async fn a_database_of_the_old_lists_is_recognised_and_nothing_is_applied_twice(
         "recorded under the one list from now on"
     );
     assert!(
-        migrate(&db.server(), &db.name, 395)
+        migrate(&db.server(), &db.name, 395, &Layout::default())
             .await
             .unwrap()
             .is_empty()
@@ -159,7 +167,9 @@ async fn a_collector_only_database_gets_the_rollups() {
     let db = TestDb::new();
     let old = [("collector", 1), ("collector", 3)];
     db.as_left_by_the_old_code(&old).await;
-    let applied = migrate(&db.server(), &db.name, 395).await.unwrap();
+    let applied = migrate(&db.server(), &db.name, 395, &Layout::default())
+        .await
+        .unwrap();
     assert_eq!(applied, left_to_apply(&old));
     assert!(applied.contains(&3) && applied.contains(&4), "{applied:?}");
     assert_eq!(
@@ -180,13 +190,17 @@ async fn retention_days_set_the_ttls() {
             rows[0]["q"].as_str().unwrap().to_owned()
         }
     };
-    migrate(&db.server(), &db.name, 395).await.unwrap();
+    migrate(&db.server(), &db.name, 395, &Layout::default())
+        .await
+        .unwrap();
     assert!(
         ttl("events")
             .await
             .contains("TTL toDateTime(ts) + toIntervalDay(395)")
     );
-    migrate(&db.server(), &db.name, 1).await.unwrap();
+    migrate(&db.server(), &db.name, 1, &Layout::default())
+        .await
+        .unwrap();
     assert!(
         ttl("events")
             .await
@@ -199,7 +213,7 @@ async fn retention_days_set_the_ttls() {
         "keys outlive their events by a day"
     );
 
-    let bad = migrate(&db.server(), "bad-name; DROP", 30)
+    let bad = migrate(&db.server(), "bad-name; DROP", 30, &Layout::default())
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("not a usable database name"));

@@ -1,16 +1,25 @@
 //! Running the `footfall-aggregator` binary against a test database, for the integration tests.
 
-use std::process::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-use footfall_store::testing::{self, TestDb};
+use footfall_store::testing::TestDb;
 
-/// Runs `footfall-aggregator ARGS` against `db`, with `db`'s data dir and no key or seed from
-/// the environment of the test run.
+/// Runs `footfall-aggregator ARGS` against `db` (on its server or cluster), with `db`'s data
+/// dir and no key or seed from the environment of the test run.
+#[allow(dead_code)] // not every test binary runs it
 pub fn aggregator(db: &TestDb, args: &[&str]) -> Output {
-    let url = testing::clickhouse_url();
     let mut argv: Vec<&str> = args.to_vec();
     if args[0] != "keygen" {
-        argv.extend(["--clickhouse-url", &url, "--clickhouse-database", &db.name]);
+        argv.extend([
+            "--clickhouse-url",
+            &db.url,
+            "--clickhouse-database",
+            &db.name,
+        ]);
+        if let Some(cluster) = db.layout.cluster_name() {
+            argv.extend(["--clickhouse-cluster", cluster]);
+        }
     }
     std::process::Command::new(env!("CARGO_BIN_EXE_footfall-aggregator"))
         .args(argv)
@@ -21,7 +30,30 @@ pub fn aggregator(db: &TestDb, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The directory of the workspace's debug binaries, with the collector built (it is not a
+/// dependency of the aggregator, whose tests run it).
+#[allow(dead_code)] // not every test binary runs the collector
+pub fn binaries() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_footfall-aggregator"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let built = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "footfall-collector",
+            "--bin",
+            "footfall-collector",
+        ])
+        .status()
+        .unwrap();
+    assert!(built.success());
+    dir
+}
+
 /// The standard output of a run that must have succeeded.
+#[allow(dead_code)]
 pub fn ok(output: Output) -> String {
     assert!(
         output.status.success(),
@@ -38,7 +70,7 @@ pub async fn serve_api(db: &TestDb, extra: &[&str]) -> footfall_aggregator::serv
     use clap::Parser as _;
     use footfall_aggregator::cli::{Cli, Command};
 
-    let url = testing::clickhouse_url();
+    let url = footfall_store::testing::clickhouse_url();
     let data_dir = db.data_dir.path().to_str().unwrap();
     let mut argv = vec![
         "footfall-aggregator",

@@ -10,6 +10,7 @@ pub mod http;
 
 use std::time::Duration;
 
+use crate::cluster::Layout;
 use crate::id::Id;
 
 pub fn clickhouse_url() -> String {
@@ -17,10 +18,29 @@ pub fn clickhouse_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:18123".into())
 }
 
+/// The cluster of the dev ClickHouse (`scripts/clickhouse start --cluster`, started by
+/// `scripts/test`).
+pub const DEV_CLUSTER: &str = "footfall_dev";
+
+/// The first node of the dev cluster (FOOTFALL_TEST_CLICKHOUSE_CLUSTER_URL), and the other's,
+/// which `scripts/clickhouse` puts 10 ports further. A test run without it fails rather than
+/// skips: the cluster tests are part of the suite.
+pub fn cluster_urls() -> [String; 2] {
+    let first = std::env::var("FOOTFALL_TEST_CLICKHOUSE_CLUSTER_URL").expect(
+        "FOOTFALL_TEST_CLICKHOUSE_CLUSTER_URL names the dev cluster's first node \
+         (scripts/test starts it with `scripts/clickhouse start --cluster`)",
+    );
+    let (base, port) = first.rsplit_once(':').expect("a URL with a port");
+    let port: u16 = port.trim_end_matches('/').parse().expect("a port");
+    let second = format!("{base}:{}", port + 10);
+    [first, second]
+}
+
 /// A database of its own for one test, dropped at the end, and a data dir for its keys.
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    pub layout: Layout,
     pub data_dir: tempfile::TempDir,
 }
 
@@ -41,13 +61,22 @@ impl TestDb {
         Self {
             name,
             url,
+            layout: Layout::default(),
             data_dir: tempfile::tempdir().unwrap(),
         }
     }
 
+    /// A database on the dev cluster, reached through its node at `url`.
+    pub fn on_cluster(url: String) -> Self {
+        let mut db = Self::on(url);
+        db.layout = Layout::cluster(DEV_CLUSTER, false, &db.url).unwrap();
+        db
+    }
+
     /// A client of the server, not bound to the database (for creating it).
     pub fn server(&self) -> clickhouse::Client {
-        clickhouse::Client::default().with_url(&self.url)
+        self.layout
+            .configure(clickhouse::Client::default().with_url(&self.url))
     }
 
     pub fn client(&self) -> clickhouse::Client {
@@ -58,7 +87,7 @@ impl TestDb {
 
     /// Applies the whole schema with the default retention.
     pub async fn migrate(&self) -> Vec<u32> {
-        crate::migrations::migrate(&self.server(), &self.name, 395)
+        crate::migrations::migrate(&self.server(), &self.name, 395, &self.layout)
             .await
             .unwrap()
     }
@@ -160,19 +189,19 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS {} SYNC", self.name);
-        let url = self.url.clone();
-        // Best effort, on a thread of its own: Drop may run inside a runtime.
+        let server = self.server();
+        let layout = self.layout.clone();
+        // Best effort, on a thread of its own: Drop may run inside a runtime. In a cluster, on
+        // every node.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async {
-                clickhouse::Client::default()
-                    .with_url(url)
-                    .query(&sql)
-                    .execute()
-                    .await
+                for node in layout.nodes(&server).await.unwrap_or_default() {
+                    let _ = node.query(&sql).execute().await;
+                }
             })
         })
         .join();
