@@ -55,7 +55,12 @@ pub async fn backfill(
     to: Day,
 ) -> Result<u64, ClickHouseError> {
     clear_days(client, layout, "traffic_keyed_daily", from, to).await?;
-    for select in rollup::traffic_daily(&rollup::days(from, to)) {
+    let database: String = client
+        .query("SELECT currentDatabase()")
+        .fetch_one()
+        .await
+        .map_err(ch("read the database's name"))?;
+    for select in rollup::traffic_daily(&database, &rollup::days(from, to)) {
         client
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()

@@ -25,6 +25,7 @@ const CLUSTER: &str = footfall_store::testing::DEV_CLUSTER;
 struct Collector {
     child: Child,
     addr: SocketAddr,
+    metrics: SocketAddr,
     _data: tempfile::TempDir,
 }
 
@@ -47,8 +48,11 @@ fn free_port() -> u16 {
 async fn collector(url: &str, db: &TestDb, keys: &Path, secret: &str) -> Collector {
     let data = tempfile::tempdir().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let child = Command::new(binaries().join("footfall-collector"))
         .args(["serve", "--dev", "--listen", &addr.to_string()])
+        .args(["--metrics-listen", &metrics.to_string()])
+        .args(["--trusted-proxies", "127.0.0.1"])
         .args(["--clickhouse-url", url, "--clickhouse-database", &db.name])
         .args([
             "--clickhouse-cluster",
@@ -67,6 +71,7 @@ async fn collector(url: &str, db: &TestDb, keys: &Path, secret: &str) -> Collect
     let collector = Collector {
         child,
         addr,
+        metrics,
         _data: data,
     };
     for _ in 0..400 {
@@ -117,17 +122,20 @@ async fn traffic(collectors: &[&Collector; 2], secret: &str) -> u64 {
     let mut events = 0;
     for i in 0..24usize {
         let (a, b) = (collectors[i % 2].addr, collectors[(i + 1) % 2].addr);
+        // Each visitor on a network of its own (the collectors believe the loopback proxy).
+        let network = format!("198.51.{i}.7");
+        let from = ("x-forwarded-for", network.as_str());
         let first = get(
             a,
             &format!(
                 "/p.gif?site={SITE}&url=https%3A%2F%2F{SITE}%2F&ref=https%3A%2F%2Fsearch.test%2F"
             ),
-            &[("user-agent", UA)],
+            &[("user-agent", UA), from],
         )
         .await;
         let cookie = format!("ff_id={}", first.visitor_cookie().expect("a stored hit"));
         pace().await;
-        let with = [("user-agent", UA), ("cookie", cookie.as_str())];
+        let with = [("user-agent", UA), ("cookie", cookie.as_str()), from];
         let product = format!(
             "/p.gif?site={SITE}&url=https%3A%2F%2F{SITE}%2Fproduct%2F{}%3Futm_source%3Dnews",
             i % 4
@@ -142,6 +150,7 @@ async fn traffic(collectors: &[&Collector; 2], secret: &str) -> u64 {
                 ("origin", "https://shop.test"),
                 ("user-agent", UA),
                 ("cookie", cookie.as_str()),
+                from,
             ];
             let view = serde_json::json!({"kind": "pageview", "site": SITE,
                 "url": "https://shop.test/pricing", "pageview_id": pv});
@@ -201,7 +210,7 @@ fn reports(db: &TestDb) -> Vec<(String, String)> {
         let mut args = vec![
             "export", "--report", report, "--from", &today, "--to", &today,
         ];
-        args.extend(["--min-visitors", "2"]);
+        args.extend(["--min-visitors", "2", "--min-networks", "2"]);
         if report == "funnel" {
             args.extend(["--site", SITE, "--steps", "/,/product/*,event:Signup"]);
         }
@@ -318,12 +327,19 @@ async fn two_collectors_on_two_shards_report_as_one_server() {
         .fetch_all()
         .await
         .unwrap();
-    let now: String = db
-        .client()
-        .query("SELECT toString(now64(3))")
-        .fetch_one()
-        .await
-        .unwrap();
+    // Each browser linked to the customer a millisecond before its first hit: everything it did
+    // after is the customer's.
+    let mut linked_at = Vec::new();
+    for (visitor, _) in &visitors {
+        let first: String = db
+            .client()
+            .query("SELECT toString(min(ts) - toIntervalMillisecond(1)) FROM events WHERE visitor_id = ?")
+            .bind(visitor)
+            .fetch_one()
+            .await
+            .unwrap();
+        linked_at.push(first);
+    }
     for target in [&db, &single] {
         for (i, (visitor, _)) in visitors.iter().enumerate() {
             target
@@ -331,12 +347,11 @@ async fn two_collectors_on_two_shards_report_as_one_server() {
                 .query(
                     "INSERT INTO events (event_id, ts, site, kind, visitor_id, customer_id, url,
                                          host, path)
-                     VALUES (?, toDateTime64(?, 3) + toIntervalMillisecond(?), ?, 'pageview', ?, 'cust-1', 'https://shop.test/account',
+                     VALUES (?, toDateTime64(?, 3), ?, 'pageview', ?, 'cust-1', 'https://shop.test/account',
                              'shop.test', '/account')",
                 )
                 .bind(format!("00000000-0000-4000-8000-00000000000{i}"))
-                .bind(&now)
-                .bind(i as u64)
+                .bind(&linked_at[i])
                 .bind(SITE)
                 .bind(visitor)
                 .execute()
@@ -365,10 +380,13 @@ async fn two_collectors_on_two_shards_report_as_one_server() {
         ))
         .await;
     assert_eq!(exported["events"].as_array().unwrap().len() as u64, theirs);
-    assert!(
-        exported["events"][0]["ip"].is_string(),
-        "{}",
-        exported["events"][0]
+    let unsealed = (exported["events"].as_array().unwrap().iter())
+        .filter(|e| e["ip"].is_string())
+        .count() as u64;
+    assert_eq!(
+        unsealed,
+        theirs - 2,
+        "every collected event's IP, on either shard"
     );
     let one_server = export(&single);
     for key in ["visitor_ids", "identities", "events", "email_opens"] {
@@ -444,7 +462,7 @@ async fn a_batch_is_committed_only_once_every_shard_has_it() {
         assert!(get(one.addr, &hit, &[]).await.visitor_cookie().is_some());
     }
     let failing = async || {
-        let metrics = get(one.addr, "/metrics", &[]).await;
+        let metrics = get(one.metrics, "/metrics", &[]).await;
         let metrics = String::from_utf8_lossy(&metrics.body).into_owned();
         let failures = metrics
             .lines()

@@ -54,15 +54,15 @@ pub(crate) async fn fill(
     database: &str,
     parts: &[String],
 ) -> Result<(), SchemaError> {
-    let filled = fill_parts(&client.clone().with_database(database), parts).await;
+    let filled = fill_parts(&client.clone().with_database(database), database, parts).await;
     resume_merges(client, database).await?;
     filled
 }
 
-async fn fill_parts(client: &Client, parts: &[String]) -> Result<(), SchemaError> {
+async fn fill_parts(client: &Client, database: &str, parts: &[String]) -> Result<(), SchemaError> {
     let quoted: Vec<String> = parts.iter().map(|p| format!("'{p}'")).collect();
     let stored = format!("_part IN ({})", quoted.join(", "));
-    for select in rollup::traffic_daily(&stored) {
+    for select in rollup::traffic_daily(database, &stored) {
         client
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()

@@ -96,14 +96,18 @@ GROUP BY day, k1"
 }
 
 /// The `SELECT`s that compute `traffic_keyed_daily` rows from the events matching `filter` (an
-/// SQL condition on `events`).
-pub fn traffic_daily(filter: &str) -> [String; 3] {
+/// SQL condition on `events`), with the keys of `database`. The keys' table is named with its
+/// database: in a cluster each shard computes its part of the `SELECT`, and there an unnamed
+/// database is `default`.
+pub fn traffic_daily(database: &str, filter: &str) -> [String; 3] {
     let filter = format!(" AND ({filter})");
+    let keys = format!("{database}.rollup_keys");
     [
-        pageview_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
-        email_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
-        custom_event_rollup!("events", "rollup_keys", "{filter}").replace("{filter}", &filter),
+        pageview_rollup!("events", "{keys}", "{filter}"),
+        email_rollup!("events", "{keys}", "{filter}"),
+        custom_event_rollup!("events", "{keys}", "{filter}"),
     ]
+    .map(|select| select.replace("{filter}", &filter).replace("{keys}", &keys))
 }
 
 /// The condition on `events` of the days `[from, to]` (anything that prints as `YYYY-MM-DD`).

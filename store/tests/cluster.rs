@@ -54,7 +54,7 @@ async fn every_node_gets_the_whole_schema_once() {
         "events",
         "ip_keys",
         "identities",
-        "traffic_daily",
+        "traffic_keyed_daily",
         "sessions_daily",
         "traffic_monthly",
         "api_tokens",
@@ -65,8 +65,11 @@ async fn every_node_gets_the_whole_schema_once() {
         assert_eq!(engine(table), "Distributed", "{table}");
         assert!(engine(&format!("{table}_local")).ends_with("MergeTree"));
     }
-    assert_eq!(engine("traffic_from_pageviews"), "MaterializedView");
-    assert!(!one.iter().any(|(n, _)| n.starts_with("export_audit")));
+    assert_eq!(engine("traffic_keyed_from_pageviews"), "MaterializedView");
+    assert_eq!(engine("rollup_keys"), "Join", "the same keys on every node");
+    for gone in ["export_audit", "traffic_daily", "traffic_from_"] {
+        assert!(!one.iter().any(|(n, _)| n.starts_with(gone)), "{gone}");
+    }
     // The TTLs are on the shards' tables.
     for url in [&first, &second] {
         let ttl = on(
@@ -181,7 +184,7 @@ async fn visitors_stay_on_one_shard_and_rollups_count_across_shards() {
     let rollup = db
         .rows(
             "SELECT k1 AS path, sum(hits) AS hits, uniqExactMerge(visitors) AS visitors
-             FROM traffic_daily WHERE dimension = 'page' GROUP BY k1 ORDER BY k1",
+             FROM traffic_keyed_daily WHERE dimension = 'page' GROUP BY k1 ORDER BY k1",
         )
         .await;
     let direct = db
@@ -194,7 +197,7 @@ async fn visitors_stay_on_one_shard_and_rollups_count_across_shards() {
     assert_eq!(rollup.len(), 3);
     let opens = db
         .rows(
-            "SELECT sum(hits) AS opens, uniqExactMerge(visitors) AS unique FROM traffic_daily
+            "SELECT sum(hits) AS opens, uniqExactMerge(visitors) AS unique FROM traffic_keyed_daily
              WHERE dimension = 'email'",
         )
         .await;
@@ -253,7 +256,7 @@ async fn the_replicated_schema_parses_and_applies_with_plain_engines() {
                 .unwrap()
         }
     };
-    for table in ["events_local", "traffic_daily_local"] {
+    for table in ["events_local", "traffic_keyed_daily_local"] {
         let sql = create(table).await;
         assert!(
             sql.contains(&format!(
