@@ -562,3 +562,36 @@ async fn a_batch_stored_before_its_commit_is_replayed_alone_and_stored_once() {
     drain_spool(&db, &[]).await;
     assert_eq!(stored(&db, "resumed").await, (15, 15), "every event once");
 }
+
+/// The spool keeps an event only until it is stored: segments rotate after 10 s and are
+/// deleted once every batch in them is committed, so a person's hits do not linger on the
+/// collector's disk (where `subject erase`, which works on ClickHouse, could not reach them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_events_leave_the_spool_within_a_segments_age() {
+    let db = TestDb::new();
+    let collector = db.start(&["--flush-interval-ms", "50"]).await;
+    let addr = collector.local_addr();
+    let page = format!("/p.gif?site=lingering&url={}", enc("https://example.com/"));
+    let first = get(addr, &page, &[]).await;
+    let id = first.visitor_cookie().expect("a visitor id");
+    let cookie = format!("ff_id={id}");
+    for _ in 0..3 {
+        get(addr, &page, &[("cookie", &cookie)]).await;
+    }
+    let theirs = format!("SELECT count() FROM events WHERE visitor_id = '{id}'");
+    db.wait_for_count(&theirs, 4).await;
+    let spool = db.data_dir.path().join("spool");
+    let held = || {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
+            .any(|bytes| bytes.windows(id.len()).any(|w| w == id.as_bytes()))
+    };
+    assert!(held(), "the test can see the visitor in the spool");
+    // Others' hits go on, so batches are cut and segments rotate.
+    let traffic = Traffic::start(addr, "others", 1, Duration::from_millis(20));
+    let gone = eventually(Duration::from_secs(40), || async { !held() }).await;
+    traffic.stop().await;
+    collector.shutdown().await;
+    assert!(gone, "the visitor's stored hits are still in the spool");
+}
