@@ -33,11 +33,12 @@ cleanup
 agg migrate >/dev/null
 
 # Ten events per visit, 1.5 million visitors, 2000 pages on 3 sites; every 10th event is an
-# engagement beacon, every 50th a bot.
+# engagement beacon, every 50th a bot. Each visitor is on one of 49,750 networks (/24s): rows
+# need K of them as well as K visitors.
 start=$(ms)
 sql "INSERT INTO $db.events (event_id, ts, site, kind, visitor_id, pageview_id, host, path, url,
         referrer_host, utm_source, utm_medium, utm_campaign, dwell_ms, country, browser, os,
-        device, is_bot)
+        device, ip_prefix, is_bot)
 SELECT generateUUIDv4(),
        toDateTime64('2026-03-01 00:00:00', 3, 'UTC')
          + toIntervalMillisecond(intDiv(number, 10) * 26784 % 2678400000 + (number % 10) * 40000),
@@ -57,6 +58,7 @@ SELECT generateUUIDv4(),
        ['Firefox', 'Chrome', 'Safari', 'Edge'][cityHash64(intDiv(number, 10), 2) % 4 + 1],
        ['Linux', 'Windows', 'macOS', 'iOS', 'Android'][cityHash64(intDiv(number, 10), 3) % 5 + 1],
        ['desktop', 'mobile', 'tablet'][cityHash64(intDiv(number, 10), 4) % 3 + 1],
+       concat('10.', toString(cityHash64(intDiv(number, 10)) % 1500000 % 250), '.', toString(cityHash64(intDiv(number, 10)) % 1500000 % 199), '.0/24'),
        number % 50 = 0
 FROM numbers($events)"
 echo "generated $events events (rollups filled by the views) in $(($(ms) - start)) ms"
@@ -64,7 +66,7 @@ echo "generated $events events (rollups filled by the views) in $(($(ms) - start
 # 50th from a bot. Visitors as above, on the same 3 sites.
 start=$(ms)
 sql "INSERT INTO $db.events (event_id, ts, site, kind, visitor_id, pageview_id, host, path, url,
-        event_name, props, is_bot)
+        event_name, props, ip_prefix, is_bot)
 SELECT generateUUIDv4(),
        toDateTime64('2026-03-01 00:00:00', 3, 'UTC')
          + toIntervalMillisecond(intDiv(number, 10) * 26784 % 2678400000 + (number % 10) * 40000),
@@ -77,6 +79,7 @@ SELECT generateUUIDv4(),
        concat('https://example.com/page/', toString(cityHash64(number) % 2000)),
        concat('Event ', toString(cityHash64(number, 5) % 40)),
        map('plan', ['free', 'pro', 'team'][number % 3 + 1], 'n', toString(number % 100)),
+       concat('10.', toString(cityHash64(intDiv(number, 10)) % 1500000 % 250), '.', toString(cityHash64(intDiv(number, 10)) % 1500000 % 199), '.0/24'),
        number % 50 = 0
 FROM numbers($events)"
 echo "generated $events custom events (rollups filled by the views) in $(($(ms) - start)) ms"
