@@ -465,10 +465,7 @@ async fn members(db: &TestDb, visitor: &str) -> u64 {
 async fn after_retention_no_membership_test_succeeds() {
     let db = TestDb::new();
     ok(aggregator(&db, &["migrate"]));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = run::now_ms();
     let old = now - 100 * 86_400_000;
     let mut events: Vec<Event> = (0..10)
         .map(|i| {
@@ -513,10 +510,7 @@ async fn after_retention_no_membership_test_succeeds() {
 async fn serve_destroys_expired_keys_and_tops_up_the_next_ones() {
     let db = TestDb::new();
     ok(aggregator(&db, &["migrate"]));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = run::now_ms();
     let mut old = view("/health/condition-y", 1, 1);
     old.ts = now - 100 * 86_400_000;
     insert(&db, std::slice::from_ref(&old)).await;

@@ -352,10 +352,7 @@ async fn hits_stored_before_the_aggregator_ever_ran_are_in_its_first_export() {
     // The collector applies the whole schema, rollups included, before it stores a hit.
     db.migrate().await;
     let mut insert = db.client().insert::<Event>("events").await.unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = run::now_ms();
     for i in 0..12 {
         let mut e = pageview(
             now - 60_000,
@@ -559,10 +556,7 @@ async fn the_api_needs_a_token_within_scope_and_audits_every_export() {
 async fn serve_keeps_todays_visits_fresh() {
     let db = TestDb::new();
     ok(aggregator(&db, &["migrate"]));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = run::now_ms();
     let mut insert = db.client().insert::<Event>("events").await.unwrap();
     for n in 0..2 {
         let path = ["/", "/next"][n];

@@ -93,3 +93,12 @@ pub async fn serve_api(db: &TestDb, extra: &[&str]) -> footfall_aggregator::serv
     };
     footfall_aggregator::serve::start(args).await.unwrap()
 }
+
+/// The time now, in Unix milliseconds (as events' `ts`).
+#[allow(dead_code)] // not every test binary needs it
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
