@@ -18,13 +18,13 @@ macro_rules! month_key {
     };
 }
 
-/// The `SELECT` that turns page views of `$events` (a table name; `$filter` adds conditions)
-/// into `traffic_keyed_daily` rows, one per dimension: (dimension, k1, k2, k3). Internal navigation
-/// (referrer on the same host) counts as no referrer. Visitor ids and networks enter the
-/// exact-count states only as SipHash-128 under their month's key from `$keys`
-/// ([`crate::rollup_keys`]); a month without a key counts no one.
-macro_rules! pageview_rollup {
-    ($events:literal, $keys:literal, $filter:literal) => {
+/// A `SELECT` of `traffic_keyed_daily` rows from the events of `$kind` in `$events` (a table
+/// name; `$filter` adds conditions), one per element of `$dimensions` (an array of
+/// (dimension, k1, k2, k3) tuples). Visitor ids and networks enter the exact-count states only
+/// as SipHash-128 under their month's key from `$keys` ([`crate::rollup_keys`]); a month without
+/// a key counts no one. Bots are left out.
+macro_rules! keyed_rollup {
+    ($events:literal, $keys:literal, $kind:literal, $dimensions:literal, $filter:literal) => {
         concat!(
             month_key!($keys),
             "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
@@ -36,11 +36,12 @@ macro_rules! pageview_rollup {
 FROM ",
             $events,
             "
-ARRAY JOIN [('all', '', '', ''), ('page', path, '', ''),
-    ('referrer', if(referrer_host = host, '', referrer_host), '', ''), ('country', country, '', ''),
-    ('device', device, '', ''), ('browser', browser, '', ''), ('os', os, '', ''),
-    ('campaign', utm_source, utm_medium, utm_campaign)] AS d
-WHERE kind = 'pageview' AND NOT is_bot",
+ARRAY JOIN ",
+            $dimensions,
+            " AS d
+WHERE kind = '",
+            $kind,
+            "' AND NOT is_bot",
             $filter,
             "
 GROUP BY site, day, dimension, k1, k2, k3"
@@ -48,27 +49,34 @@ GROUP BY site, day, dimension, k1, k2, k3"
     };
 }
 
-/// Custom events as `traffic_keyed_daily` rows, visitors and networks keyed as above: one
-/// `event` row per name, and one `event_prop` row per name, property and value.
+/// Page views as `traffic_keyed_daily` rows, one per dimension. Internal navigation (referrer
+/// on the same host) counts as no referrer.
+macro_rules! pageview_rollup {
+    ($events:literal, $keys:literal, $filter:literal) => {
+        keyed_rollup!(
+            $events,
+            $keys,
+            "pageview",
+            "[('all', '', '', ''), ('page', path, '', ''),
+    ('referrer', if(referrer_host = host, '', referrer_host), '', ''), ('country', country, '', ''),
+    ('device', device, '', ''), ('browser', browser, '', ''), ('os', os, '', ''),
+    ('campaign', utm_source, utm_medium, utm_campaign)]",
+            $filter
+        )
+    };
+}
+
+/// Custom events as `traffic_keyed_daily` rows: one `event` row per name, and one `event_prop`
+/// row per name, property and value.
 macro_rules! custom_event_rollup {
     ($events:literal, $keys:literal, $filter:literal) => {
-        concat!(
-            month_key!($keys),
-            "SELECT site, toDate(ts) AS day, d.1 AS dimension, d.2 AS k1, d.3 AS k2, d.4 AS k3,
-       toUInt64(count()) AS hits,
-       uniqExactStateIf(sipHash128Keyed(key, visitor_id), visitor_id != '' AND key.1 != 0)
-           AS visitors,
-       uniqExactStateIf(sipHash128Keyed(key, ip_prefix),
-                        ip_prefix != '' AND visitor_id != '' AND key.1 != 0) AS networks
-FROM ",
+        keyed_rollup!(
             $events,
-            "
-ARRAY JOIN arrayConcat([('event', toString(event_name), '', '')],
-    arrayMap((k, v) -> ('event_prop', toString(event_name), k, v), mapKeys(props), mapValues(props))) AS d
-WHERE kind = 'custom' AND NOT is_bot",
-            $filter,
-            "
-GROUP BY site, day, dimension, k1, k2, k3"
+            $keys,
+            "custom",
+            "arrayConcat([('event', toString(event_name), '', '')],
+    arrayMap((k, v) -> ('event_prop', toString(event_name), k, v), mapKeys(props), mapValues(props)))",
+            $filter
         )
     };
 }
