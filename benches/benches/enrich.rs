@@ -1,5 +1,6 @@
 //! Enrichment on the hot path: user-agent classification (cached, as every hit sees it, and
-//! uncached, as a new agent costs once; beside it woothee, the parser it replaced), the GeoIP
+//! uncached, as a new agent costs once, for four common agents and for every agent of the
+//! browser corpora; beside it the rules alone and woothee, the parser they replaced), the GeoIP
 //! lookup of a client IP, and all of it as a hit pays it ([`Enricher::apply`]: what enrichment
 //! adds to the pixel path).
 //!
@@ -15,11 +16,12 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use footfall_benches::ua_corpus::{BROWSER_CORPORA, Corpus};
 use footfall_benches::ua_labels::woothee_agent;
 use footfall_collector::enrich::Enricher;
 use footfall_collector::enrich::bots::is_bot;
 use footfall_collector::enrich::client_hints::Hints;
-use footfall_collector::enrich::user_agent::{AgentCache, classify};
+use footfall_collector::enrich::user_agent::{AgentCache, classify, classify_by_rules};
 use footfall_store::event::{Event, Kind};
 
 const AGENTS: [&str; 4] = [
@@ -37,6 +39,13 @@ fn user_agent(c: &mut Criterion) {
             AGENTS
                 .iter()
                 .for_each(|ua| drop(black_box(classify(black_box(ua)))))
+        })
+    });
+    group.bench_function("uncached_by_rules", |b| {
+        b.iter(|| {
+            AGENTS
+                .iter()
+                .for_each(|ua| drop(black_box(classify_by_rules(black_box(ua)))))
         })
     });
     group.bench_function("uncached_bots_only", |b| {
@@ -61,6 +70,32 @@ fn user_agent(c: &mut Criterion) {
                 .for_each(|ua| drop(black_box(cache.classify(black_box(ua)))))
         })
     });
+    group.finish();
+
+    // Every distinct agent of the real-browser corpora, once each: the long tail a flood of
+    // new agents would bring, where the common shapes are a minority.
+    let corpus: Vec<String> = BROWSER_CORPORA
+        .iter()
+        .flat_map(|name| {
+            let corpus = Corpus::load(name).expect("corpus is vendored");
+            corpus.agents().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut group = c.benchmark_group("user_agent_corpus");
+    group.throughput(Throughput::Elements(corpus.len() as u64));
+    group.sample_size(10);
+    for (name, classify) in [
+        ("uncached", classify as fn(&str) -> _),
+        ("uncached_by_rules", classify_by_rules),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                corpus
+                    .iter()
+                    .for_each(|ua| drop(black_box(classify(black_box(ua)))))
+            })
+        });
+    }
     group.finish();
 }
 

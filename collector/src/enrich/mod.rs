@@ -7,6 +7,7 @@
 
 pub mod bots;
 pub mod client_hints;
+mod common_agents;
 mod device;
 pub mod geoip;
 mod uap;

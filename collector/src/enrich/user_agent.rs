@@ -1,7 +1,8 @@
 //! User agent → browser and OS families with their versions, device class and bot flag.
 //!
 //! Three pieces, each in its own file: [`super::bots`] (public crawler lists and word rules),
-//! [`super::uap`] (uap-core's rules for browser and OS) and [`super::device`] (the class). The
+//! [`super::uap`] (uap-core's rules for browser and OS) and [`super::device`] (the class), with
+//! [`super::common_agents`] reading the shapes of the current big browsers without them. The
 //! whole agent is classified, however long: bots append their token to a browser's agent, and
 //! only the stored copy is cut.
 //!
@@ -15,7 +16,7 @@ use compact_str::CompactString;
 use quick_cache::sync::Cache;
 
 pub use super::device::Device;
-use super::{bots, device, uap};
+use super::{bots, common_agents, device, uap};
 
 /// What a user agent says about the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,20 +34,39 @@ pub struct Agent {
     pub is_bot: bool,
 }
 
-/// Classifies one user agent, uncached.
+/// Classifies one user agent, uncached: the common shapes are read directly
+/// ([`super::common_agents`]), any other agent goes through the rules.
 pub fn classify(user_agent: &str) -> Agent {
-    let parsed = uap::parse(user_agent);
     let is_bot = bots::is_bot(user_agent);
+    match common_agents::read(user_agent) {
+        Some((parsed, device)) => agent(parsed, device, is_bot),
+        None => by_rules(user_agent, is_bot),
+    }
+}
+
+/// [`classify`] by the rules alone, for every agent: the reference the shortcut is tested and
+/// fuzzed against.
+pub fn classify_by_rules(user_agent: &str) -> Agent {
+    by_rules(user_agent, bots::is_bot(user_agent))
+}
+
+fn by_rules(user_agent: &str, is_bot: bool) -> Agent {
+    // A bot's device class is `bot` whatever its agent claims, so the device rules are skipped.
+    let device = if is_bot {
+        Device::Bot
+    } else {
+        device::class(user_agent)
+    };
+    agent(uap::parse(user_agent), device, is_bot)
+}
+
+fn agent(parsed: uap::Parsed, device: Device, is_bot: bool) -> Agent {
     Agent {
         browser: parsed.browser,
         browser_version: parsed.browser_version,
         os: parsed.os,
         os_version: parsed.os_version,
-        device: if is_bot {
-            Device::Bot
-        } else {
-            device::class(user_agent)
-        },
+        device: if is_bot { Device::Bot } else { device },
         is_bot,
     }
 }
