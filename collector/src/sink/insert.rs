@@ -1,5 +1,5 @@
 //! The ClickHouse I/O of the sink: one insert of one or more spooled batches (after the keys
-//! they need).
+//! they need), and fetching the erasure list the batches are filtered by first.
 //!
 //! Events go in as the RowBinary rows the spool holds, sent as they are: the `clickhouse`
 //! crate's typed `Insert` would want them decoded into rows again only to encode them back, so
@@ -16,8 +16,9 @@ use clickhouse::Client;
 use uuid::Uuid;
 
 use super::batch::Batch;
+use super::erasures::{Erasures, List};
 use footfall_store::ip_key::KeyRow;
-use footfall_store::row_binary;
+use footfall_store::{erasure, row_binary};
 
 /// Longest a single insert may take before it counts as failed and is retried.
 pub const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,4 +73,18 @@ pub async fn insert_batch(
         }
     }
     insert.end().await
+}
+
+/// Fetches the erasure list into `erasures` if it is older than an insert may start with.
+pub async fn refresh_erasures(
+    client: &Client,
+    erasures: &mut Erasures,
+) -> clickhouse::error::Result<()> {
+    let started = std::time::Instant::now();
+    if !erasures.stale(started) {
+        return Ok(());
+    }
+    let (keys, rows) = erasure::fetch(client).await?;
+    erasures.fetched(List::new(&keys, &rows), started);
+    Ok(())
 }
