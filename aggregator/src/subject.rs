@@ -459,9 +459,11 @@ pub struct Erased {
     pub days: usize,
 }
 
-/// Deletes every record of `subject`, computes the rollups of the days they touched again
-/// without them, and returns once ClickHouse confirms that none is left: no row in a table,
-/// and no visitor id of theirs in any unique-visitor state of those days.
+/// Deletes every record of `subject` made before now, after recording the erasure for the
+/// collectors (so hits still in their spools are dropped) and letting it settle; computes the
+/// rollups of the days they touched again without them, and returns once ClickHouse confirms
+/// that none is left: no row in a table, and no visitor id of theirs in any unique-visitor
+/// state of those days.
 pub async fn erase(
     client: &Client,
     layout: &Layout,

@@ -412,7 +412,7 @@ ADD COLUMN IF NOT EXISTS scroll_people UInt64",
     erased DateTime64(3, 'UTC')
 )
 ENGINE = MergeTree
-ORDER BY (erased, key_id)",
+ORDER BY (key_id, hash)",
             r"CREATE TABLE IF NOT EXISTS {db}.erasure_keys
 (
     key_id UInt64,
