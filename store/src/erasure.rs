@@ -33,7 +33,8 @@
 //! hashes against an id any more, in a backup or anywhere else.
 //!
 //! **When a collector learns of one** ([`LIST_MAX_AGE`]). A collector starts no insert with a
-//! list older than that, so an erasure only has to wait for inserts that began within it of the
+//! list older than that (checked by [`version`], one row; the list is read again only when it
+//! changed), so an erasure only has to wait for inserts that began within it of the
 //! record, which it can see in `system.processes`: the alternative, a wait as long as the
 //! longest insert may take, made every erasure last most of a minute.
 
@@ -187,6 +188,15 @@ async fn month_key(client: &Client) -> clickhouse::error::Result<KeyRow> {
     insert.write(&key).await?;
     insert.end().await?;
     Ok(key)
+}
+
+/// What identifies the set of erasure records: how many there are and the latest erasure.
+/// Records are only added (each a later erasure) and expired, so either changes with the set.
+pub async fn version(client: &Client) -> clickhouse::error::Result<(u64, i64)> {
+    client
+        .query("SELECT count(), toUnixTimestamp64Milli(max(erased)) FROM erasures")
+        .fetch_one()
+        .await
 }
 
 /// Every erasure record, and the keys they are hashed with (no second query when there is

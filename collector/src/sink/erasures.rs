@@ -145,21 +145,27 @@ impl List {
 #[derive(Default)]
 pub struct Erasures {
     pub list: List,
-    fetched: Option<Instant>,
+    /// When the list was last known to be current, and the records' version then
+    /// ([`erasure::version`]).
+    checked: Option<(Instant, (u64, i64))>,
     pub markers: Markers,
 }
 
 impl Erasures {
-    /// Whether the list must be fetched again before an insert starts.
+    /// Whether the list must be checked again before an insert starts.
     pub fn stale(&self, now: Instant) -> bool {
-        self.fetched
-            .is_none_or(|at| now.duration_since(at) >= erasure::LIST_MAX_AGE)
+        self.checked
+            .is_none_or(|(at, _)| now.duration_since(at) >= erasure::LIST_MAX_AGE)
     }
 
-    /// Takes `list`, fetched when the fetch began, `at`.
-    pub fn fetched(&mut self, list: List, at: Instant) {
-        self.list = list;
-        self.fetched = Some(at);
+    /// Whether the records' version is the one the list was made from.
+    pub fn current(&self, version: (u64, i64)) -> bool {
+        self.checked.is_some_and(|(_, v)| v == version)
+    }
+
+    /// The list is current as of `at` (when the check began), made from records of `version`.
+    pub fn checked(&mut self, at: Instant, version: (u64, i64)) {
+        self.checked = Some((at, version));
     }
 }
 

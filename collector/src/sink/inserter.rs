@@ -45,7 +45,7 @@ use super::backoff::Backoff;
 use super::batch::Batch;
 use super::erasures::{self, Erasures};
 use super::errors::{Class, classify};
-use super::insert::{INSERT_TIMEOUT, insert_batch, refresh_erasures};
+use super::insert::{INSERT_TIMEOUT, insert_events, insert_keys, refresh_erasures};
 use super::quarantine::Quarantine;
 use super::spool::{Intent, SpoolGauge, SpoolReader, SpooledBatch};
 use crate::metrics::Metrics;
@@ -161,15 +161,18 @@ impl Control {
     }
 }
 
-/// Refreshes the erasure list if it is stale, then inserts `outgoing` without the rows it
-/// covers. Returns how many it dropped. The markers the rows leave are kept only once the
-/// insert succeeded: a retry reads the same rows again.
+/// Stores `outgoing`'s keys, refreshes the erasure list if it is stale (just before the events
+/// go, so that the list an insert starts with is never older than the bound an erasure relies
+/// on), then inserts `outgoing` without the rows it covers. Returns how many it dropped. The
+/// markers the rows leave are kept only once the insert succeeded: a retry reads the same rows
+/// again.
 async fn send(
     client: &Client,
     erasures: &mut Erasures,
     keys: &[KeyRow],
     outgoing: &Outgoing,
 ) -> clickhouse::error::Result<u64> {
+    insert_keys(client, keys).await?;
     refresh_erasures(client, erasures).await?;
     let mut markers = erasures.markers.clone();
     let filtered: Vec<erasures::Filtered> = (outgoing.parts.iter())
@@ -178,7 +181,7 @@ async fn send(
     let batches: Vec<&Batch> = (outgoing.parts.iter().zip(&filtered))
         .map(|(p, f)| f.batch.as_ref().unwrap_or(&p.batch))
         .collect();
-    insert_batch(client, keys, outgoing.token, &batches).await?;
+    insert_events(client, outgoing.token, &batches).await?;
     erasures.markers = markers;
     Ok(filtered.iter().map(|f| f.dropped).sum())
 }

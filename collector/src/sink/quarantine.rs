@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::batch::{Batch, end_offset};
 use super::erasures::{Erasures, filter};
 use super::frame::{self, FrameKind};
-use super::insert::{insert_batch, refresh_erasures};
+use super::insert::{insert_events, insert_keys, refresh_erasures};
 use super::scan::{Item, Scanner};
 use footfall_store::ip_key::KeyRow;
 
@@ -115,10 +115,11 @@ async fn replay_one(
     keys: &[KeyRow],
     batch: &Batch,
 ) -> clickhouse::error::Result<u64> {
+    insert_keys(client, keys).await?;
     refresh_erasures(client, erasures).await?;
     let filtered = filter(&erasures.list, &mut erasures.markers, batch);
     let sent = filtered.batch.as_ref().unwrap_or(batch);
-    insert_batch(client, keys, batch.token, &[sent]).await?;
+    insert_events(client, batch.token, &[sent]).await?;
     if filtered.dropped > 0 {
         tracing::info!(
             rows = filtered.dropped,
