@@ -360,3 +360,63 @@ async fn hashed_now(db: &TestDb, id: &str) -> bool {
         })
     })
 }
+
+/// The race: an insert that began before the erasure was recorded (its collector's list did
+/// not have it yet) and is still running when the erasure deletes. The erasure waits for it,
+/// so its rows are there to be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_running_when_the_erasure_starts_lands_before_the_deletion() {
+    use footfall_store::event::{Event, Kind};
+    use footfall_store::row_binary;
+
+    let db = TestDb::new();
+    db.migrate().await;
+    let visitor = footfall_store::id::Id::random().to_string();
+    let now_ms = footfall_store::erasure::now_ms(&db.client()).await.unwrap();
+    let mut event = Event::new(Kind::Pageview, now_ms - 1000);
+    event.site = "s".into();
+    event.visitor_id = visitor.as_str().into();
+    let mut body = row_binary::header();
+    row_binary::encode(&event, &mut body);
+    // Enough rows behind it for ClickHouse to start the insert before its end.
+    let mut other = Event::new(Kind::Pageview, now_ms - 1000);
+    other.site = "s".into();
+    other.visitor_id = "someone".into();
+    for _ in 0..20_000 {
+        row_binary::encode(&other, &mut body);
+    }
+    let mut insert = db
+        .client()
+        .insert_formatted_with("INSERT INTO events FORMAT RowBinaryWithNamesAndTypes");
+    // Sent but not ended: the insert runs, its rows not yet stored.
+    insert.send(body.into()).await.unwrap();
+
+    let erase = {
+        let db_name = db.name.clone();
+        let url = db.url.clone();
+        let data_dir = db.data_dir.path().to_owned();
+        let visitor = visitor.clone();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_footfall-aggregator"))
+                .args(["subject", "erase", "--visitor", &visitor])
+                .args(["--clickhouse-url", &url, "--clickhouse-database", &db_name])
+                .env("FOOTFALL_DATA_DIR", data_dir)
+                .output()
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!erase.is_finished(), "the erasure waits for the insert");
+    insert.end().await.unwrap();
+    let said = ok(tokio::task::spawn_blocking(move || erase.join().unwrap())
+        .await
+        .unwrap());
+    assert!(said.contains("erased 1 events"), "{said}");
+    let left = db
+        .count(&format!(
+            "SELECT count() FROM events WHERE visitor_id = '{visitor}'"
+        ))
+        .await;
+    assert_eq!(left, 0);
+    assert_eq!(db.count("SELECT count() FROM events").await, 20_000);
+}
