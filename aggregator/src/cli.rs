@@ -309,7 +309,8 @@ pub struct SubjectArgs {
 pub enum SubjectAction {
     /// Print as JSON every record held about the person, IPs unsealed.
     Export(ExportArgs),
-    /// Delete every record held about the person, and wait until ClickHouse has.
+    /// Delete every record of what the person did until now, and wait until ClickHouse has;
+    /// their hits still in a collector's spool are dropped when it sends them.
     Erase(EraseArgs),
 }
 

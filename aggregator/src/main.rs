@@ -292,7 +292,7 @@ async fn run_subject(args: SubjectArgs) -> anyhow::Result<()> {
             );
             audit::write(&client, &entry).await?;
             println!(
-                "erased {} events and {} identity rows across {} visitor ids, and recomputed the rollups of {} days; nothing of the subject remains",
+                "erased {} events and {} identity rows across {} visitor ids, and recomputed the rollups of {} days: nothing of what the subject did before this erasure remains. Their hits still waiting in a collector's spool are dropped when it sends them; what they do from now on is recorded as usual",
                 erased.events, erased.identities, erased.visitor_ids, erased.days
             );
             tracing::info!(

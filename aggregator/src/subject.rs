@@ -16,20 +16,29 @@
 //! mutation (`system.mutations`), bound parameters included, and an erased person's id must
 //! not stay there.
 //!
-//! Export unseals IPs with the private key via each event's epoch key in `ip_keys`. Erasure
-//! deletes with `ALTER TABLE ... DELETE ... SETTINGS mutations_sync = 2`, which returns only once
-//! ClickHouse has rewritten the affected parts, so the rows are physically gone, not merely
-//! hidden; then it computes the rollups of the days the person was seen on again (their
-//! unique-visitor states held the person's hashed id), and counts again: it fails unless no row
-//! and no rollup state of theirs is left.
+//! Export unseals IPs with the private key via each event's epoch key in `ip_keys`.
+//!
+//! Erasure covers everything answered before it: the time it starts (on ClickHouse's clock) is
+//! the line, and hits the person makes after it are stored as any others. It first records
+//! itself for the collectors ([`footfall_store::erasure`]: keyed hashes, never an id), so that
+//! hits still waiting in a collector's spool are dropped when they are sent, however long after;
+//! then it waits until no insert that may have started without knowing of it is still running
+//! ([`settle`]), so none can land after the deletion. It deletes with `ALTER TABLE ... DELETE
+//! ... SETTINGS mutations_sync = 2`, which returns only once ClickHouse has rewritten the
+//! affected parts, so the rows are physically gone, not merely hidden; then it computes the
+//! rollups of the days the person was seen on again (their unique-visitor states held the
+//! person's hashed id), and counts again: it fails unless no row and no rollup state of theirs
+//! is left.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use clickhouse::Client;
 use clickhouse::query::Query;
 use footfall_seal::SecretKey;
 use footfall_store::cluster::Layout;
+use footfall_store::erasure::{self, Entry};
 use footfall_store::id::Id;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -61,6 +70,12 @@ pub enum SubjectError {
         "ClickHouse reported the deletion done, yet {0} rows or rollup states of the subject remain; run the erasure again"
     )]
     NotErased(u64),
+    #[error(
+        "the subject's records are deleted, but an insert into events that began before the \
+         collectors knew of the erasure was still running after {0} s; run the erasure again \
+         once it has finished"
+    )]
+    Unsettled(u64),
     #[error(
         "the IP private key does not open the stored IPs: {refused} of the {stored} epoch keys \
          the subject's events were sealed under refuse it, so no export was written. Its public \
@@ -108,6 +123,13 @@ struct Scope {
     customer: bool,
     visitor_ids: Vec<String>,
 }
+
+/// Inserts that begin within this of an erasure's record may have fetched the erasure list
+/// before it: the collectors' bound on the list's age, and a second for the insert to reach
+/// ClickHouse.
+const UNAWARE: Duration = erasure::LIST_MAX_AGE.saturating_add(Duration::from_secs(1));
+/// Longest an erasure waits for such inserts to finish (a collector gives one up after 35 s).
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(clickhouse::Row, Serialize)]
 struct ScopeRow<'a> {
@@ -437,36 +459,90 @@ pub struct Erased {
     pub days: usize,
 }
 
-/// Deletes every record of `subject`, computes the rollups of the days they touched again
-/// without them, and returns once ClickHouse confirms that none is left: no row in a table,
-/// and no visitor id of theirs in any unique-visitor state of those days.
+/// Deletes every record of `subject` made before now, after recording the erasure for the
+/// collectors (so hits still in their spools are dropped) and letting it settle; computes the
+/// rollups of the days they touched again without them, and returns once ClickHouse confirms
+/// that none is left: no row in a table, and no visitor id of theirs in any unique-visitor
+/// state of those days.
 pub async fn erase(
     client: &Client,
     layout: &Layout,
     subject: &Subject,
 ) -> Result<Erased, SubjectError> {
+    let first = scope(client, layout, subject).await?;
+    let announced = announce(client, layout, subject, &first).await;
+    first.drop().await;
+    let (erased, settled) = announced?;
+    // Again: what landed while the erasure settled is the subject's too (a customer's unlinked
+    // events are found by the rule, row by row).
     let scope = scope(client, layout, subject).await?;
-    let result = erase_scope(client, layout, &scope).await;
+    let result = erase_scope(client, layout, &scope, erased, settled).await;
     scope.drop().await;
     result
+}
+
+/// Records the erasure for the collectors and waits for it to settle ([`settle`]). Returns the
+/// erasure's time (ms on ClickHouse's clock) and whether it settled.
+async fn announce(
+    client: &Client,
+    layout: &Layout,
+    subject: &Subject,
+    scope: &Scope,
+) -> Result<(i64, bool), SubjectError> {
+    let erased = erasure::now_ms(client)
+        .await
+        .map_err(ch("read the time on ClickHouse's clock"))?;
+    let stretches = match subject {
+        Subject::Visitor(_) => Vec::new(),
+        Subject::Customer(_) => stretches(client, scope, erased).await?,
+    };
+    let mut entries: Vec<Entry> = match subject {
+        Subject::Visitor(id) => vec![Entry::Visitor(id.as_str())],
+        Subject::Customer(c) => vec![Entry::Customer(c)],
+    };
+    entries.extend(
+        stretches
+            .iter()
+            .map(|(visitor, since, until)| Entry::Browser {
+                visitor,
+                since: *since,
+                until: *until,
+            }),
+    );
+    erasure::record(client, &entries, erased)
+        .await
+        .map_err(ch("record the erasure for the collectors"))?;
+    let settled = settle(client, layout, Instant::now()).await?;
+    Ok((erased, settled))
 }
 
 async fn erase_scope(
     client: &Client,
     layout: &Layout,
     scope: &Scope,
+    erased: i64,
+    settled: bool,
 ) -> Result<Erased, SubjectError> {
+    let before = |time: &str| format!("{time} < fromUnixTimestamp64Milli({erased}, 'UTC')");
+    let of = |table: &str| {
+        let time = if table == "events" {
+            "ts"
+        } else {
+            "first_seen"
+        };
+        format!("({}) AND {}", scope.of(table), before(time))
+    };
     let days: Vec<u16> = client
         .query(&format!(
             "SELECT DISTINCT toDate(ts) AS day FROM events WHERE {} ORDER BY day",
-            scope.events()
+            of("events")
         ))
         .fetch_all()
         .await
         .map_err(ch("find the days of the subject's events"))?;
     let mut deleted = [0u64; TABLES.len()];
     for (table, deleted) in TABLES.iter().zip(&mut deleted) {
-        let condition = scope.of(table);
+        let condition = of(table);
         *deleted = count(
             client.query(&format!("SELECT count() FROM {table} WHERE {condition}")),
             table,
@@ -493,10 +569,7 @@ async fn erase_scope(
     let mut left = 0;
     for table in TABLES {
         left += count(
-            client.query(&format!(
-                "SELECT count() FROM {table} WHERE {}",
-                scope.of(table)
-            )),
+            client.query(&format!("SELECT count() FROM {table} WHERE {}", of(table))),
             table,
         )
         .await?;
@@ -505,12 +578,88 @@ async fn erase_scope(
     if left > 0 {
         return Err(SubjectError::NotErased(left));
     }
+    if !settled {
+        return Err(SubjectError::Unsettled(SETTLE_LIMIT.as_secs()));
+    }
     Ok(Erased {
         visitor_ids: scope.visitor_ids.len(),
         events: deleted[0],
         identities: deleted[1],
         days: days.len(),
     })
+}
+
+/// The stretches (visitor id, from, until; ms) in which each of a customer's browsers was
+/// theirs before `erased`, by the rule of [`scope`]: from a link of theirs to the browser's
+/// next link or sign-out, the last one open until the erasure.
+async fn stretches(
+    client: &Client,
+    scope: &Scope,
+    erased: i64,
+) -> Result<Vec<(String, i64, i64)>, ClickHouseError> {
+    client
+        .query(&format!(
+            "SELECT visitor_id, toUnixTimestamp64Milli(ts),
+                    toUnixTimestamp64Milli(ifNull(next, fromUnixTimestamp64Milli({erased}, 'UTC')))
+             FROM (
+                 SELECT visitor_id, ts, marker,
+                        leadInFrame(toNullable(ts)) OVER (
+                            PARTITION BY visitor_id ORDER BY ts, kind = 'signout'
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS next
+                 FROM (
+                     SELECT visitor_id, ts, kind, if(kind = 'signout', '', customer_id) AS marker
+                     FROM events
+                     WHERE visitor_id IN {v} AND (customer_id != '' OR kind = 'signout')
+                       AND ts < fromUnixTimestamp64Milli({erased}, 'UTC')))
+             WHERE marker IN {c}
+             ORDER BY visitor_id, ts",
+            v = scope.visitors(),
+            c = scope.customers(),
+        ))
+        .fetch_all()
+        .await
+        .map_err(ch("find the stretches of the customer's browsers"))
+}
+
+/// Waits until no insert into `events` that began within [`UNAWARE`] of `recorded` (the
+/// moment the erasure was recorded) is running on any node: those may carry hits the erasure
+/// covers, sent with a list from before it, and must land before the deletion. Later inserts
+/// know of it. False if some were still running after [`SETTLE_LIMIT`].
+async fn settle(
+    client: &Client,
+    layout: &Layout,
+    recorded: Instant,
+) -> Result<bool, ClickHouseError> {
+    tokio::time::sleep(UNAWARE).await;
+    let nodes = layout
+        .nodes(client)
+        .await
+        .map_err(ch("list the nodes of the cluster"))?;
+    loop {
+        // An insert running for longer than this began before `recorded` + UNAWARE.
+        let began_before = recorded.elapsed().saturating_sub(UNAWARE).as_secs_f64();
+        let mut running = 0;
+        for node in &nodes {
+            running += node
+                .query(
+                    "SELECT count() FROM system.processes
+                     WHERE is_initial_query AND query_kind = 'Insert'
+                       AND current_database = currentDatabase()
+                       AND query ILIKE 'INSERT INTO events %' AND elapsed >= ?",
+                )
+                .bind(began_before)
+                .fetch_one::<u64>()
+                .await
+                .map_err(ch("list the inserts running"))?;
+        }
+        if running == 0 {
+            return Ok(true);
+        }
+        if recorded.elapsed() >= SETTLE_LIMIT {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Consecutive days as ranges `(first, last)`.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Serve, TestDb, enc, get, metric};
+use common::{Serve, TestDb, enc, get, metric, sign_customer};
 
 fn pixel(extra: &str) -> String {
     format!(
@@ -357,33 +357,6 @@ async fn signed_email_opens_are_recorded_forged_ones_are_not() {
         .unseal(&rows[0]["ip_key_id"], rows[0]["sealed"].as_str().unwrap())
         .await;
     assert_eq!(ip.to_string(), "198.51.100.9");
-}
-
-/// `footfall-collector sign customer --id ID --site SITE` with the secret in `data_dir`: the
-/// link, and what it says on standard error.
-fn sign_customer(id: &str, site: &str, data_dir: &str) -> (String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
-        .args([
-            "sign",
-            "customer",
-            "--id",
-            id,
-            "--site",
-            site,
-            "--data-dir",
-            data_dir,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 /// How a browser fetches the pixel as an image of a page on the same site.

@@ -528,7 +528,7 @@ async fn a_full_tmpfs_refuses_hits_and_recovers_when_space_returns() {
 /// batches behind it under a new token, its rows would be stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_stored_before_its_commit_is_replayed_alone_and_stored_once() {
-    use footfall_collector::sink::insert::insert_batch;
+    use footfall_collector::sink::insert::insert_events;
     use footfall_collector::sink::spool::{self, SpoolGauge, SpoolOptions};
     use footfall_store::event::{Event, Kind};
 
@@ -554,7 +554,7 @@ async fn a_batch_stored_before_its_commit_is_replayed_alone_and_stored_once() {
     }
     writer.sync(&gauge).unwrap();
     let first = reader.next_batch().unwrap().expect("a batch");
-    insert_batch(&db.client(), &[], first.batch.token, &[&first.batch])
+    insert_events(&db.client(), first.batch.token, &[&first.batch])
         .await
         .unwrap();
     drop((writer, reader));

@@ -12,12 +12,14 @@
 //! - [`rollup`] and [`rules`] are the SQL that turns events into reports: the traffic rollups,
 //!   and what a visit and time on page are; [`rollup_keys`] the monthly keys of the rollups'
 //!   hashes;
+//! - [`erasure`] records erasures for the collectors, so hits still in a spool are dropped;
 //! - [`config`] holds the ClickHouse options both programs take, and [`cluster`] how the schema
 //!   is laid out over a cluster's shards.
 
 mod backfill;
 pub mod cluster;
 pub mod config;
+pub mod erasure;
 pub mod event;
 pub mod id;
 pub mod ip_key;

@@ -21,6 +21,8 @@ pub struct Retained {
 /// Every table holding personal data; all of it expires (TTL here, `footfall-aggregator
 /// retention` at once). An epoch key outlives the events sealed under it by a day, so no stored
 /// event ever lacks its key, and none outlives them by more. Email opens are `events` rows.
+/// Erasure records ([`crate::erasure`]) hold no id, only keyed hashes, and are kept as long as
+/// the events they stop would be.
 pub const RETENTION: &[Retained] = &[
     Retained {
         table: "events",
@@ -36,6 +38,18 @@ pub const RETENTION: &[Retained] = &[
         table: "ip_keys",
         time: "created",
         extra_days: 1,
+    },
+    Retained {
+        table: "erasures",
+        time: "toDateTime(erased)",
+        extra_days: 0,
+    },
+    // A month's key is made by its first erasure and hashes its last: it outlives the records
+    // it hashed by at most a month.
+    Retained {
+        table: "erasure_keys",
+        time: "created",
+        extra_days: 31,
     },
 ];
 

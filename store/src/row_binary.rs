@@ -82,6 +82,69 @@ pub fn timestamp(row: &[u8]) -> Option<i64> {
     Some(i64::from_le_bytes(row.get(16..24)?.try_into().ok()?))
 }
 
+/// What a row says about whose it is: read back from the spooled bytes by the collector, which
+/// drops the rows of erased subjects ([`crate::erasure`]) without decoding whole events.
+pub struct Owner<'a> {
+    pub ts: i64,
+    pub kind: &'a [u8],
+    pub visitor_id: &'a [u8],
+    pub customer_id: &'a [u8],
+    pub recipient: &'a [u8],
+}
+
+/// The [`Owner`] of a row [`encode`] wrote, or `None` for bytes that are not one.
+pub fn owner(row: &[u8]) -> Option<Owner<'_>> {
+    let mut at = 24;
+    let at = &mut at;
+    skip_strings(row, at, 1)?; // site
+    let kind = read_string(row, at)?;
+    let visitor_id = read_string(row, at)?;
+    skip_strings(row, at, 1)?; // pageview_id
+    let customer_id = read_string(row, at)?;
+    skip_strings(row, at, 11)?; // url … utm_content
+    *at = at.checked_add(12)?; // dwell_ms, ip_key_id
+    skip_strings(row, at, 8)?; // ip_sealed, ip_prefix … device
+    *at += 1; // is_bot
+    skip_strings(row, at, 2)?; // user_agent, campaign
+    let recipient = read_string(row, at)?;
+    Some(Owner {
+        ts: timestamp(row)?,
+        kind,
+        visitor_id,
+        customer_id,
+        recipient,
+    })
+}
+
+fn skip_strings(row: &[u8], at: &mut usize, n: usize) -> Option<()> {
+    for _ in 0..n {
+        read_string(row, at)?;
+    }
+    Some(())
+}
+
+/// The string at `*at` in `row`, moving `*at` past it.
+fn read_string<'a>(row: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = *row.get(*at)?;
+        *at += 1;
+        len |= usize::from(byte & 0x7f).checked_shl(shift)?;
+        if byte < 0x80 {
+            break;
+        }
+        shift += 7;
+        if shift > 35 {
+            return None;
+        }
+    }
+    let end = at.checked_add(len)?;
+    let bytes = row.get(*at..end)?;
+    *at = end;
+    Some(bytes)
+}
+
 /// Appends `event` to `out` as one row of [`COLUMNS`].
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
     let (high, low) = event.event_id.as_u64_pair();
@@ -206,6 +269,34 @@ mod tests {
         assert_eq!(row, expected);
         assert_eq!(timestamp(&row), Some(-1));
         assert_eq!(timestamp(&row[..23]), None);
+    }
+
+    #[test]
+    fn a_row_tells_whose_it_is() {
+        let mut event = Event::new(Kind::EmailOpen, 42);
+        event.site = "s".into();
+        event.visitor_id = "v".repeat(130).into();
+        event.pageview_id = "p".into();
+        event.customer_id = "c".into();
+        event.url = "u".repeat(300).into();
+        event.utm_content = "x".into();
+        event.ip_sealed = crate::event::SealedIp(Some([9; footfall_seal::SEALED_IP_LEN]));
+        event.device = "d".into();
+        event.user_agent = "ua".into();
+        event.campaign = "camp".into();
+        event.recipient = "r@x".into();
+        event.props = vec![("k".into(), "v".into())];
+        let mut row = Vec::new();
+        encode(&event, &mut row);
+        let owner = owner(&row).unwrap();
+        assert_eq!(owner.ts, 42);
+        assert_eq!(owner.kind, b"email_open");
+        assert_eq!(owner.visitor_id, "v".repeat(130).as_bytes());
+        assert_eq!(owner.customer_id, b"c");
+        assert_eq!(owner.recipient, b"r@x");
+        for cut in [0, 23, 30, 200, 500] {
+            assert!(super::owner(&row[..cut]).is_none(), "{cut}");
+        }
     }
 
     #[test]

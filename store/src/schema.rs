@@ -23,6 +23,8 @@
 //!   the visitors behind it, recomputed for whole days by the aggregator ([`crate::rules`]).
 //! - `rollup_keys` holds the monthly keys of the rollups' hashes ([`crate::rollup_keys`]).
 //! - `traffic_monthly` holds both, finished, for each closed calendar month.
+//! - `erasures` and `erasure_keys`: every erasure, as keyed hashes, for collectors to drop the
+//!   hits still in their spools that it covers ([`crate::erasure`]).
 //! - `goals` and `funnels`: what each site counts as a conversion, and its funnel's steps.
 //! - `api_tokens` and `audit_log`: who may export, and every export, subject request and refusal
 //!   (`export_audit`, its predecessor, is copied into it and dropped).
@@ -393,6 +395,32 @@ ADD COLUMN IF NOT EXISTS timed_people UInt64,
 ADD COLUMN IF NOT EXISTS exit_people UInt64,
 ADD COLUMN IF NOT EXISTS scroll_people UInt64",
             "ALTER TABLE {db}.api_tokens ADD COLUMN IF NOT EXISTS months_only Bool DEFAULT false AFTER sites",
+        ],
+    },
+    Migration {
+        version: 11,
+        name: "erasures reach hits still in a collector's spool",
+        was: None,
+        statements: &[
+            r"CREATE TABLE IF NOT EXISTS {db}.erasures
+(
+    key_id UInt64,
+    target LowCardinality(String),
+    hash String,
+    since DateTime64(3, 'UTC'),
+    until DateTime64(3, 'UTC'),
+    erased DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (key_id, hash)",
+            r"CREATE TABLE IF NOT EXISTS {db}.erasure_keys
+(
+    key_id UInt64,
+    created DateTime('UTC'),
+    key String
+)
+ENGINE = MergeTree
+ORDER BY key_id",
         ],
     },
 ];

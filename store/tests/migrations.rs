@@ -39,10 +39,11 @@ async fn migrations_apply_once_and_are_idempotent() {
              ('events', 'ip_keys', 'identities', 'identities_from_events', 'traffic_keyed_daily', \
               'traffic_keyed_from_pageviews', 'traffic_keyed_from_email_opens', \
               'traffic_keyed_from_custom_events', 'sessions_daily', 'traffic_monthly', \
-              'api_tokens', 'audit_log', 'rollup_keys', 'goals', 'funnels')",
+              'api_tokens', 'audit_log', 'rollup_keys', 'goals', 'funnels', 'erasures', \
+              'erasure_keys')",
         )
         .await;
-    assert_eq!(tables, 15, "one list makes both programs' tables");
+    assert_eq!(tables, 17, "one list makes both programs' tables");
     let unkeyed = db
         .count(
             "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name IN \

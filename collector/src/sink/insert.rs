@@ -1,5 +1,5 @@
 //! The ClickHouse I/O of the sink: one insert of one or more spooled batches (after the keys
-//! they need).
+//! they need), and fetching the erasure list the batches are filtered by first.
 //!
 //! Events go in as the RowBinary rows the spool holds, sent as they are: the `clickhouse`
 //! crate's typed `Insert` would want them decoded into rows again only to encode them back, so
@@ -16,8 +16,9 @@ use clickhouse::Client;
 use uuid::Uuid;
 
 use super::batch::Batch;
+use super::erasures::{Erasures, List};
 use footfall_store::ip_key::KeyRow;
-use footfall_store::row_binary;
+use footfall_store::{erasure, row_binary};
 
 /// Longest a single insert may take before it counts as failed and is retried.
 pub const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,26 +29,30 @@ const INSERT_EVENTS: &str = "INSERT INTO events FORMAT RowBinaryWithNamesAndType
 
 static HEADER: LazyLock<Bytes> = LazyLock::new(|| row_binary::header().into());
 
-/// Stores `keys` and then the events of `batches` as one insert with `token`. Keys go first so
-/// that no stored event refers to a key that is not stored; a key stored twice is harmless
-/// (`ip_keys` collapses by `key_id`).
-pub async fn insert_batch(
+/// Stores the epoch `keys` a batch needs. They go before the events, so that no stored event
+/// refers to a key that is not stored; a key stored twice is harmless (`ip_keys` collapses by
+/// `key_id`).
+pub async fn insert_keys(client: &Client, keys: &[KeyRow]) -> clickhouse::error::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut insert = client
+        .insert::<KeyRow>("ip_keys")
+        .await?
+        .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
+        .with_setting("async_insert", "0");
+    for key in keys {
+        insert.write(key).await?;
+    }
+    insert.end().await
+}
+
+/// Stores the events of `batches` as one insert with `token` (after [`insert_keys`]).
+pub async fn insert_events(
     client: &Client,
-    keys: &[KeyRow],
     token: Uuid,
     batches: &[&Batch],
 ) -> clickhouse::error::Result<()> {
-    if !keys.is_empty() {
-        let mut insert = client
-            .insert::<KeyRow>("ip_keys")
-            .await?
-            .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
-            .with_setting("async_insert", "0");
-        for key in keys {
-            insert.write(key).await?;
-        }
-        insert.end().await?;
-    }
     if batches.iter().all(|b| b.is_empty()) {
         return Ok(());
     }
@@ -72,4 +77,23 @@ pub async fn insert_batch(
         }
     }
     insert.end().await
+}
+
+/// Brings the erasure list in `erasures` up to date if it is older than an insert may start
+/// with: one query of one row, and the records themselves only when they changed.
+pub async fn refresh_erasures(
+    client: &Client,
+    erasures: &mut Erasures,
+) -> clickhouse::error::Result<()> {
+    let started = std::time::Instant::now();
+    if !erasures.stale(started) {
+        return Ok(());
+    }
+    let version = erasure::version(client).await?;
+    if !erasures.current(version) {
+        let (keys, rows) = erasure::fetch(client).await?;
+        erasures.list = List::new(&keys, &rows);
+    }
+    erasures.checked(started, version);
+    Ok(())
 }

@@ -20,6 +20,9 @@
 //! shown by `/readyz`) and the batches behind it go on. A merged insert refused for good is
 //! split into its batches first, so only the batch at fault is quarantined.
 //!
+//! **Erasures first** ([`super::erasures`]): every insert starts with an erasure list at most
+//! a second old and leaves out the rows an erasure made after they were answered covers.
+//!
 //! The inserter runs on a thread of its own with a single-threaded runtime ([`Inserter::spawn`]):
 //! reading a batch back from the spool and compressing it (LZ4) takes milliseconds of CPU for a
 //! full batch, which on the server's runtime would stall every connection of the
@@ -40,8 +43,9 @@ use uuid::Uuid;
 use super::SinkStatus;
 use super::backoff::Backoff;
 use super::batch::Batch;
+use super::erasures::{self, Erasures};
 use super::errors::{Class, classify};
-use super::insert::{INSERT_TIMEOUT, insert_batch};
+use super::insert::{INSERT_TIMEOUT, insert_events, insert_keys, refresh_erasures};
 use super::quarantine::Quarantine;
 use super::spool::{Intent, SpoolGauge, SpoolReader, SpooledBatch};
 use crate::metrics::Metrics;
@@ -74,6 +78,8 @@ pub struct Inserter {
     pub quarantine: Quarantine,
     /// Most rows merged into one insert.
     pub merge_rows: usize,
+    /// The erasures batches are filtered by before they go out.
+    pub erasures: Erasures,
 }
 
 /// What the inserter did, returned when it stops.
@@ -153,6 +159,31 @@ impl Control {
         }
         !self.given_up()
     }
+}
+
+/// Stores `outgoing`'s keys, refreshes the erasure list if it is stale (just before the events
+/// go, so that the list an insert starts with is never older than the bound an erasure relies
+/// on), then inserts `outgoing` without the rows it covers. Returns how many it dropped. The
+/// markers the rows leave are kept only once the insert succeeded: a retry reads the same rows
+/// again.
+async fn send(
+    client: &Client,
+    erasures: &mut Erasures,
+    keys: &[KeyRow],
+    outgoing: &Outgoing,
+) -> clickhouse::error::Result<u64> {
+    insert_keys(client, keys).await?;
+    refresh_erasures(client, erasures).await?;
+    let mut markers = erasures.markers.clone();
+    let filtered: Vec<erasures::Filtered> = (outgoing.parts.iter())
+        .map(|p| erasures::filter(&erasures.list, &mut markers, &p.batch))
+        .collect();
+    let batches: Vec<&Batch> = (outgoing.parts.iter().zip(&filtered))
+        .map(|(p, f)| f.batch.as_ref().unwrap_or(&p.batch))
+        .collect();
+    insert_events(client, outgoing.token, &batches).await?;
+    erasures.markers = markers;
+    Ok(filtered.iter().map(|f| f.dropped).sum())
 }
 
 impl Inserter {
@@ -347,10 +378,9 @@ impl Inserter {
             while rows > 0 || !keys.is_empty() {
                 self.show_oldest(&outgoing);
                 let started = Instant::now();
-                let batches: Vec<&Batch> = outgoing.parts.iter().map(|p| &p.batch).collect();
                 let insert = tokio::time::timeout(
                     INSERT_DEADLINE,
-                    insert_batch(&self.client, &keys, outgoing.token, &batches),
+                    send(&self.client, &mut self.erasures, &keys, &outgoing),
                 );
                 let error = match ctl.within_grace(insert).await {
                     None => {
@@ -359,13 +389,20 @@ impl Inserter {
                         );
                         return false;
                     }
-                    Some(Ok(Ok(()))) => {
+                    Some(Ok(Ok(erased))) => {
                         let sink = &self.metrics.sink;
                         sink.insert_seconds.observe(started.elapsed().as_secs_f64());
                         sink.batches_written.inc();
-                        sink.rows_written.inc_by(rows);
+                        sink.rows_written.inc_by(rows - erased);
                         self.status.insert_ok.store(true, Ordering::Relaxed);
-                        report.rows_written += rows;
+                        report.rows_written += rows - erased;
+                        if erased > 0 {
+                            sink.rows_erased.inc_by(erased);
+                            tracing::info!(
+                                rows = erased,
+                                "spooled events of erased subjects dropped: an erasure made after they were answered covers them"
+                            );
+                        }
                         break;
                     }
                     Some(Ok(Err(error))) => error,
@@ -387,7 +424,6 @@ impl Inserter {
                         if let Err(error) = self.reader.drop_intent() {
                             tracing::error!(%error, "forgetting the merged insert failed");
                         }
-                        drop(batches);
                         for part in outgoing.parts.into_iter().rev() {
                             let token = part.batch.token;
                             work.push_front(Outgoing {

@@ -31,6 +31,7 @@ pub struct SinkMetrics {
     pub spool_lost_events: Counter,
     pub batches_quarantined: Counter,
     pub rows_quarantined: Counter,
+    pub rows_erased: Counter,
     pub quarantine_batches: Gauge,
 }
 
@@ -58,6 +59,7 @@ impl SinkMetrics {
             spool_lost_events: Counter::default(),
             batches_quarantined: Counter::default(),
             rows_quarantined: Counter::default(),
+            rows_erased: Counter::default(),
             quarantine_batches: Gauge::default(),
         };
         let r = registry;
@@ -165,6 +167,11 @@ impl SinkMetrics {
             "rows_quarantined",
             "Events in quarantined batches",
             m.rows_quarantined.clone(),
+        );
+        r.register(
+            "rows_erased",
+            "Spooled events not inserted because an erasure made after they were answered covers them",
+            m.rows_erased.clone(),
         );
         r.register(
             "quarantine_batches",

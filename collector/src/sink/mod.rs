@@ -15,6 +15,7 @@ pub mod appender;
 pub mod backoff;
 pub mod batch;
 pub mod disk;
+pub mod erasures;
 pub mod errors;
 pub mod frame;
 pub mod insert;
@@ -241,6 +242,7 @@ impl Sink {
             apply_schema,
             quarantine: Quarantine::new(config.quarantine_dir),
             merge_rows: merge_rows(config.batch_rows),
+            erasures: Default::default(),
         };
         let (drain, drain_rx) = watch::channel(false);
         let inserter = inserter.spawn(drain_rx)?;

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use super::batch::{Batch, end_offset};
+use super::erasures::{Erasures, filter};
 use super::frame::{self, FrameKind};
-use super::insert::insert_batch;
+use super::insert::{insert_events, insert_keys, refresh_erasures};
 use super::scan::{Item, Scanner};
 use footfall_store::ip_key::KeyRow;
 
@@ -86,25 +87,46 @@ impl Quarantine {
         Ok(path)
     }
 
-    /// Inserts every quarantined batch with its own token, deleting the file of each one stored.
+    /// Inserts every quarantined batch with its own token, without the rows an erasure covers
+    /// (as the inserter does), deleting the file of each one stored.
     pub async fn replay(&self, client: &clickhouse::Client) -> io::Result<Vec<Replayed>> {
         let mut done = Vec::new();
+        let mut erasures = Erasures::default();
         for file in self.files()? {
             let result = match read(&file) {
-                Ok((keys, batch)) => {
-                    match insert_batch(client, &keys, batch.token, &[&batch]).await {
-                        Ok(()) => fs::remove_file(&file)
-                            .map(|()| batch.len())
-                            .map_err(|e| format!("stored, but the file stays: {e}")),
-                        Err(error) => Err(error.to_string()),
-                    }
-                }
+                Ok((keys, batch)) => match replay_one(client, &mut erasures, &keys, &batch).await {
+                    Ok(stored) => fs::remove_file(&file)
+                        .map(|()| stored)
+                        .map_err(|e| format!("stored, but the file stays: {e}")),
+                    Err(error) => Err(error.to_string()),
+                },
                 Err(error) => Err(error.to_string()),
             };
             done.push(Replayed { file, result });
         }
         Ok(done)
     }
+}
+
+/// Inserts `batch` without the rows an erasure covers; returns the rows stored.
+async fn replay_one(
+    client: &clickhouse::Client,
+    erasures: &mut Erasures,
+    keys: &[KeyRow],
+    batch: &Batch,
+) -> clickhouse::error::Result<u64> {
+    insert_keys(client, keys).await?;
+    refresh_erasures(client, erasures).await?;
+    let filtered = filter(&erasures.list, &mut erasures.markers, batch);
+    let sent = filtered.batch.as_ref().unwrap_or(batch);
+    insert_events(client, batch.token, &[sent]).await?;
+    if filtered.dropped > 0 {
+        tracing::info!(
+            rows = filtered.dropped,
+            "quarantined events of erased subjects dropped"
+        );
+    }
+    Ok(sent.len())
 }
 
 /// The keys and batch in a quarantine file. Any damage fails it whole: an operator replaying

@@ -21,6 +21,8 @@ use tokio::net::TcpStream;
 #[allow(unused_imports)] // each test binary uses a different subset
 pub use footfall_store::testing::http::{Answer, get, post, request};
 #[allow(unused_imports)]
+pub use footfall_store::testing::proxy::{Proxy, ProxyMode};
+#[allow(unused_imports)]
 pub use footfall_store::testing::{TestDb, clickhouse_url, unhex};
 
 /// Collectors for a [`TestDb`], started with real command-line options.
@@ -126,6 +128,33 @@ fn sample(metrics: &str, name: &str) -> u64 {
         .find(|l| l.split(' ').next() == Some(name))
         .unwrap_or_else(|| panic!("{name} in {metrics}"));
     line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// `footfall-collector sign customer --id ID --site SITE` with the secret in `data_dir`: the
+/// link, and what it says on standard error.
+pub fn sign_customer(id: &str, site: &str, data_dir: &str) -> (String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall-collector"))
+        .args([
+            "sign",
+            "customer",
+            "--id",
+            id,
+            "--site",
+            site,
+            "--data-dir",
+            data_dir,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 /// The time now in Unix seconds, as signed customer links carry it.
@@ -357,70 +386,6 @@ pub async fn signal_and_wait(
         .await
         .unwrap()
         .unwrap()
-}
-
-/// What a [`Proxy`] does with connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyMode {
-    /// Accepts and closes at once: ClickHouse down.
-    Refuse,
-    /// Accepts and never answers: ClickHouse hanging.
-    Freeze,
-    /// Passes bytes both ways to the real ClickHouse.
-    Forward,
-}
-
-/// A TCP proxy in front of the test ClickHouse that can be told to refuse, freeze or forward.
-/// Changing the mode ends every connection it holds, as a restart would.
-pub struct Proxy {
-    addr: SocketAddr,
-    mode: tokio::sync::watch::Sender<ProxyMode>,
-}
-
-impl Proxy {
-    pub async fn start(target_url: &str, mode: ProxyMode) -> Self {
-        let target: SocketAddr = target_url
-            .trim_start_matches("http://")
-            .parse()
-            .expect("http://IP:PORT");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::watch::channel(mode);
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mut rx = rx.clone();
-                let mode = *rx.borrow_and_update();
-                if mode == ProxyMode::Refuse {
-                    continue;
-                }
-                tokio::spawn(async move {
-                    let relay = async {
-                        if mode == ProxyMode::Forward {
-                            if let Ok(mut upstream) = TcpStream::connect(target).await {
-                                let _ =
-                                    tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                            }
-                        } else {
-                            std::future::pending::<()>().await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = relay => {}
-                        _ = rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { addr, mode: tx }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn set(&self, mode: ProxyMode) {
-        self.mode.send_replace(mode);
-    }
 }
 
 /// Polls `check` every 50 ms until it holds, for at most `limit`; false if it never did.

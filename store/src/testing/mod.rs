@@ -2,11 +2,12 @@
 //! (FOOTFALL_TEST_CLICKHOUSE_URL, started by `scripts/test`) and ways to look into it.
 //!
 //! Shared by the collector's and the aggregator's tests, so that neither needs the other's crate
-//! to set up or inspect what is stored; [`http`] is the client both use on their servers, and
-//! [`browser`] the headless Chromium both drive.
+//! to set up or inspect what is stored; [`http`] is the client both use on their servers,
+//! [`browser`] the headless Chromium both drive, and [`proxy`] cuts a program off ClickHouse.
 
 pub mod browser;
 pub mod http;
+pub mod proxy;
 
 use std::time::Duration;
 
