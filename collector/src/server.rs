@@ -131,8 +131,9 @@ pub async fn start_with_faults(
         None => None,
     };
 
-    // Off the runtime's threads: the first hits wait for it only if they come within its 140 ms.
-    tokio::task::spawn_blocking(user_agent::prepare);
+    // On a thread of its own, which ends with it: the runtime's threads serve meanwhile, and the
+    // first hits wait for it only if they come within its 140 ms.
+    std::thread::spawn(user_agent::prepare);
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(SinkStatus::default());
     let sealer = Arc::new(Sealer::new(keys.ip_public_key, KEY_EPOCH_MS, now_ms()));
