@@ -4,11 +4,13 @@
 //! A connection is idle (nothing owed, nothing half read) once hyper has taken the last answer's
 //! body in full, flushed everything it wrote, and then asked the socket for the next request and
 //! found nothing. [`Watched`] (the socket) and [`Counted`] (an answer's body) record those
-//! moments in an [`Activity`]. hyper asks for a socket only after parsing what it already holds,
-//! so a pipelined request read together with the previous one is taken (a new request: busy)
-//! before that ask; what it holds of a request not yet complete comes back from
-//! `Connection::into_parts` to be replayed. Atomics only because hyper wants its socket and
-//! service `Send`: one task uses them, so relaxed loads and stores do.
+//! moments in an [`Activity`]. hyper 1 looks for the next request right after an answer because
+//! a header read timeout is set (it starts that timer then), which the server always does;
+//! without that look a connection would simply never be released. hyper asks the socket only
+//! after parsing what it already holds, so a pipelined request read together with the previous
+//! one is taken (a new request: busy) before that ask; what it holds of a request not yet
+//! complete comes back from `Connection::into_parts` to be replayed. Atomics only because hyper
+//! wants its socket and service `Send`: one task uses them, so relaxed loads and stores do.
 
 use std::io;
 use std::pin::Pin;
