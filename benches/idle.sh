@@ -4,21 +4,25 @@
 #
 #   benches/idle.sh              # N=5000, the release build (built when missing)
 #   N=2000 benches/idle.sh
+#   BIN=/path/to/footfall-collector benches/idle.sh    # another build
 #
 # The collector runs with --dev on a throwaway data dir and a ClickHouse address nobody
 # answers on: it listens and spools without one, and no insert work blurs the figures. It is
 # pinned to SERVER_CPU, the client (Python, one socket per connection) to CLIENT_CPU. VmRSS is
-# read from /proc after each step has settled (1 s).
+# read from /proc after each step has settled: 1 s, and after the hits 1 s more than twice
+# FOOTFALL_IDLE_RELEASE_MS (the collector's default, 1000, unless set), by when every idle
+# connection has been released.
 set -euo pipefail
 
 N=${N:-5000}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 PORT=${PORT:-18731}
+export FOOTFALL_IDLE_RELEASE_MS=${FOOTFALL_IDLE_RELEASE_MS:-1000}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bin=target/release/footfall-collector
+bin=${BIN:-target/release/footfall-collector}
 [ -x "$bin" ] || cargo build --release -p footfall-collector
 data=$(mktemp -d -t footfall-idle.XXXXXX)
 pid=""
@@ -39,12 +43,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-taskset -c "$CLIENT_CPU" python3 - "$PORT" "$N" "$pid" <<'PY'
+taskset -c "$CLIENT_CPU" python3 - "$PORT" "$N" "$pid" "$FOOTFALL_IDLE_RELEASE_MS" <<'PY'
 import socket, sys, time
-port, n, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, n, pid, release_s = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) / 1000
 
-def rss_kib():
-    time.sleep(1)
+def rss_kib(settle=1):
+    time.sleep(settle)
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
@@ -59,7 +63,7 @@ for s in socks:
     got = b""
     while b"GIF89a" not in got:
         got += s.recv(4096)
-after_hit = rss_kib()
+after_hit = rss_kib(1 + 2 * release_s)
 for s in socks:
     s.close()
 closed = rss_kib()

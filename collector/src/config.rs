@@ -177,6 +177,11 @@ pub struct ServeArgs {
     /// may sit idle, in milliseconds: slow or idle clients cannot hold connections forever.
     #[arg(long, env = "FOOTFALL_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub header_read_timeout_ms: u64,
+    /// How long a keep-alive connection may sit idle before its HTTP buffers (about 16 KiB) are
+    /// freed, in milliseconds; it stays open, and its next request is answered as before. 0 frees
+    /// them after every answer (least memory, more work per request).
+    #[arg(long, env = "FOOTFALL_IDLE_RELEASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub idle_release_ms: u64,
     /// Largest request head (request line and headers) in bytes; larger ones get 431.
     #[arg(long, env = "FOOTFALL_MAX_HEADER_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1024..=1_048_576))]
     pub max_header_bytes: u64,

@@ -120,6 +120,39 @@ pub struct Metrics {
     pub sink: SinkMetrics,
     pub geoip_reloads: Counter,
     pub geoip_reload_failures: Counter,
+    pub connections: ConnectionMetrics,
+}
+
+/// Client connections of the public listener (the metrics listener's are not counted).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionMetrics {
+    pub open: Gauge,
+    /// Open, waiting for a byte without hyper's state: before their first request, or idle
+    /// keep-alive connections released.
+    pub parked: Gauge,
+    pub released: Counter,
+}
+
+impl ConnectionMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "connections_open",
+            "Client connections open (each takes one of FOOTFALL_MAX_CONNECTIONS)",
+            metrics.open.clone(),
+        );
+        registry.register(
+            "connections_parked",
+            "Open connections waiting for their next request without an HTTP connection's buffers: new ones before their first byte, idle keep-alive ones past FOOTFALL_IDLE_RELEASE_MS",
+            metrics.parked.clone(),
+        );
+        registry.register(
+            "connections_released",
+            "Times an idle keep-alive connection's HTTP buffers were freed (it stays open)",
+            metrics.released.clone(),
+        );
+        metrics
+    }
 }
 
 impl Default for Metrics {
@@ -143,6 +176,7 @@ impl Metrics {
         let sink = SinkMetrics::register(&mut registry);
         let geoip_reloads = Counter::default();
         let geoip_reload_failures = Counter::default();
+        let connections = ConnectionMetrics::register(&mut registry);
         registry.register(
             "hits_accepted",
             "Hits accepted and queued for ClickHouse, by kind",
@@ -233,6 +267,7 @@ impl Metrics {
             sink,
             geoip_reloads,
             geoip_reload_failures,
+            connections,
         }
     }
 

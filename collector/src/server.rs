@@ -8,7 +8,6 @@
 //! down, so every hit that was answered is spooled and, ClickHouse willing, inserted before the
 //! process exits.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,17 +16,16 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::ServeArgs;
 use crate::enrich::geoip::{GeoIp, GeoIpError};
+use crate::enrich::user_agent;
 use crate::keys::{self, KeyError};
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionMetrics, Metrics};
 use crate::metrics_server::MetricsEndpoint;
 use crate::rate_limit::RateLimit;
 use crate::response::Body;
@@ -38,6 +36,9 @@ use crate::sink::inserter::{ApplySchema, InserterReport};
 use crate::sink::quarantine::QUARANTINE_DIR;
 use crate::sink::{Queue, Sink, SinkConfig, SinkStatus};
 use footfall_store::migrations;
+
+mod activity;
+mod connection;
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
@@ -130,6 +131,9 @@ pub async fn start_with_faults(
         None => None,
     };
 
+    // On a thread of its own, which ends with it: the runtime's threads serve meanwhile, and the
+    // first hits wait for it only if they come within its 140 ms.
+    std::thread::spawn(user_agent::prepare);
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(SinkStatus::default());
     let sealer = Arc::new(Sealer::new(keys.ip_public_key, KEY_EPOCH_MS, now_ms()));
@@ -210,6 +214,7 @@ pub async fn start_with_faults(
         header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
         max_header_bytes: args.max_header_bytes as usize,
         max_connections: args.max_connections as usize,
+        idle_release: Duration::from_millis(args.idle_release_ms),
     };
     let metrics_limits = Limits {
         max_connections: METRICS_MAX_CONNECTIONS,
@@ -228,14 +233,22 @@ pub async fn start_with_faults(
             let scrape = scrape.clone();
             async move { scrape.answer(&req) }
         };
-        tokio::spawn(serve(listener, handler, metrics_limits, stop_rx.clone()))
+        let uncounted = ConnectionMetrics::default();
+        tokio::spawn(serve(
+            listener,
+            handler,
+            metrics_limits,
+            uncounted,
+            stop_rx.clone(),
+        ))
     });
     let handler = move |req: Request<Incoming>, peer| {
         let app = app.clone();
         async move { app.serve(req, peer).await }
     };
+    let connections = metrics.connections.clone();
     let task = tokio::spawn(async move {
-        serve(listener, handler, limits, stop_rx).await;
+        serve(listener, handler, limits, connections, stop_rx).await;
         if let Some(scrapes) = scrapes {
             let _ = scrapes.await;
         }
@@ -264,17 +277,20 @@ struct Limits {
     header_read_timeout: Duration,
     max_header_bytes: usize,
     max_connections: usize,
+    idle_release: Duration,
 }
 
 /// Accepts connections until `stop`, answering each request with `handler`, then waits for
 /// in-flight requests. hyper itself answers
 /// `431` to a head over `max_header_bytes` or with over 100 headers, `400` to one it cannot
-/// parse, and closes a connection whose head (or next request, when idle) takes longer than
-/// `header_read_timeout`.
+/// parse, and closes a connection whose head takes longer than `header_read_timeout`;
+/// [`connection`] closes one that stays silent that long, and frees the buffers of one idle for
+/// `idle_release`.
 async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     limits: Limits,
+    metrics: ConnectionMetrics,
     mut stop: watch::Receiver<bool>,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + 'static,
@@ -285,7 +301,12 @@ async fn serve<H, F>(
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(limits.max_header_bytes)
         .keep_alive(true);
-    let graceful = GracefulShutdown::new();
+    let settings = Arc::new(connection::Settings {
+        http,
+        header_read_timeout: limits.header_read_timeout,
+        idle_release: limits.idle_release,
+        metrics,
+    });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         // At the connection limit, stop accepting: new clients wait in the kernel's backlog.
@@ -305,34 +326,11 @@ async fn serve<H, F>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let (http, watcher, mut stop) = (http.clone(), graceful.watcher(), stop.clone());
-                let first_byte = limits.header_read_timeout;
+                let (handler, settings, stop) = (handler.clone(), settings.clone(), stop.clone());
                 tokio::spawn(async move {
-                    // hyper gives a connection two 8 KiB buffers; one that has sent nothing yet
-                    // costs only its socket and this small task until it does.
-                    // `readable()` is ready at once for a new socket; a peek waits for a byte.
-                    let mut probe = [0u8; 1];
-                    let readable = tokio::select! {
-                        readable = tokio::time::timeout(first_byte, stream.peek(&mut probe)) => {
-                            matches!(readable, Ok(Ok(_)))
-                        }
-                        _ = stop.changed() => false,
-                    };
-                    if readable {
-                        let service = service_fn(move |req| {
-                            let answer = handler(req, peer);
-                            async move { Ok::<_, Infallible>(answer.await) }
-                        });
-                        // Boxed: inline, the connection's state would size the task from the
-                        // start, silent or not.
-                        let connection = Box::pin(
-                            watcher.watch(http.serve_connection(TokioIo::new(stream), service)),
-                        );
-                        if let Err(error) = connection.await {
-                            tracing::debug!(%error, "connection ended with an error");
-                        }
-                    }
+                    settings.metrics.open.inc();
+                    connection::serve(stream, peer, handler, settings.clone(), stop).await;
+                    settings.metrics.open.dec();
                     drop(slot);
                 });
             }
@@ -340,8 +338,10 @@ async fn serve<H, F>(
         }
     }
     drop(listener);
+    // Every connection holds a slot until it closes: all of them back means all are closed.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = slots.acquire_many(all) => {}
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("in-flight requests did not finish in time"),
     }
 }

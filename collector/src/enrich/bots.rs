@@ -116,6 +116,11 @@ impl Rules {
     }
 }
 
+/// Builds the rules now ([`super::user_agent::prepare`]).
+pub(super) fn build() {
+    LazyLock::force(&RULES);
+}
+
 /// Apps on phones and TVs that send a bare device model, which isbot's rule for one-word agents
 /// (`ApacheBench/2.3`, `collectd/5.5.1`) would take for tools.
 static DEVICE_MODEL_ONLY: LazyLock<Regex> =

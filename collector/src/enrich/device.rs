@@ -80,6 +80,11 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
     ),
 });
 
+/// Builds the rules now ([`super::user_agent::prepare`]).
+pub(super) fn build() {
+    LazyLock::force(&RULES);
+}
+
 /// The class of a user agent that is not a bot.
 pub fn class(user_agent: &str) -> Device {
     let rules = &*RULES;

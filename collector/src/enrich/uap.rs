@@ -37,6 +37,11 @@ static EXTRACTORS: LazyLock<Extractors> = LazyLock::new(|| {
     }
 });
 
+/// Builds the rules now ([`super::user_agent::prepare`]).
+pub(super) fn build() {
+    LazyLock::force(&EXTRACTORS);
+}
+
 /// Families and versions (`major` or `major.minor`); empty where unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {

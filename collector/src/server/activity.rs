@@ -1,0 +1,264 @@
+//! What hyper is doing with a connection, seen from outside: hyper does not say when an HTTP/1
+//! connection is idle, and [`super::connection`] may only take the socket back then.
+//!
+//! A connection is idle (nothing owed, nothing half read) once hyper has taken the last answer's
+//! body in full, flushed everything it wrote, and then asked the socket for the next request and
+//! found nothing. [`Watched`] (the socket) and [`Counted`] (an answer's body) record those
+//! moments in an [`Activity`]. hyper 1 looks for the next request right after an answer because
+//! a header read timeout is set (it starts that timer then), which the server always does;
+//! without that look a connection would simply never be released. hyper asks the socket only
+//! after parsing what it already holds, so a pipelined request read together with the previous
+//! one is taken (a new request: busy) before that ask; what it holds of a request not yet
+//! complete comes back from `Connection::into_parts` to be replayed. Atomics only because hyper
+//! wants its socket and service `Send`: one task uses them, so relaxed loads and stores do.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering::Relaxed};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A request is being answered.
+const BUSY: u8 = 0;
+/// The last answer was taken; hyper has not looked for the next request since.
+const ANSWERED: u8 = 1;
+/// After the last answer, hyper looked for the next request and found nothing.
+const WAITING: u8 = 2;
+/// After the last answer, bytes (or the end, or an error) came: hyper is busy with them.
+const READ: u8 = 3;
+
+/// One hyper connection's progress, shared by its socket, its service and its answers.
+#[derive(Debug)]
+pub(super) struct Activity {
+    phase: AtomicU8,
+    /// hyper's last write has not been flushed yet.
+    unflushed: AtomicBool,
+    /// Requests handed to the service so far.
+    requests: AtomicU32,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            // A fresh connection owes nothing.
+            phase: AtomicU8::new(ANSWERED),
+            unflushed: AtomicBool::new(false),
+            requests: AtomicU32::new(0),
+        }
+    }
+}
+
+impl Activity {
+    /// hyper handed a request to the service.
+    pub(super) fn request(&self) {
+        self.phase.store(BUSY, Relaxed);
+        self.requests
+            .store(self.requests.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Requests handed to the service so far (wrapping): one more means the connection was busy.
+    pub(super) fn requests(&self) -> u32 {
+        self.requests.load(Relaxed)
+    }
+
+    /// Whether hyper holds nothing but an empty connection: dropping it loses nothing.
+    pub(super) fn idle(&self) -> bool {
+        self.phase.load(Relaxed) == WAITING && !self.unflushed.load(Relaxed)
+    }
+
+    fn answered(&self) {
+        self.phase.store(ANSWERED, Relaxed);
+    }
+
+    fn read(&self, found: bool) {
+        let phase = self.phase.load(Relaxed);
+        match (phase, found) {
+            (ANSWERED, false) => self.phase.store(WAITING, Relaxed),
+            (ANSWERED | WAITING, true) => self.phase.store(READ, Relaxed),
+            _ => {}
+        }
+    }
+}
+
+/// The client's socket as hyper sees it: bytes to replay first, then the stream, watched.
+#[derive(Debug)]
+pub(super) struct Watched {
+    stream: TcpStream,
+    replay: Bytes,
+    activity: Arc<Activity>,
+}
+
+impl Watched {
+    /// `stream`, read after `replay` (bytes already taken from it).
+    pub(super) fn new(stream: TcpStream, replay: Bytes, activity: Arc<Activity>) -> Self {
+        Self {
+            stream,
+            replay,
+            activity,
+        }
+    }
+
+    /// The stream back, once the connection is [idle](Activity::idle): that takes a read that
+    /// found the socket empty, so the replay was all read by then.
+    pub(super) fn into_stream(self) -> TcpStream {
+        debug_assert!(self.replay.is_empty(), "released with bytes to replay");
+        self.stream
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay[..n]);
+            this.replay.advance(n);
+            this.activity.read(true);
+            return Poll::Ready(Ok(()));
+        }
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        // Bytes, the end or an error: hyper has something to act on.
+        this.activity.read(polled.is_ready());
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.activity.unflushed.store(true, Relaxed);
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.activity.unflushed.store(true, Relaxed);
+        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    /// hyper flushes the socket only once its own write buffer is empty.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = polled {
+            this.activity.unflushed.store(false, Relaxed);
+        }
+        polled
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// An answer's body, which tells its connection's [`Activity`] when hyper is done with it.
+///
+/// hyper drops a body once it has buffered all of it (or gave up on it): from then on the
+/// answer costs only what is left to flush.
+pub(super) struct Counted<B> {
+    body: B,
+    activity: Arc<Activity>,
+}
+
+impl<B> Counted<B> {
+    pub(super) fn new(body: B, activity: Arc<Activity>) -> Self {
+        Self { body, activity }
+    }
+}
+
+impl<B> Drop for Counted<B> {
+    fn drop(&mut self) {
+        self.activity.answered();
+    }
+}
+
+impl<B: Body + Unpin> Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(activity: &Arc<Activity>) {
+        activity.request();
+        drop(Counted::new((), activity.clone()));
+    }
+
+    #[test]
+    fn idle_only_once_hyper_looked_for_more_after_the_answer_and_flushed() {
+        let activity = Arc::new(Activity::default());
+        activity.read(true);
+        activity.request();
+        activity.read(false);
+        assert!(!activity.idle(), "waiting for the body while answering");
+        drop(Counted::new((), activity.clone()));
+        assert!(!activity.idle(), "answered, but hyper has not looked since");
+        activity.read(false);
+        assert!(activity.idle());
+        activity.unflushed.store(true, Relaxed);
+        assert!(!activity.idle(), "the answer is not flushed yet");
+    }
+
+    #[test]
+    fn bytes_after_the_answer_keep_the_connection_busy() {
+        let activity = Arc::new(Activity::default());
+        answer(&activity);
+        activity.read(true);
+        activity.read(false);
+        assert!(
+            !activity.idle(),
+            "part of a next request is in hyper's buffer"
+        );
+        answer(&activity);
+        activity.read(false);
+        assert!(activity.idle());
+        assert_eq!(activity.requests(), 2);
+    }
+
+    #[test]
+    fn a_pipelined_request_makes_it_busy_before_hyper_reads_again() {
+        let activity = Arc::new(Activity::default());
+        answer(&activity);
+        activity.request();
+        activity.read(false);
+        assert!(!activity.idle());
+    }
+}
