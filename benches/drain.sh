@@ -50,7 +50,7 @@ now() { date +%s.%N; }
 
 run_secs=$((outage + ${DRAIN_WINDOW_SECS:-60}))
 taskset -c 1 target/release/footfall-loadgen --target "$listen" --rate "$rate" --connections 64 \
-  --duration "$run_secs" --clickhouse-url "http://127.0.0.1:$port" \
+  --duration-secs "$run_secs" --clickhouse-url "http://127.0.0.1:$port" \
   --clickhouse-database footfall_drain --verify-timeout-secs 300 > "$data/load.txt" &
 load_pid=$!
 
