@@ -8,14 +8,15 @@
 //! Rules match whole words, not substrings: a bare `bot` flagged CUBOT phones and fuboTV, a bare
 //! `java/` old J2ME phones, `libwww` the Lynx browser.
 //!
-//! Of the 1,690 listed patterns, 1,560 are plain words: they go into two Aho-Corasick automata
-//! (one case-sensitive, one ASCII-case-insensitive), and only the rest into one regex, with
-//! ASCII classes (`\w`, `\b`, `(?i)` without Unicode's tables). All 1,690 in one Unicode regex
-//! was fast only on agents like those it had seen: its lazy DFA outgrew its cache on a corpus of
-//! distinct agents and fell back to the NFA, about 300 µs per new agent, where the split costs
-//! about 1.4 µs (BENCHMARKS.md, Enrichment). A `RegexSet` was slower still, and we only need to
-//! know whether any rule matched. Accuracy on the vendored corpora is measured by
-//! `footfall-ua-accuracy` (BENCHMARKS.md, Bots).
+//! Of the 1,690 listed patterns, 1,560 are plain words: they go into one Aho-Corasick automaton
+//! (ASCII-case-insensitive, the crawler list's words checked for their case where they match;
+//! one automaton per list scanned each agent twice and cost a fifth more), and only the rest
+//! into one regex, with ASCII classes (`\w`, `\b`, `(?i)` without Unicode's tables). All 1,690
+//! in one Unicode regex was fast only on agents like those it had seen: its lazy DFA outgrew its
+//! cache on a corpus of distinct agents and fell back to the NFA, about 300 µs per new agent,
+//! where the split costs about 1.4 µs (BENCHMARKS.md, User agents). A `RegexSet` was slower
+//! still, and we only need to know whether any rule matched. Accuracy on the vendored corpora is
+//! measured by `footfall-ua-accuracy` (BENCHMARKS.md, Bots).
 
 use std::sync::LazyLock;
 
@@ -53,11 +54,13 @@ const OWN_RULES: &[&str] = &[
 /// Case-sensitive, so that `CUBOT` (a phone brand) is not caught: `Googlebot`, `YandexBot`.
 const NAME_ENDS_IN_BOT: &str = r"(?:[a-z0-9]bot|Bot)\b";
 
-/// The patterns that are plain words, in two literal automata (one matching ASCII case
-/// insensitively), and the rest in one regex.
+/// The patterns that are plain words in one literal automaton, and the rest in one regex.
 struct Rules {
-    crawler_words: AhoCorasick,
-    isbot_words: AhoCorasick,
+    /// Every word, matched ASCII-case-insensitively: isbot's words as they are, the crawler
+    /// list's (the first `crawler_words` patterns) only where the agent has them in their case.
+    /// One scan of the agent instead of one per list.
+    words: AhoCorasick,
+    crawler_words: Vec<String>,
     patterns: regex::bytes::Regex,
 }
 
@@ -83,22 +86,19 @@ fn split(list: &str) -> (Vec<String>, Vec<&str>) {
     (words, patterns)
 }
 
-fn words(words: Vec<String>, ascii_case_insensitive: bool) -> AhoCorasick {
-    AhoCorasick::builder()
-        .ascii_case_insensitive(ascii_case_insensitive)
-        .build(words)
-        .expect("bot words build")
-}
-
 static RULES: LazyLock<Rules> = LazyLock::new(|| {
     let (crawler_words, crawlers) = split(CRAWLER_PATTERNS);
     let (isbot_words, isbot) = split(ISBOT_PATTERNS);
     let crawlers = crawlers.join("|");
     let isbot = isbot.join("|");
     let own = OWN_RULES.join("|");
+    let words = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(crawler_words.iter().chain(&isbot_words))
+        .expect("bot words build");
     Rules {
-        crawler_words: words(crawler_words, false),
-        isbot_words: words(isbot_words, true),
+        words,
+        crawler_words,
         patterns: RegexBuilder::new(&format!(
             "(?:{crawlers})|{NAME_ENDS_IN_BOT}|(?i:{isbot})|(?i:{own})"
         ))
@@ -110,9 +110,12 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
 
 impl Rules {
     fn is_match(&self, user_agent: &str) -> bool {
-        self.crawler_words.is_match(user_agent)
-            || self.isbot_words.is_match(user_agent)
-            || self.patterns.is_match(user_agent.as_bytes())
+        self.words.find_overlapping_iter(user_agent).any(|word| {
+            match self.crawler_words.get(word.pattern().as_usize()) {
+                Some(cased) => user_agent.as_bytes()[word.range()] == *cased.as_bytes(),
+                None => true,
+            }
+        }) || self.patterns.is_match(user_agent.as_bytes())
     }
 }
 
