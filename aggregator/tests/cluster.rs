@@ -4,9 +4,8 @@
 //! server holding the same events, also after a customer whose visitors live on both shards
 //! is erased. Retention empties both shards.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use footfall_store::testing::http::{get, post};
@@ -14,66 +13,26 @@ use footfall_store::testing::{TestDb, cluster_urls};
 
 mod run;
 
-use run::{aggregator, binaries, ok};
+use run::{Collector, aggregator, binaries, ok};
 
 const SITE: &str = "shop.test";
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                   Chrome/131.0.0.0 Safari/537.36";
 const CLUSTER: &str = footfall_store::testing::DEV_CLUSTER;
 
-/// A collector process, stopped when dropped.
-struct Collector {
-    child: Child,
-    addr: SocketAddr,
-    metrics: SocketAddr,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A collector of `db`'s cluster on the node at `url`, sealing with the key pair in `keys`.
 async fn collector(url: &str, db: &TestDb, keys: &Path, secret: &str) -> Collector {
-    let data = tempfile::tempdir().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new(binaries().join("footfall-collector"))
-        .args(["serve", "--dev", "--listen", &addr.to_string()])
-        .args(["--metrics-listen", &metrics.to_string()])
-        .args(["--trusted-proxies", "127.0.0.1"])
-        .args(["--clickhouse-url", url, "--clickhouse-database", &db.name])
-        .args([
-            "--clickhouse-cluster",
-            CLUSTER,
-            "--flush-interval-ms",
-            "100",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--ip-public-key")
-        .arg(keys.join("ip-seal.pub"))
-        .args(["--secret", secret])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let collector = Collector {
-        child,
-        addr,
-        metrics,
-        _data: data,
-    };
+    let public_key = keys.join("ip-seal.pub");
+    let extra = [
+        "--clickhouse-cluster",
+        CLUSTER,
+        "--ip-public-key",
+        public_key.to_str().unwrap(),
+        "--secret",
+        secret,
+    ];
+    let collector = Collector::spawn_in_temp_dir(url, &db.name, &extra);
+    let addr = collector.addr;
     for _ in 0..400 {
         if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
             drop(stream);

@@ -9,61 +9,24 @@
 mod run;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
 use footfall_store::testing::TestDb;
 use footfall_store::testing::http::get;
 use footfall_store::testing::proxy::{Proxy, ProxyMode};
-use run::{aggregator, binaries, ok};
+use run::{Collector, aggregator, binaries, ok};
 use serde_json::Value;
 
 const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                   Chrome/131.0.0.0 Safari/537.36";
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// The collector binary, stopped when dropped.
-struct Collector {
-    child: Child,
-    addr: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// `footfall-collector serve --dev` for `db`, reaching ClickHouse at `url`; returns once it
 /// has applied the schema.
 async fn collector(db: &TestDb, url: &str) -> Collector {
-    let (addr, metrics) = (free_addr(), free_addr());
-    let child = Command::new(binaries().join("footfall-collector"))
-        .args(["serve", "--dev", "--listen", &addr.to_string()])
-        .args(["--metrics-listen", &metrics.to_string()])
-        .args(["--trusted-proxies", "127.0.0.1"])
-        .args(["--clickhouse-url", url, "--clickhouse-database", &db.name])
-        .args(["--flush-interval-ms", "100"])
-        .arg("--data-dir")
-        .arg(db.data_dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let collector = Collector {
-        child,
-        addr,
-        metrics,
-    };
+    let collector = Collector::spawn(url, &db.name, db.data_dir.path(), &[]);
+    let addr = collector.addr;
     assert!(
         eventually(|| async {
             tokio::net::TcpStream::connect(addr).await.is_ok()

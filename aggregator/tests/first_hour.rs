@@ -20,15 +20,7 @@ const SITE: &str = "newcomer.test";
 
 mod run;
 
-use run::binaries;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use run::{binaries, free_addr};
 
 /// `scripts/dev` in a process group of its own, stopped with the group.
 struct Dev(Child);
@@ -99,16 +91,13 @@ async fn serve_page(snippet: String) -> SocketAddr {
 async fn a_visit_through_the_snippet_scripts_dev_prints_shows_in_its_dashboard() {
     let db = TestDb::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let collector = format!("127.0.0.1:{}", free_port());
-    let dashboard = format!("127.0.0.1:{}", free_port());
+    let collector = free_addr().to_string();
+    let dashboard = free_addr().to_string();
     let mut child = Command::new(root.join("scripts/dev"))
         .env("FOOTFALL_CLICKHOUSE_URL", testing::clickhouse_url())
         .env("FOOTFALL_CLICKHOUSE_DATABASE", &db.name)
         .env("FOOTFALL_LISTEN", &collector)
-        .env(
-            "FOOTFALL_METRICS_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        )
+        .env("FOOTFALL_METRICS_LISTEN", free_addr().to_string())
         .env("FOOTFALL_AGGREGATOR_LISTEN", &dashboard)
         .env("FOOTFALL_DATA_DIR", db.data_dir.path())
         .env("FOOTFALL_DEV_BIN", binaries())
@@ -182,7 +171,7 @@ async fn a_visit_through_the_snippet_scripts_dev_prints_shows_in_its_dashboard()
 /// with `RUST_BACKTRACE=1`, as many shells and CI images set it), and exits non-zero.
 #[test]
 fn a_failing_command_says_what_went_wrong_once_without_a_backtrace() {
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = format!("http://{}", free_addr());
     let dir = binaries();
     let commands: [(&str, &[&str]); 3] = [
         ("footfall-collector", &["migrate"]),

@@ -1,7 +1,8 @@
 //! Running the `footfall-aggregator` binary against a test database, for the integration tests.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use footfall_store::testing::TestDb;
 
@@ -50,6 +51,67 @@ pub fn binaries() -> PathBuf {
         .unwrap();
     assert!(built.success());
     dir
+}
+
+/// A free loopback address.
+#[allow(dead_code)]
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The collector binary, `serve --dev` behind 127.0.0.1 as a trusted proxy, stopped when
+/// dropped.
+#[allow(dead_code)] // not every test binary runs the collector
+pub struct Collector {
+    child: Child,
+    pub addr: SocketAddr,
+    pub metrics: SocketAddr,
+    _data: Option<tempfile::TempDir>,
+}
+
+#[allow(dead_code)]
+impl Collector {
+    /// Starts it for `database` on ClickHouse at `url`, spooling in `data_dir`, flushing every
+    /// 100 ms, with `extra` options; does not wait for it to listen.
+    pub fn spawn(url: &str, database: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        let (addr, metrics) = (free_addr(), free_addr());
+        let child = Command::new(binaries().join("footfall-collector"))
+            .args(["serve", "--dev", "--listen", &addr.to_string()])
+            .args(["--metrics-listen", &metrics.to_string()])
+            .args(["--trusted-proxies", "127.0.0.1"])
+            .args(["--clickhouse-url", url, "--clickhouse-database", database])
+            .args(["--flush-interval-ms", "100"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            metrics,
+            _data: None,
+        }
+    }
+
+    /// [`Collector::spawn`] with a data dir of its own, removed when it is dropped.
+    pub fn spawn_in_temp_dir(url: &str, database: &str, extra: &[&str]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut collector = Self::spawn(url, database, data.path(), extra);
+        collector._data = Some(data);
+        collector
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The standard output of a run that must have succeeded.

@@ -16,7 +16,7 @@ use clickhouse::Client;
 use uuid::Uuid;
 
 use super::batch::Batch;
-use super::erasures::{Erasures, List};
+use super::erasures::{Erasures, Filtered, List, filter};
 use footfall_store::ip_key::KeyRow;
 use footfall_store::{erasure, row_binary};
 
@@ -32,7 +32,7 @@ static HEADER: LazyLock<Bytes> = LazyLock::new(|| row_binary::header().into());
 /// Stores the epoch `keys` a batch needs. They go before the events, so that no stored event
 /// refers to a key that is not stored; a key stored twice is harmless (`ip_keys` collapses by
 /// `key_id`).
-pub async fn insert_keys(client: &Client, keys: &[KeyRow]) -> clickhouse::error::Result<()> {
+async fn insert_keys(client: &Client, keys: &[KeyRow]) -> clickhouse::error::Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -81,7 +81,7 @@ pub async fn insert_events(
 
 /// Brings the erasure list in `erasures` up to date if it is older than an insert may start
 /// with: one query of one row, and the records themselves only when they changed.
-pub async fn refresh_erasures(
+async fn refresh_erasures(
     client: &Client,
     erasures: &mut Erasures,
 ) -> clickhouse::error::Result<()> {
@@ -96,4 +96,31 @@ pub async fn refresh_erasures(
     }
     erasures.checked(started, version);
     Ok(())
+}
+
+/// Stores `keys`, brings the erasure list up to date (just before the events go, so that the
+/// list an insert starts with is never older than the bound an erasure relies on), then inserts
+/// `batches` under `token` without the rows the list covers. Returns how many it dropped. The
+/// markers the rows leave are kept only once the insert succeeded: a retry reads the same rows
+/// again.
+pub async fn insert_filtered(
+    client: &Client,
+    erasures: &mut Erasures,
+    keys: &[KeyRow],
+    token: Uuid,
+    batches: &[&Batch],
+) -> clickhouse::error::Result<u64> {
+    insert_keys(client, keys).await?;
+    refresh_erasures(client, erasures).await?;
+    let mut markers = erasures.markers.clone();
+    let filtered: Vec<Filtered> = batches
+        .iter()
+        .map(|batch| filter(&erasures.list, &mut markers, batch))
+        .collect();
+    let sent: Vec<&Batch> = (batches.iter().zip(&filtered))
+        .map(|(batch, f)| f.batch.as_ref().unwrap_or(batch))
+        .collect();
+    insert_events(client, token, &sent).await?;
+    erasures.markers = markers;
+    Ok(filtered.iter().map(|f| f.dropped).sum())
 }

@@ -43,9 +43,9 @@ use uuid::Uuid;
 use super::SinkStatus;
 use super::backoff::Backoff;
 use super::batch::Batch;
-use super::erasures::{self, Erasures};
+use super::erasures::Erasures;
 use super::errors::{Class, classify};
-use super::insert::{INSERT_TIMEOUT, insert_events, insert_keys, refresh_erasures};
+use super::insert::{INSERT_TIMEOUT, insert_filtered};
 use super::quarantine::Quarantine;
 use super::spool::{Intent, SpoolGauge, SpoolReader, SpooledBatch};
 use crate::metrics::Metrics;
@@ -159,31 +159,6 @@ impl Control {
         }
         !self.given_up()
     }
-}
-
-/// Stores `outgoing`'s keys, refreshes the erasure list if it is stale (just before the events
-/// go, so that the list an insert starts with is never older than the bound an erasure relies
-/// on), then inserts `outgoing` without the rows it covers. Returns how many it dropped. The
-/// markers the rows leave are kept only once the insert succeeded: a retry reads the same rows
-/// again.
-async fn send(
-    client: &Client,
-    erasures: &mut Erasures,
-    keys: &[KeyRow],
-    outgoing: &Outgoing,
-) -> clickhouse::error::Result<u64> {
-    insert_keys(client, keys).await?;
-    refresh_erasures(client, erasures).await?;
-    let mut markers = erasures.markers.clone();
-    let filtered: Vec<erasures::Filtered> = (outgoing.parts.iter())
-        .map(|p| erasures::filter(&erasures.list, &mut markers, &p.batch))
-        .collect();
-    let batches: Vec<&Batch> = (outgoing.parts.iter().zip(&filtered))
-        .map(|(p, f)| f.batch.as_ref().unwrap_or(&p.batch))
-        .collect();
-    insert_events(client, outgoing.token, &batches).await?;
-    erasures.markers = markers;
-    Ok(filtered.iter().map(|f| f.dropped).sum())
 }
 
 impl Inserter {
@@ -373,6 +348,7 @@ impl Inserter {
         'work: while let Some(outgoing) = work.pop_front() {
             let rows = outgoing.rows();
             let keys = outgoing.keys();
+            let batches: Vec<&Batch> = outgoing.parts.iter().map(|p| &p.batch).collect();
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             let mut permanent = 0;
             while rows > 0 || !keys.is_empty() {
@@ -380,7 +356,13 @@ impl Inserter {
                 let started = Instant::now();
                 let insert = tokio::time::timeout(
                     INSERT_DEADLINE,
-                    send(&self.client, &mut self.erasures, &keys, &outgoing),
+                    insert_filtered(
+                        &self.client,
+                        &mut self.erasures,
+                        &keys,
+                        outgoing.token,
+                        &batches,
+                    ),
                 );
                 let error = match ctl.within_grace(insert).await {
                     None => {

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use super::batch::{Batch, end_offset};
-use super::erasures::{Erasures, filter};
+use super::erasures::Erasures;
 use super::frame::{self, FrameKind};
-use super::insert::{insert_events, insert_keys, refresh_erasures};
+use super::insert::insert_filtered;
 use super::scan::{Item, Scanner};
 use footfall_store::ip_key::KeyRow;
 
@@ -115,18 +115,14 @@ async fn replay_one(
     keys: &[KeyRow],
     batch: &Batch,
 ) -> clickhouse::error::Result<u64> {
-    insert_keys(client, keys).await?;
-    refresh_erasures(client, erasures).await?;
-    let filtered = filter(&erasures.list, &mut erasures.markers, batch);
-    let sent = filtered.batch.as_ref().unwrap_or(batch);
-    insert_events(client, batch.token, &[sent]).await?;
-    if filtered.dropped > 0 {
+    let dropped = insert_filtered(client, erasures, keys, batch.token, &[batch]).await?;
+    if dropped > 0 {
         tracing::info!(
-            rows = filtered.dropped,
+            rows = dropped,
             "quarantined events of erased subjects dropped"
         );
     }
-    Ok(sent.len())
+    Ok(batch.len() - dropped)
 }
 
 /// The keys and batch in a quarantine file. Any damage fails it whole: an operator replaying
