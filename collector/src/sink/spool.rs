@@ -26,8 +26,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -42,6 +42,9 @@ use footfall_store::ip_key::KeyRow;
 
 /// The writer hands its buffer to the OS when it grows past this, even between syncs.
 const WRITE_BUFFER_BYTES: usize = 256 << 10;
+/// Most a batch's row buffer is made ready for before its rows are read (see
+/// `SpoolReader::rows_bytes_hint`): a batch larger than that grows its buffer as it is read.
+const MAX_ROWS_BYTES_HINT: usize = 32 << 20;
 const COMMIT_FILE: &str = "committed";
 const LOCK_FILE: &str = "lock";
 
@@ -67,10 +70,28 @@ impl SpoolOptions {
 }
 
 /// A place in the spool: a segment and a byte offset in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Position {
     pub segment: u64,
     pub offset: u64,
+}
+
+/// How far the reader may read: the end of the last cut the writer handed to the OS, or the
+/// start of the writer's segment when it has written none there yet (everything before it is
+/// whole). Past it lies only the open batch, which the reader would otherwise read and throw
+/// away after every insert and every poll: the inserter spent more on copying such half-written
+/// batches than on compressing the ones it sent (BENCHMARKS.md, where the microseconds go).
+#[derive(Debug, Default)]
+struct ReadableEnd(Mutex<Position>);
+
+impl ReadableEnd {
+    fn get(&self) -> Position {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, end: Position) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = end;
+    }
 }
 
 /// Several batches sent as one insert: up to `end`, with `token`. Recorded before the insert,
@@ -230,7 +251,15 @@ pub fn open(
         };
     }
     gauge.appended.fetch_add(pending, Ordering::Relaxed);
-    let writer = SpoolWriter::create(dir, writer_segment, options, lock.clone(), gauge)?;
+    let readable = Arc::new(ReadableEnd::default());
+    let writer = SpoolWriter::create(
+        dir,
+        writer_segment,
+        options,
+        lock.clone(),
+        readable.clone(),
+        gauge,
+    )?;
     let reader = SpoolReader {
         dir: dir.to_owned(),
         committed: position,
@@ -242,6 +271,8 @@ pub fn open(
         },
         pending_damage: Vec::new(),
         resumed: true,
+        rows_bytes_hint: 0,
+        readable,
         _lock: lock,
     };
     Ok((writer, reader, recovery))
@@ -348,21 +379,31 @@ pub struct SpoolWriter {
     /// Events in `buf`: lost if the collector must stop before the disk takes them.
     unsynced_rows: u64,
     scratch: Vec<u8>,
+    /// Where the last cut in this segment ends (counting what is buffered), or where the
+    /// segment started being written.
+    last_cut: u64,
+    readable: Arc<ReadableEnd>,
     _lock: Arc<File>,
 }
 
 impl SpoolWriter {
+    /// Opens segment `segment` for appending; what it holds already is whole (see [`open`]).
     fn create(
         dir: &Path,
         segment: u64,
         options: SpoolOptions,
         lock: Arc<File>,
+        readable: Arc<ReadableEnd>,
         gauge: &SpoolGauge,
     ) -> io::Result<Self> {
         let file = SegmentFile::open(&segment_path(dir, segment), options.faults.clone())?;
         let synced_len = file.file_len()?;
         sync_dir(dir)?;
         gauge.active_bytes.store(synced_len, Ordering::Relaxed);
+        readable.set(Position {
+            segment,
+            offset: synced_len,
+        });
         Ok(Self {
             dir: dir.to_owned(),
             segment,
@@ -375,6 +416,8 @@ impl SpoolWriter {
             broken: false,
             unsynced_rows: 0,
             scratch: Vec::with_capacity(1024),
+            last_cut: synced_len,
+            readable,
             _lock: lock,
         })
     }
@@ -424,6 +467,7 @@ impl SpoolWriter {
     /// segment if it is full or old. The cut stays buffered if the write fails.
     pub fn cut(&mut self, token: Uuid, gauge: &SpoolGauge) -> io::Result<()> {
         self.append_frame(FrameKind::Cut, &token.as_bytes()[..], gauge);
+        self.last_cut = self.segment_len();
         self.flush(gauge)?;
         let old = self.opened.elapsed() >= self.options.segment_age && self.segment_len() > 0;
         if self.segment_len() >= self.options.segment_bytes || old {
@@ -433,6 +477,7 @@ impl SpoolWriter {
                 self.segment + 1,
                 self.options.clone(),
                 self._lock.clone(),
+                self.readable.clone(),
                 gauge,
             );
             gauge
@@ -473,11 +518,16 @@ impl SpoolWriter {
                 return Err(error);
             }
             self.synced_len += self.written as u64;
+            // Room for twice what this interval took stays: under a steady load the buffer
+            // then never grows again (shrunk to a fixed size, it was regrown, copied and
+            // faulted in every interval, a fifth of the appender's CPU), and what a burst
+            // took is given back one interval later.
+            let keep = 2 * self.buf.len().max(WRITE_BUFFER_BYTES);
             self.buf.clear();
             self.written = 0;
             self.unsynced_rows = 0;
-            if self.buf.capacity() > 4 * WRITE_BUFFER_BYTES {
-                self.buf.shrink_to(WRITE_BUFFER_BYTES);
+            if self.buf.capacity() > keep {
+                self.buf.shrink_to(keep);
             }
         }
         gauge
@@ -518,10 +568,13 @@ impl SpoolWriter {
             self.segment + 1,
             self.options.clone(),
             self._lock.clone(),
+            self.readable.clone(),
             gauge,
         )?;
         gauge.closed_bytes.fetch_add(keep, Ordering::Relaxed);
         next.buf.extend_from_slice(&self.buf[self.written..]);
+        // A cut among the frames moved along now lies that much earlier in the new segment.
+        next.last_cut = self.last_cut.saturating_sub(keep);
         next.unsynced_rows = self.unsynced_rows;
         next.broken = true;
         gauge
@@ -551,6 +604,10 @@ impl SpoolWriter {
             }
             self.written = self.buf.len();
         }
+        self.readable.set(Position {
+            segment: self.segment,
+            offset: self.last_cut,
+        });
         gauge
             .active_bytes
             .store(self.segment_len(), Ordering::Relaxed);
@@ -589,6 +646,11 @@ pub struct SpoolReader {
     pending_damage: Vec<Damage>,
     /// No commit since the spool was opened (see [`SpoolReader::first_may_be_sent`]).
     resumed: bool,
+    /// The rows of the last complete batch, in bytes: the next one is read into a buffer that
+    /// large. Grown from empty, a 10,000-row batch was copied some 20 times over, and that
+    /// was 40 % of the inserter's CPU (BENCHMARKS.md, where the microseconds go).
+    rows_bytes_hint: usize,
+    readable: Arc<ReadableEnd>,
     _lock: Arc<File>,
 }
 
@@ -621,6 +683,9 @@ impl SpoolReader {
     /// complete batch yet.
     pub fn next_batch(&mut self) -> io::Result<Option<SpooledBatch>> {
         loop {
+            if self.cursor >= self.readable.get() {
+                return Ok(None);
+            }
             let path = segment_path(&self.dir, self.cursor.segment);
             let later_segment = self.later_segment()?;
             let file = match File::open(&path) {
@@ -639,8 +704,10 @@ impl SpoolReader {
             };
             let mut scanner = Scanner::new(file, self.cursor.offset)?;
             // A segment with a later one is closed: the writer never goes back to it.
-            match read_batch(&mut scanner, self.cursor.segment, later_segment.is_some())? {
+            let closed = later_segment.is_some();
+            match read_batch(&mut scanner, self.cursor.segment, closed, self.rows_bytes_hint)? {
                 BatchRead::Complete(mut batch) => {
+                    self.rows_bytes_hint = batch.batch.rows.len().min(MAX_ROWS_BYTES_HINT);
                     if !self.pending_damage.is_empty() {
                         self.pending_damage.append(&mut batch.damage);
                         batch.damage = std::mem::take(&mut self.pending_damage);
@@ -779,14 +846,20 @@ enum BatchRead {
 /// Reads frames up to and including the next cut. In a closed segment, records after the last
 /// cut (left by a crash or a failed write) form a batch of their own, with a token derived from
 /// where they lie so that a replay carries the same one.
-fn read_batch(scanner: &mut Scanner, segment: u64, closed: bool) -> io::Result<BatchRead> {
+/// `capacity` is what the rows are expected to take: only the part they fill is touched.
+fn read_batch(
+    scanner: &mut Scanner,
+    segment: u64,
+    closed: bool,
+    capacity: usize,
+) -> io::Result<BatchRead> {
     let start = Position {
         segment,
         offset: scanner.offset(),
     };
     let at = |offset| Position { segment, offset };
-    let (mut rows, mut ends, mut keys, mut damage) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut rows = Vec::with_capacity(capacity);
+    let (mut ends, mut keys, mut damage) = (Vec::new(), Vec::new(), Vec::new());
     loop {
         match scanner.next_item()? {
             Item::Frame { kind, offset, len } => match kind {
