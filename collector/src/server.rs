@@ -8,11 +8,13 @@
 //! down, so every hit that was answered is spooled and, ClickHouse willing, inserted before the
 //! process exits.
 
-use std::future::Future;
+use std::future::{Future, Ready};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -39,6 +41,9 @@ use footfall_store::migrations;
 
 mod activity;
 mod connection;
+
+/// A request's answer: ready at once, or a beacon's, once its body is read.
+type Answer = Either<Ready<Response<Body>>, Pin<Box<dyn Future<Output = Response<Body>> + Send>>>;
 
 /// How long one IP-sealing data key lives.
 const KEY_EPOCH_MS: i64 = 60_000;
@@ -242,9 +247,17 @@ pub async fn start_with_faults(
             stop_rx.clone(),
         ))
     });
-    let handler = move |req: Request<Incoming>, peer| {
-        let app = app.clone();
-        async move { app.serve(req, peer).await }
+    // Only a beacon waits (for its body); every other request is answered here, so the future
+    // hyper keeps per request is the answer itself. The beacon's state (2.3 KiB) is boxed:
+    // inline it made every request's future that large, copied twice per pixel hit.
+    let handler = move |req: Request<Incoming>, peer| -> Answer {
+        match app.answer_now(&req, peer) {
+            Some(answer) => Either::Left(std::future::ready(answer)),
+            None => {
+                let app = app.clone();
+                Either::Right(Box::pin(async move { app.serve(req, peer).await }))
+            }
+        }
     };
     let connections = metrics.connections.clone();
     let task = tokio::spawn(async move {

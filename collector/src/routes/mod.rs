@@ -196,16 +196,25 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        match self.answer_now(&req, peer) {
+            Some(answer) => answer,
+            None => self.beacon(req, peer).await,
+        }
+    }
+
+    /// The answer to every request but a beacon (`POST /e`), which waits for its body: `None`
+    /// for that one.
+    pub fn answer_now<B>(&self, req: &Request<B>, peer: SocketAddr) -> Option<Response<Body>> {
         let route = Route::parse(req.uri().path());
         if route == Some(Route::Beacon) {
             if req.method() == Method::POST {
-                return self.beacon(req, peer).await;
+                return None;
             }
             if req.method() == Method::OPTIONS {
-                return self.preflight(req.headers());
+                return Some(self.preflight(req.headers()));
             }
         }
-        self.answer(route, &req, peer)
+        Some(self.answer(route, req, peer))
     }
 
     /// Answers every request that needs no body, without waiting. Generic over the body so
