@@ -33,6 +33,8 @@ RESULT_JSON=${RESULT_JSON:-}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=benches/common.sh
+source benches/common.sh
 ch_url=${FOOTFALL_CLICKHOUSE_URL:-http://127.0.0.1:$CH_PORT}
 tmp=$(mktemp -d -t footfall-compare.XXXXXX)
 db="footfall_compare_$(date +%s)"
@@ -101,36 +103,11 @@ TOKIO_WORKER_THREADS=1 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOT
 collector_pid=$!
 wait_http "http://127.0.0.1:$COLLECTOR_PORT/healthz"
 
-# nginx: its own prefix and config, one worker, the same headers as the collector's pixel.
-mkdir -p "$tmp/nginx/logs"
-cat >"$tmp/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log $tmp/nginx/logs/access.log combined buffer=64k flush=1s;
-  client_body_temp_path $tmp/nginx/body;
-  keepalive_requests 100000000;
-  keepalive_timeout 65s;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location = /p.gif {
-      empty_gif;
-      add_header Cache-Control "no-store, max-age=0";
-      add_header Set-Cookie "ff_id=\$request_id; Path=/; Max-Age=34128000; HttpOnly; SameSite=Lax";
-    }
-  }
-}
-NGINX
+# nginx: its own prefix and config (benches/common.sh).
+nginx_pixel_conf "$tmp/nginx" "$NGINX_PORT"
 taskset -c "$SERVER_CPU" nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2>"$tmp/nginx/logs/stderr.log" &
 nginx_pid=$!
 wait_http "http://127.0.0.1:$NGINX_PORT/p.gif"
-
-pixel_path() { # site
-  echo "/p.gif?site=$1&url=https%3A%2F%2Fshop.example.com%2Fshop%2Fitem-7%3Futm_source%3Dnewsletter&ref=https%3A%2F%2Fwww.google.com%2F&title=Item%207"
-}
 
 # wrk's "Requests/sec", p50 and p99 (in µs) as JSON.
 run_wrk() { # name port site round
