@@ -4,6 +4,7 @@
 //! functions and turn the result into an [`footfall_store::event::Event`].
 
 pub mod beacon;
+mod bytes;
 pub mod client_ip;
 pub mod customer;
 pub mod email;

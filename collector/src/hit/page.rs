@@ -23,6 +23,7 @@ use std::ops::Range;
 use compact_str::CompactString;
 use url::{Position, Url};
 
+use super::bytes;
 use super::mask::{EMAIL_MASK, mask_emails};
 use super::query::decode;
 
@@ -151,11 +152,7 @@ impl Referrer {
 /// Whether `text` may hold an e-mail address, as `@` or percent-encoded: the one check the usual
 /// path and query need.
 fn may_hold_email(text: &str) -> bool {
-    text.contains('@')
-        || text
-            .as_bytes()
-            .windows(3)
-            .any(|w| w[0] == b'%' && w[1] == b'4' && w[2] == b'0')
+    bytes::find(text, b'@').is_some() || bytes::contains(text, "%40")
 }
 
 /// Whether `text` (a path segment or a query value, percent-encoded) holds an e-mail address.
@@ -176,10 +173,9 @@ fn stored(
     truncated: &mut bool,
 ) -> (CompactString, CompactString) {
     let pairs = || {
-        url.query()
-            .split('&')
+        bytes::split(url.query(), b'&')
             .filter(|pair| !pair.is_empty())
-            .map(|pair| (pair, pair.split_once('=').unwrap_or((pair, "")).0))
+            .map(|pair| (pair, bytes::split_once(pair, b'=').unwrap_or((pair, "")).0))
     };
     let mut as_sent = !may_hold_email(url.path()) && !may_hold_email(url.query());
     // Only the UTM values are decoded: form-decoding every pair was a quarter of the parse.
@@ -198,7 +194,7 @@ fn stored(
             _ => continue,
         };
         if slot.is_empty() {
-            let value = decode(pair.split_once('=').map_or("", |(_, v)| v));
+            let value = decode(bytes::split_once(pair, b'=').map_or("", |(_, v)| v));
             *slot = bounded(&mask_emails(&value), UTM_MAX, truncated);
         }
     }
@@ -214,7 +210,7 @@ fn stored(
     for (pair, key) in pairs().filter(|(_, key)| kept.keeps(&decode(key))) {
         text.push(separator);
         separator = '&';
-        match pair.split_once('=') {
+        match bytes::split_once(pair, b'=') {
             Some((_, value)) if holds_email(value) => {
                 text.push_str(key);
                 text.push('=');
@@ -329,16 +325,16 @@ pub fn plain_url(raw: &str) -> Option<HttpUrl<'_>> {
     } else {
         return None;
     };
-    let text = raw.split_once('#').map_or(raw, |(before, _)| before);
-    let path_start = start + text[start..].find('/')?;
+    let text = bytes::split_once(raw, b'#').map_or(raw, |(before, _)| before);
+    let path_start = start + bytes::find(&text[start..], b'/')?;
     let host = &text[start..path_start];
-    let query_at = text[path_start..].find('?').map(|i| path_start + i);
+    let query_at = bytes::find(&text[path_start..], b'?').map(|i| path_start + i);
     let path_end = query_at.unwrap_or(text.len());
     let path = &text[path_start..path_end];
     let query = query_at.map_or("", |q| &text[q + 1..]);
     let plain = plain_host(host)
         && plain_part(path)
-        && !path.contains("/.")
+        && !bytes::contains(path, "/.")
         && !path
             .as_bytes()
             .windows(3)
