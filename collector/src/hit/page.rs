@@ -349,14 +349,20 @@ pub fn plain_url(raw: &str) -> Option<HttpUrl<'_>> {
 }
 
 fn plain_host(host: &str) -> bool {
-    let last_label = host.rsplit('.').next().unwrap_or_default();
-    (1..=253).contains(&host.len())
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && host.split('.').all(|label| !label.is_empty())
-        && !host.contains("xn--")
-        && !last_label.starts_with(|c: char| c.is_ascii_digit())
+    let b = host.as_bytes();
+    if !(1..=253).contains(&b.len()) || b[0] == b'.' || b[b.len() - 1] == b'.' {
+        return false;
+    }
+    // One pass: the characters, no empty label, where the last label starts.
+    let mut last_label = 0;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => {}
+            b'.' if b[i - 1] != b'.' => last_label = i + 1,
+            _ => return false,
+        }
+    }
+    !b[last_label].is_ascii_digit() && !bytes::contains(host, "xn--")
 }
 
 /// Characters the `url` crate leaves as they are in paths and queries, `%` only as an escape.
