@@ -16,7 +16,7 @@ use compact_str::CompactString;
 use quick_cache::sync::Cache;
 
 pub use super::device::Device;
-use super::{bots, common_agents, device, uap};
+use super::{bots, common_agents, device, uap, uap_rules};
 
 /// What a user agent says about the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +76,7 @@ fn agent(parsed: uap::Parsed, device: Device, is_bot: bool) -> Agent {
 /// hit's connection left behind. Nothing is matched: the regex engines' scratch space belongs to
 /// the threads that match.
 pub fn prepare() {
-    uap::build();
+    uap_rules::build();
     bots::build();
     device::build();
 }
