@@ -137,7 +137,7 @@ pub async fn start_with_faults(
     };
 
     // On a thread of its own, which ends with it: the runtime's threads serve meanwhile, and the
-    // first hits wait for it only if they come within its 140 ms.
+    // first hits wait for it only if they come within its 150 ms or so.
     std::thread::spawn(user_agent::prepare);
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(SinkStatus::default());

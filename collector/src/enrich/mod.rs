@@ -11,6 +11,7 @@ mod common_agents;
 mod device;
 pub mod geoip;
 mod uap;
+pub mod uap_rules;
 pub mod user_agent;
 
 use std::net::IpAddr;

@@ -6,41 +6,13 @@
 //! vendored OS corpus uap-core names the family right far more often, it knows ChromeOS, TV and
 //! console systems, and it gives versions in their own fields where woothee mixes them into the
 //! name ("Windows 10", "Windows UNKNOWN Ver"). It is slower uncached, which the cache hides.
-//! Only the agent and OS extractors are built: the device rules are the largest part of the
-//! set and name models, not the classes we report (see [`super::device`]).
-
-use std::sync::LazyLock;
+//! Only the agent and OS rules are used, matched by [`super::uap_rules`]: the device rules are
+//! the largest part of the set and name models, not the classes we report (see
+//! [`super::device`]).
 
 use compact_str::{CompactString, format_compact};
-use ua_parser::{Regexes, os, user_agent};
 
-const RULES: &str = include_str!("uap-regexes.json");
-
-struct Extractors {
-    browser: user_agent::Extractor<'static>,
-    os: os::Extractor<'static>,
-}
-
-static EXTRACTORS: LazyLock<Extractors> = LazyLock::new(|| {
-    let rules: Regexes<'static> = serde_json::from_str(RULES).expect("uap-core rules parse");
-    Extractors {
-        browser: user_agent::Builder::new()
-            .push_all(rules.user_agent_parsers)
-            .expect("uap-core agent rules compile")
-            .build()
-            .expect("uap-core agent rules build"),
-        os: os::Builder::new()
-            .push_all(rules.os_parsers)
-            .expect("uap-core OS rules compile")
-            .build()
-            .expect("uap-core OS rules build"),
-    }
-});
-
-/// Builds the rules now ([`super::user_agent::prepare`]).
-pub(super) fn build() {
-    LazyLock::force(&EXTRACTORS);
-}
+use super::uap_rules::{self, Extracted};
 
 /// Families and versions (`major` or `major.minor`); empty where unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,25 +26,26 @@ pub struct Parsed {
 /// Parses `user_agent` with uap-core's rules.
 pub fn parse(user_agent: &str) -> Parsed {
     let mut parsed = Parsed::default();
-    if let Some(browser) = EXTRACTORS.browser.extract(user_agent)
-        && let Some(family) = browser_family(&browser.family)
+    let (browser, os) = uap_rules::extract(user_agent);
+    if let Some(browser) = browser
+        && let Some(family) = browser_family(&browser.name)
     {
         parsed.browser = family;
-        parsed.browser_version = version(browser.major, browser.minor);
+        parsed.browser_version = version(&browser);
     }
-    if let Some(os) = EXTRACTORS.os.extract(user_agent)
-        && let Some(family) = os_family(&os.os)
+    if let Some(os) = os
+        && let Some(family) = os_family(&os.name)
     {
         parsed.os = family;
-        parsed.os_version = version(os.major.as_deref(), os.minor.as_deref());
+        parsed.os_version = version(&os);
     }
     parsed
 }
 
-fn version(major: Option<&str>, minor: Option<&str>) -> CompactString {
+fn version(extracted: &Extracted<'_>) -> CompactString {
     match (
-        major.filter(|m| !m.is_empty()),
-        minor.filter(|m| !m.is_empty()),
+        extracted.major.as_deref().filter(|m| !m.is_empty()),
+        extracted.minor.as_deref().filter(|m| !m.is_empty()),
     ) {
         (Some(major), Some(minor)) => format_compact!("{major}.{minor}"),
         (Some(major), None) => CompactString::new(major),

@@ -8,7 +8,8 @@
 //!
 //! [`AgentCache`] keeps recent answers keyed by the user agent string: a site's visitors share
 //! a few hundred distinct agents, so almost every hit is a cache hit, and a new agent costs
-//! about 1 µs once if it has a common shape, about 10 µs otherwise (BENCHMARKS.md, User agents).
+//! about 1.5 µs once if it has a common shape, about 7 µs otherwise (BENCHMARKS.md, User
+//! agents).
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use compact_str::CompactString;
 use quick_cache::sync::Cache;
 
 pub use super::device::Device;
-use super::{bots, common_agents, device, uap};
+use super::{bots, common_agents, device, uap, uap_rules};
 
 /// What a user agent says about the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,11 +73,11 @@ fn agent(parsed: uap::Parsed, device: Device, is_bot: bool) -> Agent {
 }
 
 /// Builds the rule sets, which are otherwise built by the first hit: it would wait for them
-/// (140 ms in a release build), and the memory they take (about 16 MiB) would look like what that
-/// hit's connection left behind. Nothing is matched: the regex engines' scratch space belongs to
-/// the threads that match.
+/// (about 150 ms in a release build), and the memory they take (about 24 MiB) would look like
+/// what that hit's connection left behind. Nothing is matched: the regex engines' scratch space
+/// belongs to the threads that match.
 pub fn prepare() {
-    uap::build();
+    uap_rules::build();
     bots::build();
     device::build();
 }

@@ -1,0 +1,517 @@
+//! uap-core's browser and OS rules, matched by us rather than by the `ua-parser` crate's
+//! extractors, with the same answers: first matching rule in file order wins, its groups and
+//! replacements (`$1`..`$9`) give the name and versions exactly as `ua-parser` resolves them, and
+//! every pattern is compiled from the same rewritten text (ASCII `\d` and `\w`, long bounded
+//! repetitions unbounded).
+//!
+//! Why ours: on the 3,787 distinct agents of the browser corpora, `ua-parser` spent about
+//! 62,000 instructions per agent in its two extractors (callgrind), a third of them in an
+//! overlapping Aho-Corasick scan per extractor over ASCII-case-insensitive atoms, the rest in
+//! propagating atom hits through its AND/OR tree (allocating per call) and testing about 3.4
+//! candidate rules per agent. Here the two rule lists share one case-sensitive automaton (their
+//! patterns have no `(?i)`), so one scan per agent, and each rule needs only a few clauses
+//! (sets of literals, one of each in every match, read off the pattern's syntax tree with small
+//! classes such as `[Bb]ot` expanded), which marks 2.3 candidates per agent: about 20,500
+//! instructions per agent in all (BENCHMARKS.md, User agents). The automaton is a DFA (3.8 MB;
+//! the contiguous NFA took a fifth more instructions).
+//!
+//! A rule is only skipped when one of its clauses has no literal in the agent, which no match
+//! can do; `ua-parser` stays the reference: a test compares both on every vendored corpus
+//! agent, and the `uap_rules` fuzz target on anything else (RELIABILITY.md).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use regex::{Captures, Regex};
+use regex_syntax::hir::{Class, Hir, HirKind};
+use ua_parser::{Regexes, os, user_agent};
+
+/// uap-core's rules, vendored.
+pub const RULES_JSON: &str = include_str!("uap-regexes.json");
+
+/// A browser or OS as the first matching rule names it; `name` is empty where the rule gives
+/// none, the versions `None` where absent or empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extracted<'a> {
+    pub name: Cow<'a, str>,
+    pub major: Option<Cow<'a, str>>,
+    pub minor: Option<Cow<'a, str>>,
+}
+
+/// Browser and OS of `user_agent`, each `None` if no rule matches.
+pub fn extract(user_agent: &str) -> (Option<Extracted<'_>>, Option<Extracted<'_>>) {
+    RULES.extract(user_agent)
+}
+
+/// Builds the rules now ([`super::user_agent::prepare`]).
+pub(super) fn build() {
+    LazyLock::force(&RULES);
+}
+
+static RULES: LazyLock<Rules> = LazyLock::new(|| {
+    let rules: Regexes<'static> = serde_json::from_str(RULES_JSON).expect("uap-core rules parse");
+    Rules::new(rules.user_agent_parsers, rules.os_parsers)
+});
+
+/// How a rule gives one field, after `ua-parser`'s resolvers (which differ by field).
+enum Field {
+    Absent,
+    Fixed(Box<str>),
+    Group(usize),
+    /// uap's browser family template: `$1` replaced, nothing else.
+    FamilyTemplate(Box<str>),
+    /// uap's OS templates: `$n` expanded as `regex` does, then trimmed.
+    Template(Box<str>),
+}
+
+impl Field {
+    /// The browser family: a template only with `$1`, else the replacement, else group 1.
+    fn family(replacement: Option<&str>, groups: usize) -> Self {
+        match replacement {
+            Some(s) if s.contains("$1") => {
+                assert!(groups >= 1, "uap-core family template without a group");
+                Self::FamilyTemplate(s.into())
+            }
+            Some(s) if !s.is_empty() => Self::Fixed(s.into()),
+            _ if groups >= 1 => Self::Group(1),
+            _ => Self::Absent,
+        }
+    }
+
+    /// A browser version: the replacement as it is, else group `index`.
+    fn version(replacement: Option<&str>, groups: usize, index: usize) -> Self {
+        match replacement {
+            Some(s) if !s.is_empty() => Self::Fixed(s.into()),
+            _ if groups >= index => Self::Group(index),
+            _ => Self::Absent,
+        }
+    }
+
+    /// An OS field: a template if it holds `$` and a digit, else the replacement, else group
+    /// `index`.
+    fn templated(replacement: Option<&str>, groups: usize, index: usize) -> Self {
+        match replacement {
+            Some(s) if !s.trim().is_empty() => {
+                let substitutes = s
+                    .as_bytes()
+                    .windows(2)
+                    .any(|w| w[0] == b'$' && w[1].is_ascii_digit());
+                if substitutes {
+                    Self::Template(s.into())
+                } else {
+                    Self::Fixed(s.into())
+                }
+            }
+            _ if groups >= index => Self::Group(index),
+            _ => Self::Absent,
+        }
+    }
+
+    fn resolve<'a>(&'a self, captures: &Captures<'a>) -> Option<Cow<'a, str>> {
+        let group = |index: usize| {
+            captures
+                .get(index)
+                .map(|g| g.as_str())
+                .filter(|s| !s.is_empty())
+        };
+        match self {
+            Self::Absent => None,
+            Self::Fixed(s) => Some(Cow::Borrowed(s)),
+            Self::Group(index) => group(*index).map(Cow::Borrowed),
+            Self::FamilyTemplate(t) => Some(Cow::Owned(t.replace("$1", group(1).unwrap_or("")))),
+            Self::Template(t) => {
+                let mut expanded = String::new();
+                captures.expand(t, &mut expanded);
+                match expanded.trim() {
+                    "" => None,
+                    trimmed if trimmed.len() == expanded.len() => Some(Cow::Owned(expanded)),
+                    trimmed => Some(Cow::Owned(trimmed.to_owned())),
+                }
+            }
+        }
+    }
+}
+
+struct Rule {
+    regex: Regex,
+    name: Field,
+    major: Field,
+    minor: Field,
+    /// Bit per clause; all set when each clause has a literal in the agent.
+    clauses: u8,
+}
+
+impl Rule {
+    fn new(pattern: &str, fields: impl FnOnce(usize) -> [Field; 3]) -> (Self, Vec<Vec<Vec<u8>>>) {
+        let pattern = rewrite(pattern);
+        let regex = Regex::new(&pattern).expect("uap-core rule compiles");
+        let [name, major, minor] = fields(regex.captures_len() - 1);
+        let hir = regex_syntax::parse(&pattern).expect("uap-core rule parses");
+        let mut clauses = required(&hir);
+        clauses.sort_by_key(|clause| std::cmp::Reverse(shortest(clause)));
+        clauses.truncate(8);
+        let rule = Self {
+            regex,
+            name,
+            major,
+            minor,
+            clauses: (1u16 << clauses.len()).wrapping_sub(1) as u8,
+        };
+        (rule, clauses)
+    }
+
+    fn resolve<'a>(&'a self, user_agent: &'a str) -> Option<Extracted<'a>> {
+        let captures = self.regex.captures(user_agent)?;
+        Some(Extracted {
+            name: self.name.resolve(&captures).unwrap_or_default(),
+            major: self.major.resolve(&captures),
+            minor: self.minor.resolve(&captures),
+        })
+    }
+}
+
+/// Which rule's which clause a literal satisfies.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Trigger {
+    rule: u16,
+    clause: u8,
+}
+
+struct Rules {
+    /// The browser rules, then the OS rules, each list in its file order.
+    rules: Vec<Rule>,
+    browsers: usize,
+    literals: AhoCorasick,
+    triggers: Vec<Vec<Trigger>>,
+}
+
+impl Rules {
+    fn new(browsers: Vec<user_agent::Parser<'_>>, systems: Vec<os::Parser<'_>>) -> Self {
+        let browser_rules = browsers.iter().map(|p| {
+            Rule::new(&p.regex, |groups| {
+                [
+                    Field::family(p.family_replacement.as_deref(), groups),
+                    Field::version(p.v1_replacement.as_deref(), groups, 2),
+                    Field::version(p.v2_replacement.as_deref(), groups, 3),
+                ]
+            })
+        });
+        let os_rules = systems.iter().map(|p| {
+            Rule::new(&p.regex, |groups| {
+                [
+                    Field::templated(p.os_replacement.as_deref(), groups, 1),
+                    Field::templated(p.os_v1_replacement.as_deref(), groups, 2),
+                    Field::templated(p.os_v2_replacement.as_deref(), groups, 3),
+                ]
+            })
+        });
+        let mut rules = Vec::new();
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut triggers: Vec<Vec<Trigger>> = Vec::new();
+        for (rule, clauses) in browser_rules.chain(os_rules) {
+            let id = u16::try_from(rules.len()).expect("fewer than 65,536 rules");
+            for (clause, set) in (0u8..).zip(clauses) {
+                for literal in set {
+                    let at = *index.entry(literal.clone()).or_insert_with(|| {
+                        literals.push(literal);
+                        triggers.push(Vec::new());
+                        literals.len() - 1
+                    });
+                    triggers[at].push(Trigger { rule: id, clause });
+                }
+            }
+            rules.push(rule);
+        }
+        for list in &mut triggers {
+            list.sort_unstable();
+            list.dedup();
+        }
+        Self {
+            rules,
+            browsers: browsers.len(),
+            literals: AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&literals)
+                .expect("uap-core literals build"),
+            triggers,
+        }
+    }
+
+    fn extract<'a>(
+        &'a self,
+        user_agent: &'a str,
+    ) -> (Option<Extracted<'a>>, Option<Extracted<'a>>) {
+        let mut seen = vec![0u8; self.rules.len()];
+        for found in self.literals.find_overlapping_iter(user_agent) {
+            for trigger in &self.triggers[found.pattern().as_usize()] {
+                seen[usize::from(trigger.rule)] |= 1 << trigger.clause;
+            }
+        }
+        let first = |range: std::ops::Range<usize>| {
+            range
+                .filter(|&i| seen[i] == self.rules[i].clauses)
+                .map(|i| &self.rules[i])
+                .find(|rule| rule.regex.is_match(user_agent))
+                .and_then(|rule| rule.resolve(user_agent))
+        };
+        (
+            first(0..self.browsers),
+            first(self.browsers..self.rules.len()),
+        )
+    }
+}
+
+/// Literals shorter than this are not looked for: they are in nearly every agent.
+const LITERAL_MIN: usize = 2;
+/// Largest set of strings a pattern part is expanded into (`[Ss][Pp]...` grows fast).
+const EXACT_MAX: usize = 16;
+/// Largest character class expanded into its members.
+const CLASS_MAX: usize = 4;
+
+type Set = Vec<Vec<u8>>;
+
+/// Clauses of `hir`: sets of literals, every match holding one literal of each set. Few or
+/// none where it cannot tell, which only costs a regex test.
+fn required(hir: &Hir) -> Vec<Set> {
+    if let Some(set) = exact(hir) {
+        return usable(&set).then_some(set).into_iter().collect();
+    }
+    match hir.kind() {
+        HirKind::Capture(capture) => required(&capture.sub),
+        HirKind::Repetition(repetition) if repetition.min >= 1 => required(&repetition.sub),
+        HirKind::Concat(parts) => {
+            // Runs of exact parts are crossed into longer literals (` NX/` from ` (NX)/`).
+            let mut clauses = Vec::new();
+            let mut run: Option<Set> = None;
+            for part in parts {
+                match (exact(part), run.take()) {
+                    (Some(set), Some(before)) => match cross(&before, &set) {
+                        Some(joined) => run = Some(joined),
+                        None => {
+                            clauses.extend(usable(&before).then_some(before));
+                            run = Some(set);
+                        }
+                    },
+                    (Some(set), None) => run = Some(set),
+                    (None, before) => {
+                        clauses.extend(before.filter(usable));
+                        clauses.extend(required(part));
+                    }
+                }
+            }
+            clauses.extend(run.filter(usable));
+            clauses
+        }
+        HirKind::Alternation(branches) => {
+            let mut union = Vec::new();
+            for branch in branches {
+                match required(branch).into_iter().max_by_key(shortest) {
+                    Some(set) => union.extend(set),
+                    None => return Vec::new(),
+                }
+            }
+            vec![union]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Every string `hir` can match, if they are few.
+fn exact(hir: &Hir) -> Option<Set> {
+    match hir.kind() {
+        HirKind::Empty => Some(vec![Vec::new()]),
+        HirKind::Literal(literal) => Some(vec![literal.0.to_vec()]),
+        HirKind::Class(Class::Unicode(class)) => {
+            let members = class.ranges().iter().flat_map(|r| r.start()..=r.end());
+            (members.clone().count() <= CLASS_MAX).then(|| {
+                members
+                    .map(|c| c.encode_utf8(&mut [0; 4]).as_bytes().to_vec())
+                    .collect()
+            })
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            let members = class.ranges().iter().flat_map(|r| r.start()..=r.end());
+            (members.clone().count() <= CLASS_MAX).then(|| members.map(|b| vec![b]).collect())
+        }
+        HirKind::Capture(capture) => exact(&capture.sub),
+        HirKind::Repetition(repetition) if repetition.min == 0 && repetition.max == Some(1) => {
+            let mut set = exact(&repetition.sub)?;
+            set.push(Vec::new());
+            Some(set)
+        }
+        HirKind::Concat(parts) => parts.iter().try_fold(vec![Vec::new()], |before, part| {
+            cross(&before, &exact(part)?)
+        }),
+        HirKind::Alternation(branches) => {
+            let mut union = Vec::new();
+            for branch in branches {
+                union.extend(exact(branch)?);
+                if union.len() > EXACT_MAX {
+                    return None;
+                }
+            }
+            Some(union)
+        }
+        _ => None,
+    }
+}
+
+fn cross(before: &Set, after: &Set) -> Option<Set> {
+    (before.len() * after.len() <= EXACT_MAX).then(|| {
+        before
+            .iter()
+            .flat_map(|b| after.iter().map(move |a| [b.as_slice(), a].concat()))
+            .collect()
+    })
+}
+
+fn shortest(set: &Set) -> usize {
+    set.iter().map(Vec::len).min().unwrap_or(0)
+}
+
+fn usable(set: &Set) -> bool {
+    !set.is_empty() && shortest(set) >= LITERAL_MIN
+}
+
+/// `ua-parser`'s rewrite of a uap-core pattern (`rewrite_regex` in ua-parser 0.2, Apache-2.0),
+/// so that every rule compiles to the same regex: `\d`, `\D`, `\w`, `\W` as ASCII classes, and
+/// `{0,n}` / `{1,n}` with three or more digits in `n` as `*` / `+`.
+fn rewrite(re: &str) -> Cow<'_, str> {
+    let mut from = 0;
+    let mut out = String::new();
+    let mut it = re.char_indices();
+    let mut escape = false;
+    let mut inclass = 0;
+    'main: while let Some((idx, c)) = it.next() {
+        match c {
+            '\\' if !escape => {
+                escape = true;
+                continue;
+            }
+            '{' if !escape && inclass == 0 => {
+                if idx == 0 {
+                    return re.into();
+                }
+                let Some((_, start)) = it.next() else {
+                    continue;
+                };
+                if start != '0' && start != '1' {
+                    continue;
+                }
+                if !matches!(it.next(), Some((_, ','))) {
+                    continue;
+                }
+                let mut digits = 0;
+                for (ri, rc) in it.by_ref() {
+                    match rc {
+                        '}' if digits > 2 => {
+                            out.push_str(&re[from..idx]);
+                            from = ri + 1;
+                            out.push_str(if start == '0' { "*" } else { "+" });
+                            break;
+                        }
+                        c if c.is_ascii_digit() => digits += 1,
+                        _ => continue 'main,
+                    }
+                }
+            }
+            '[' if !escape => inclass += 1,
+            ']' if !escape => inclass -= 1,
+            'd' | 'D' | 'w' | 'W' if escape => {
+                out.push_str(&re[from..idx - 1]);
+                from = idx + 1;
+                out.push_str(match c {
+                    'd' => "[0-9]",
+                    'D' => "[^0-9]",
+                    'w' => "[A-Za-z0-9_]",
+                    _ => "[^A-Za-z0-9_]",
+                });
+            }
+            _ => (),
+        }
+        escape = false;
+    }
+    if from == 0 {
+        re.into()
+    } else {
+        out.push_str(&re[from..]);
+        out.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ua-parser`'s extractors, the reference.
+    fn reference() -> (user_agent::Extractor<'static>, os::Extractor<'static>) {
+        let rules: Regexes<'static> = serde_json::from_str(RULES_JSON).expect("rules parse");
+        (
+            user_agent::Builder::new()
+                .push_all(rules.user_agent_parsers)
+                .expect("compile")
+                .build()
+                .expect("build"),
+            os::Builder::new()
+                .push_all(rules.os_parsers)
+                .expect("compile")
+                .build()
+                .expect("build"),
+        )
+    }
+
+    #[test]
+    fn every_vendored_agent_extracts_as_ua_parser_does() {
+        let (browsers, systems) = reference();
+        let corpora = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/corpora");
+        let mut compared = 0;
+        for entry in std::fs::read_dir(corpora).expect("corpora are vendored") {
+            let path = entry.expect("readable").path();
+            if path.extension().is_none_or(|ext| ext != "tsv") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("readable");
+            for agent in text.lines().filter(|l| !l.starts_with('#')) {
+                let agent = agent.split('\t').next().unwrap_or_default();
+                let want_browser = browsers.extract(agent).map(|v| Extracted {
+                    name: v.family,
+                    major: v.major.map(Cow::Borrowed),
+                    minor: v.minor.map(Cow::Borrowed),
+                });
+                let want_os = systems.extract(agent).map(|v| Extracted {
+                    name: v.os,
+                    major: v.major,
+                    minor: v.minor,
+                });
+                assert_eq!(extract(agent), (want_browser, want_os), "{agent}");
+                compared += 1;
+            }
+        }
+        assert!(compared >= 7_500, "only {compared} agents compared");
+    }
+
+    #[test]
+    fn clauses_hold_literals_every_match_has() {
+        let clauses = |pattern: &str| {
+            let mut sets = required(&regex_syntax::parse(pattern).expect("parses"));
+            sets.iter_mut().for_each(|set| set.sort());
+            sets
+        };
+        let strings = |list: &[&str]| list.iter().map(|s| s.as_bytes().to_vec()).collect::<Set>();
+        assert_eq!(
+            clauses(r"AppleWebKit.+ (NX)/([0-9]+)"),
+            vec![strings(&["AppleWebKit"]), strings(&[" NX/"])]
+        );
+        assert_eq!(clauses(r"[A-z]+[Bb]ot"), vec![strings(&["Bot", "bot"])]);
+        assert_eq!(
+            clauses(r"(Chromium|Chrome)/([0-9]+)"),
+            vec![strings(&["Chrome/", "Chromium/"])]
+        );
+        // An optional part or a branch without a literal leaves nothing to look for.
+        assert!(clauses(r"(?:Foo)?[0-9]+").is_empty());
+        assert!(clauses(r"(Opera|[a-z]+)/").is_empty());
+    }
+}
