@@ -8,7 +8,10 @@
 
 use std::sync::LazyLock;
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::Regex;
+
+use super::literals::{required, shortest};
 
 /// The device class of the `device` column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,47 +41,103 @@ impl Device {
     }
 }
 
-fn rule(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("device rule compiles")
-}
+/// The rules, in the order they are checked (they overlap, see above).
+const CONSOLE: usize = 0;
+const TV: usize = 1;
+const TABLET: usize = 2;
+const MOBILE: usize = 3;
+const ANDROID: usize = 4;
+const DESKTOP: usize = 5;
 
-struct Rules {
-    console: Regex,
-    tv: Regex,
-    tablet: Regex,
-    mobile: Regex,
-    android: Regex,
-    desktop: Regex,
-}
-
-static RULES: LazyLock<Rules> = LazyLock::new(|| Rules {
+const PATTERNS: [&str; 6] = [
     // Leading edges only where model codes follow (`Playstation2`, `XBOX_ONE_ED`, `SteamDeck`).
-    console: rule(concat!(
+    concat!(
         r"(?i)\b(?:playstation|xbox|nintendo|steam ?deck|valve steam gameoverlay)|",
         r"\b(?:wiiu?|psp|ps[2-5]|ps vita|ouya)\b"
-    )),
-    tv: rule(concat!(
+    ),
+    concat!(
         r"(?i)smart[- ]?tv|\b(?:hbbtv|googletv|google tv|android ?tv|appletv|apple tv|tvos|",
         r"roku|web0s|netcast|bravia|crkey|dtv|viera|philipstv|tizen [\d.]+\) tv|",
         r"espial|opera tv|ce-html|nettv|inettvbrowser|vidaa|tv safari|maple|tv|largescreen|",
         r"brightsign|tivo|smart ?box|tv ?box)\b|",
         // Fire TV models (AFTMM, AFTWI001) and Android TV builds that say ATV in the model.
         r"(?-i:\bAFT[A-Z]{1,4}\d*\b|[a-z]ATV[a-z])"
-    )),
+    ),
     // `Tablet PC` is Windows' pen support on a laptop, not a tablet.
-    tablet: rule(concat!(
+    concat!(
         r"(?i)\bipad\b|\btablet\b(?: ?pc)?|\bkindle\b|\bsilk\b|\bplaybook\b|",
         r"\bsm-[tpx]\d|\bgt-p\d|\bnexus (?:7|9|10)\b|\bpixel c\b|\blenovo tab|\bmediapad\b|\bmatepad\b"
-    )),
-    mobile: rule(concat!(
+    ),
+    concat!(
         r"(?i)mobi|\biphone\b|\bipod\b|\bandroid\b.*\bmobile\b|windows phone|\bblackberry\b|\bbb10\b|",
         r"opera mini|\bmidp\b|\bj2me\b|\bsymbian|up\.browser|\bkaios\b|\bwap\b|series ?[46]0|\bfeaturephone\b"
-    )),
-    android: rule(r"(?i)\bandroid\b"),
-    desktop: rule(
-        r"(?i)windows nt|\bwindows\b|macintosh|mac os x|\bx11\b|\bcros\b|\blinux\b|\bfreebsd\b|\bopenbsd\b",
     ),
+    r"(?i)\bandroid\b",
+    r"(?i)windows nt|\bwindows\b|macintosh|mac os x|\bx11\b|\bcros\b|\blinux\b|\bfreebsd\b|\bopenbsd\b",
+];
+
+/// Every rule may match: an agent that is not ASCII is tested against all of them, since `(?i)`
+/// also folds `K` (Kelvin sign) and `ſ`, which an ASCII-case-insensitive scan does not.
+const ALL: u8 = (1 << PATTERNS.len()) - 1;
+
+/// The rules, and one scan of an agent for the literals each needs ([`super::literals`]): a
+/// rule whose literals are not in the agent cannot match and is not tested. Each rule was a
+/// scan of its own, six for a desktop agent; with the scan a desktop agent tests one, and the
+/// class of a corpus agent costs a quarter less (1.17-1.27 against 1.50-1.72 µs in one
+/// interleaved run over the vendored agents).
+struct Rules {
+    regexes: Vec<Regex>,
+    literals: AhoCorasick,
+    /// The rule each literal is of.
+    owners: Vec<usize>,
+    /// Rules with no literal to look for: always tested.
+    unfiltered: u8,
+}
+
+static RULES: LazyLock<Rules> = LazyLock::new(|| {
+    let mut literals = Vec::new();
+    let mut owners = Vec::new();
+    let mut unfiltered = 0;
+    for (rule, pattern) in PATTERNS.iter().enumerate() {
+        // Without `(?i)` the literals come out as written (lower case), looked for in any case.
+        let sensitive = pattern.strip_prefix("(?i)").unwrap_or(pattern);
+        let hir = regex_syntax::parse(sensitive).expect("device rule parses");
+        match required(&hir).into_iter().max_by_key(shortest) {
+            Some(set) => {
+                owners.extend(std::iter::repeat_n(rule, set.len()));
+                literals.extend(set);
+            }
+            None => unfiltered |= 1 << rule,
+        }
+    }
+    Rules {
+        regexes: PATTERNS
+            .iter()
+            .map(|p| Regex::new(p).expect("device rule compiles"))
+            .collect(),
+        literals: AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&literals)
+            .expect("device literals build"),
+        owners,
+        unfiltered,
+    }
 });
+
+impl Rules {
+    /// The rules that may match `user_agent`, a bit each.
+    fn candidates(&self, user_agent: &str) -> u8 {
+        if !user_agent.is_ascii() {
+            return ALL;
+        }
+        let mut maybe = self.unfiltered;
+        for found in self.literals.find_overlapping_iter(user_agent) {
+            maybe |= 1 << self.owners[found.pattern().as_usize()];
+        }
+        maybe
+    }
+}
 
 /// Builds the rules now ([`super::user_agent::prepare`]).
 pub(super) fn build() {
@@ -87,19 +146,26 @@ pub(super) fn build() {
 
 /// The class of a user agent that is not a bot.
 pub fn class(user_agent: &str) -> Device {
+    class_among(RULES.candidates(user_agent), user_agent)
+}
+
+/// [`class`] with the rules in `maybe` tested (all of them: the reference the scan is tested
+/// against).
+fn class_among(maybe: u8, user_agent: &str) -> Device {
     let rules = &*RULES;
-    if rules.console.is_match(user_agent) {
+    let test = |rule: usize| maybe & (1 << rule) != 0 && rules.regexes[rule].is_match(user_agent);
+    if test(CONSOLE) {
         Device::Console
-    } else if rules.tv.is_match(user_agent) {
+    } else if test(TV) {
         Device::Tv
-    } else if is_tablet(rules, user_agent) {
+    } else if maybe & (1 << TABLET) != 0 && is_tablet(rules, user_agent) {
         Device::Tablet
-    } else if rules.mobile.is_match(user_agent) {
+    } else if test(MOBILE) {
         Device::Mobile
-    } else if rules.android.is_match(user_agent) {
+    } else if test(ANDROID) {
         // Android without `Mobile` is a tablet, by Google's own convention for browsers.
         Device::Tablet
-    } else if rules.desktop.is_match(user_agent) {
+    } else if test(DESKTOP) {
         Device::Desktop
     } else {
         Device::Other
@@ -107,10 +173,36 @@ pub fn class(user_agent: &str) -> Device {
 }
 
 fn is_tablet(rules: &Rules, user_agent: &str) -> bool {
-    rules.tablet.find_iter(user_agent).any(|m| {
+    rules.regexes[TABLET].find_iter(user_agent).any(|m| {
         let token = m.as_str();
         !(token.len() > 6
             && token[..6].eq_ignore_ascii_case("tablet")
             && token.ends_with(['c', 'C']))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_skips_no_rule_that_matches() {
+        let rules = &*RULES;
+        assert_eq!(rules.unfiltered, 0, "every rule has literals to look for");
+        for agent in &super::super::vendored_agents() {
+            assert_eq!(class(agent), class_among(ALL, agent), "{agent}");
+        }
+        // Upper case, and (?i)'s Unicode folding: `\u{212a}` is a Kelvin sign, which `(?i)k`
+        // matches.
+        for agent in [
+            "Mozilla/5.0 (PLAYSTATION 5)",
+            "Mozilla/5.0 (Linux; \u{212a}indle Fire)",
+        ] {
+            assert_eq!(class(agent), class_among(ALL, agent), "{agent}");
+        }
+        assert_eq!(
+            class("Mozilla/5.0 (Linux; \u{212a}indle Fire)"),
+            Device::Tablet
+        );
+    }
 }

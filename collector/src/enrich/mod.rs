@@ -10,6 +10,7 @@ pub mod client_hints;
 mod common_agents;
 mod device;
 pub mod geoip;
+mod literals;
 mod uap;
 pub mod uap_rules;
 pub mod user_agent;
@@ -23,6 +24,32 @@ use client_hints::Hints;
 use footfall_store::event::Event;
 use geoip::GeoIp;
 use user_agent::AgentCache;
+
+/// Every agent of the vendored corpora (`benches/corpora/*.tsv`), for the tests that compare
+/// two ways of classifying them.
+#[cfg(test)]
+fn vendored_agents() -> Vec<String> {
+    let corpora = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/corpora");
+    let mut agents = Vec::new();
+    for entry in std::fs::read_dir(corpora).expect("corpora are vendored") {
+        let path = entry.expect("readable").path();
+        if path.extension().is_none_or(|ext| ext != "tsv") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        agents.extend(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.split('\t').next().unwrap_or_default().to_owned()),
+        );
+    }
+    assert!(
+        agents.len() >= 7_500,
+        "only {} vendored agents",
+        agents.len()
+    );
+    agents
+}
 
 /// Distinct user agents remembered; a few hundred cover nearly all traffic of a site.
 const AGENT_CACHE_CAPACITY: usize = 10_000;
