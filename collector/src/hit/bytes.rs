@@ -64,7 +64,11 @@ mod tests {
                 );
             }
             for needle in ["%40", "/.", "xn--", "", "&&"] {
-                assert_eq!(contains(text, needle), text.contains(needle), "{text:?} {needle}");
+                assert_eq!(
+                    contains(text, needle),
+                    text.contains(needle),
+                    "{text:?} {needle}"
+                );
             }
         }
     }

@@ -705,7 +705,12 @@ impl SpoolReader {
             let mut scanner = Scanner::new(file, self.cursor.offset)?;
             // A segment with a later one is closed: the writer never goes back to it.
             let closed = later_segment.is_some();
-            match read_batch(&mut scanner, self.cursor.segment, closed, self.rows_bytes_hint)? {
+            match read_batch(
+                &mut scanner,
+                self.cursor.segment,
+                closed,
+                self.rows_bytes_hint,
+            )? {
                 BatchRead::Complete(mut batch) => {
                     self.rows_bytes_hint = batch.batch.rows.len().min(MAX_ROWS_BYTES_HINT);
                     if !self.pending_damage.is_empty() {
