@@ -4,29 +4,8 @@
 //! rules' literals are present and only the regexes decide.
 #![no_main]
 
-use std::borrow::Cow;
-use std::sync::LazyLock;
-
-use footfall_collector::enrich::uap_rules::{Extracted, RULES_JSON, extract};
+use footfall_collector::enrich::uap_rules::{extract, reference};
 use libfuzzer_sys::fuzz_target;
-use ua_parser::{Regexes, os, user_agent};
-
-static REFERENCE: LazyLock<(user_agent::Extractor<'static>, os::Extractor<'static>)> =
-    LazyLock::new(|| {
-        let rules: Regexes<'static> = serde_json::from_str(RULES_JSON).expect("rules parse");
-        (
-            user_agent::Builder::new()
-                .push_all(rules.user_agent_parsers)
-                .expect("compile")
-                .build()
-                .expect("build"),
-            os::Builder::new()
-                .push_all(rules.os_parsers)
-                .expect("compile")
-                .build()
-                .expect("build"),
-        )
-    });
 
 const AGENT: &str = "Mozilla/5.0 (Linux; Android 10; SM-G960F) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/96.0.4664.45 Mobile Safari/537.36";
 
@@ -42,16 +21,5 @@ fuzz_target!(|data: &[u8]| {
         let at = usize::from(first >> 1) % AGENT.len();
         format!("{}{text}{}", &AGENT[..at], &AGENT[at..])
     };
-    let (browsers, systems) = &*REFERENCE;
-    let browser = browsers.extract(&agent).map(|v| Extracted {
-        name: v.family,
-        major: v.major.map(Cow::Borrowed),
-        minor: v.minor.map(Cow::Borrowed),
-    });
-    let os = systems.extract(&agent).map(|v| Extracted {
-        name: v.os,
-        major: v.major,
-        minor: v.minor,
-    });
-    assert_eq!(extract(&agent), (browser, os), "{agent:?}");
+    assert_eq!(extract(&agent), reference(&agent), "{agent:?}");
 });

@@ -46,6 +46,40 @@ pub fn extract(user_agent: &str) -> (Option<Extracted<'_>>, Option<Extracted<'_>
     RULES.extract(user_agent)
 }
 
+/// What the `ua-parser` crate's extractors, which [`extract`] replaces, make of `user_agent`:
+/// the reference the tests and the `uap_rules` fuzz target compare it with. Their rules are
+/// built at the first call.
+pub fn reference(user_agent: &str) -> (Option<Extracted<'_>>, Option<Extracted<'_>>) {
+    static REFERENCE: LazyLock<(user_agent::Extractor<'static>, os::Extractor<'static>)> =
+        LazyLock::new(|| {
+            let rules: Regexes<'static> = serde_json::from_str(RULES_JSON).expect("rules parse");
+            (
+                user_agent::Builder::new()
+                    .push_all(rules.user_agent_parsers)
+                    .expect("uap-core agent rules compile")
+                    .build()
+                    .expect("uap-core agent rules build"),
+                os::Builder::new()
+                    .push_all(rules.os_parsers)
+                    .expect("uap-core OS rules compile")
+                    .build()
+                    .expect("uap-core OS rules build"),
+            )
+        });
+    let (browsers, systems) = &*REFERENCE;
+    let browser = browsers.extract(user_agent).map(|v| Extracted {
+        name: v.family,
+        major: v.major.map(Cow::Borrowed),
+        minor: v.minor.map(Cow::Borrowed),
+    });
+    let os = systems.extract(user_agent).map(|v| Extracted {
+        name: v.os,
+        major: v.major,
+        minor: v.minor,
+    });
+    (browser, os)
+}
+
 /// Builds the rules now ([`super::user_agent::prepare`]).
 pub(super) fn build() {
     LazyLock::force(&RULES);
@@ -335,39 +369,10 @@ fn rewrite(re: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
-    /// `ua-parser`'s extractors, the reference.
-    fn reference() -> (user_agent::Extractor<'static>, os::Extractor<'static>) {
-        let rules: Regexes<'static> = serde_json::from_str(RULES_JSON).expect("rules parse");
-        (
-            user_agent::Builder::new()
-                .push_all(rules.user_agent_parsers)
-                .expect("compile")
-                .build()
-                .expect("build"),
-            os::Builder::new()
-                .push_all(rules.os_parsers)
-                .expect("compile")
-                .build()
-                .expect("build"),
-        )
-    }
-
     #[test]
     fn every_vendored_agent_extracts_as_ua_parser_does() {
-        let (browsers, systems) = reference();
         for agent in &super::super::vendored_agents() {
-            let agent = agent.as_str();
-            let want_browser = browsers.extract(agent).map(|v| Extracted {
-                name: v.family,
-                major: v.major.map(Cow::Borrowed),
-                minor: v.minor.map(Cow::Borrowed),
-            });
-            let want_os = systems.extract(agent).map(|v| Extracted {
-                name: v.os,
-                major: v.major,
-                minor: v.minor,
-            });
-            assert_eq!(extract(agent), (want_browser, want_os), "{agent}");
+            assert_eq!(extract(agent), reference(agent), "{agent}");
         }
     }
 }
