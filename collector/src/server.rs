@@ -255,7 +255,7 @@ pub async fn start_with_faults(
             Some(answer) => Either::Left(std::future::ready(answer)),
             None => {
                 let app = app.clone();
-                Either::Right(Box::pin(async move { app.serve(req, peer).await }))
+                Either::Right(Box::pin(async move { app.beacon(req, peer).await }))
             }
         }
     };

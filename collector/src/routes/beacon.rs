@@ -77,7 +77,7 @@ impl App {
     /// `503` when they cannot all be kept (then none is),
     /// `400` with the reason when any is bad (then none is stored), `403` for a page of a
     /// foreign origin, `429` when the client is past the rate limit (every event counts).
-    pub(super) async fn beacon<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
+    pub async fn beacon<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
