@@ -174,8 +174,6 @@ struct Rule {
     name: Field,
     major: Field,
     minor: Field,
-    /// Bit per clause; all set when each clause has a literal in the agent.
-    clauses: u8,
 }
 
 impl Rule {
@@ -187,14 +185,15 @@ impl Rule {
         let mut clauses = required(&hir);
         clauses.sort_by_key(|clause| std::cmp::Reverse(shortest(clause)));
         clauses.truncate(8);
-        let rule = Self {
-            regex,
-            name,
-            major,
-            minor,
-            clauses: (1u16 << clauses.len()).wrapping_sub(1) as u8,
-        };
-        (rule, clauses)
+        (
+            Self {
+                regex,
+                name,
+                major,
+                minor,
+            },
+            clauses,
+        )
     }
 
     fn resolve<'a>(&'a self, user_agent: &'a str) -> Option<Extracted<'a>> {
@@ -217,6 +216,10 @@ struct Trigger {
 struct Rules {
     /// The browser rules, then the OS rules, each list in its file order.
     rules: Vec<Rule>,
+    /// Bit per clause of each rule: all set when each clause has a literal in the agent.
+    masks: Vec<u8>,
+    /// The rules without clauses, candidates for every agent, in order.
+    unconditional: Vec<u16>,
     browsers: usize,
     literals: AhoCorasick,
     triggers: Vec<Vec<Trigger>>,
@@ -246,8 +249,14 @@ impl Rules {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut triggers: Vec<Vec<Trigger>> = Vec::new();
+        let mut masks = Vec::new();
+        let mut unconditional = Vec::new();
         for (rule, clauses) in browser_rules.chain(os_rules) {
             let id = u16::try_from(rules.len()).expect("fewer than 65,536 rules");
+            masks.push((1u16 << clauses.len()).wrapping_sub(1) as u8);
+            if clauses.is_empty() {
+                unconditional.push(id);
+            }
             for (clause, set) in (0u8..).zip(clauses) {
                 for literal in set {
                     let at = *index.entry(literal.clone()).or_insert_with(|| {
@@ -266,6 +275,8 @@ impl Rules {
         }
         Self {
             rules,
+            masks,
+            unconditional,
             browsers: browsers.len(),
             literals: AhoCorasick::builder()
                 .kind(Some(AhoCorasickKind::DFA))
@@ -279,23 +290,30 @@ impl Rules {
         &'a self,
         user_agent: &'a str,
     ) -> (Option<Extracted<'a>>, Option<Extracted<'a>>) {
+        // A rule becomes a candidate when its last clause is seen, so only the rules the
+        // literals name are visited, not all of them (561 masks and rules read per agent).
         let mut seen = vec![0u8; self.rules.len()];
+        let mut candidates = self.unconditional.clone();
         for found in self.literals.find_overlapping_iter(user_agent) {
             for trigger in &self.triggers[found.pattern().as_usize()] {
-                seen[usize::from(trigger.rule)] |= 1 << trigger.clause;
+                let rule = usize::from(trigger.rule);
+                let before = seen[rule];
+                seen[rule] |= 1 << trigger.clause;
+                if before != seen[rule] && seen[rule] == self.masks[rule] {
+                    candidates.push(trigger.rule);
+                }
             }
         }
-        let first = |range: std::ops::Range<usize>| {
-            range
-                .filter(|&i| seen[i] == self.rules[i].clauses)
-                .map(|i| &self.rules[i])
-                .find(|rule| rule.regex.is_match(user_agent))
-                .and_then(|rule| rule.resolve(user_agent))
+        candidates.sort_unstable();
+        let split = candidates.partition_point(|&rule| usize::from(rule) < self.browsers);
+        // No `is_match` first: a failed `captures` costs the same forward scan, and the
+        // winner's would be scanned twice.
+        let first = |rules: &[u16]| {
+            rules
+                .iter()
+                .find_map(|&rule| self.rules[usize::from(rule)].resolve(user_agent))
         };
-        (
-            first(0..self.browsers),
-            first(self.browsers..self.rules.len()),
-        )
+        (first(&candidates[..split]), first(&candidates[split..]))
     }
 }
 
