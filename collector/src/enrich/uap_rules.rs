@@ -13,7 +13,10 @@
 //! (sets of literals, one of each in every match, read off the pattern's syntax tree with small
 //! classes such as `[Bb]ot` expanded), which marks 2.3 candidates per agent: about 20,500
 //! instructions per agent in all (BENCHMARKS.md, User agents). The automaton is a DFA (3.8 MB;
-//! the contiguous NFA took a fifth more instructions).
+//! the contiguous NFA took a fifth more instructions). A rule is made a candidate when its last
+//! clause is seen, rather than by a pass over all 563 rules, and a candidate is tested with
+//! `captures` alone (an `is_match` first scanned the winner twice): 2,600 instructions less per
+//! corpus agent for the whole classification.
 //!
 //! A rule is only skipped when one of its clauses has no literal in the agent, which no match
 //! can do; `ua-parser` stays the reference: a test compares both on every vendored corpus
