@@ -293,10 +293,11 @@ impl Rules {
         &'a self,
         user_agent: &'a str,
     ) -> (Option<Extracted<'a>>, Option<Extracted<'a>>) {
-        // A rule becomes a candidate when its last clause is seen, so only the rules the
-        // literals name are visited, not all of them (561 masks and rules read per agent).
+        // A rule becomes a candidate when its last clause is seen: only the rules the
+        // literals name are visited, not all of them.
         let mut seen = vec![0u8; self.rules.len()];
-        let mut candidates = self.unconditional.clone();
+        let mut candidates = Vec::with_capacity(self.unconditional.len() + 8);
+        candidates.extend_from_slice(&self.unconditional);
         for found in self.literals.find_overlapping_iter(user_agent) {
             for trigger in &self.triggers[found.pattern().as_usize()] {
                 let rule = usize::from(trigger.rule);
