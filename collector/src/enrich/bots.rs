@@ -19,12 +19,14 @@
 //! agents). A `RegexSet` was slower still, and we only need to know whether any rule matched.
 //! Accuracy on the vendored corpora is measured by `footfall-ua-accuracy` (BENCHMARKS.md, Bots).
 
+use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::Regex;
 use regex::bytes::RegexBuilder;
 use regex_syntax::hir::{HirKind, Literal};
+
+use super::scan::Literals;
 
 /// One pattern a line, in the list's regex dialect (RE2, which `regex` shares); case-sensitive.
 const CRAWLER_PATTERNS: &str = include_str!("crawler-patterns.txt");
@@ -60,7 +62,7 @@ struct Rules {
     /// Every word, matched ASCII-case-insensitively: isbot's words as they are, the crawler
     /// list's (the first `crawler_words` patterns) only where the agent has them in their case.
     /// One scan of the agent instead of one per list.
-    words: AhoCorasick,
+    words: Literals,
     crawler_words: Vec<String>,
     patterns: regex::bytes::Regex,
 }
@@ -93,11 +95,8 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
     let crawlers = crawlers.join("|");
     let isbot = isbot.join("|");
     let own = OWN_RULES.join("|");
-    let words = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(crawler_words.iter().chain(&isbot_words))
-        .expect("bot words build");
+    let all: Vec<&String> = crawler_words.iter().chain(&isbot_words).collect();
+    let words = Literals::new(&all, true);
     Rules {
         words,
         crawler_words,
@@ -112,12 +111,14 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
 
 impl Rules {
     fn is_match(&self, user_agent: &str) -> bool {
-        self.words.find_overlapping_iter(user_agent).any(|word| {
-            match self.crawler_words.get(word.pattern().as_usize()) {
-                Some(cased) => user_agent.as_bytes()[word.range()] == *cased.as_bytes(),
-                None => true,
-            }
-        }) || self.patterns.is_match(user_agent.as_bytes())
+        let agent = user_agent.as_bytes();
+        let word =
+            self.words
+                .try_for_each(agent, |word, range| match self.crawler_words.get(word) {
+                    Some(cased) if agent[range] != *cased.as_bytes() => ControlFlow::Continue(()),
+                    _ => ControlFlow::Break(()),
+                });
+        word.is_break() || self.patterns.is_match(agent)
     }
 }
 

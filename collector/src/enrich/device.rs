@@ -8,10 +8,10 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::Regex;
 
 use super::literals::{required, shortest};
+use super::scan::Literals;
 
 /// The device class of the `device` column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,7 +87,7 @@ const ALL: u8 = (1 << PATTERNS.len()) - 1;
 /// interleaved run over the vendored agents).
 struct Rules {
     regexes: Vec<Regex>,
-    literals: AhoCorasick,
+    literals: Literals,
     /// The rule each literal is of.
     owners: Vec<usize>,
     /// Rules with no literal to look for: always tested.
@@ -115,11 +115,7 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
             .iter()
             .map(|p| Regex::new(p).expect("device rule compiles"))
             .collect(),
-        literals: AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
-            .expect("device literals build"),
+        literals: Literals::new(&literals, true),
         owners,
         unfiltered,
     }
@@ -132,9 +128,9 @@ impl Rules {
             return ALL;
         }
         let mut maybe = self.unfiltered;
-        for found in self.literals.find_overlapping_iter(user_agent) {
-            maybe |= 1 << self.owners[found.pattern().as_usize()];
-        }
+        self.literals.for_each(user_agent.as_bytes(), |literal, _| {
+            maybe |= 1 << self.owners[literal];
+        });
         maybe
     }
 }

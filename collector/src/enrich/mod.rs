@@ -11,6 +11,7 @@ mod common_agents;
 mod device;
 pub mod geoip;
 mod literals;
+pub mod scan;
 mod uap;
 pub mod uap_rules;
 pub mod user_agent;

@@ -4,19 +4,19 @@
 //! every pattern is compiled from the same rewritten text (ASCII `\d` and `\w`, long bounded
 //! repetitions unbounded).
 //!
-//! Why ours: on the 3,787 distinct agents of the browser corpora, `ua-parser` spent about
-//! 62,000 instructions per agent in its two extractors (callgrind), a third of them in an
-//! overlapping Aho-Corasick scan per extractor over ASCII-case-insensitive atoms, the rest in
-//! propagating atom hits through its AND/OR tree (allocating per call) and testing about 3.4
-//! candidate rules per agent. Here the two rule lists share one case-sensitive automaton (their
-//! patterns have no `(?i)`), so one scan per agent, and each rule needs only a few clauses
-//! (sets of literals, one of each in every match, read off the pattern's syntax tree with small
-//! classes such as `[Bb]ot` expanded), which marks 2.3 candidates per agent: about 20,500
-//! instructions per agent in all (BENCHMARKS.md, User agents). The automaton is a DFA (3.8 MB;
-//! the contiguous NFA took a fifth more instructions). A rule is made a candidate when its last
-//! clause is seen, rather than by a pass over all 563 rules, and a candidate is tested with
-//! `captures` alone (an `is_match` first scanned the winner twice): 2,600 instructions less per
-//! corpus agent for the whole classification.
+//! Why ours: on the 3,787 distinct agents of the browser corpora, `ua-parser` spent about 62,000
+//! instructions per agent in its two extractors (callgrind), a third of them in an overlapping
+//! Aho-Corasick scan per extractor over ASCII-case-insensitive atoms, the rest in propagating atom
+//! hits through its AND/OR tree (allocating per call) and testing about 3.4 candidate rules per
+//! agent. Here the two rule lists share one case-sensitive automaton (their patterns have no
+//! `(?i)`), so one scan per agent, and each rule needs only a few clauses (sets of literals, one of
+//! each in every match, read off the pattern's syntax tree with small classes such as `[Bb]ot`
+//! expanded), which marks 2.3 candidates per agent: about 20,500 instructions per agent in all
+//! (BENCHMARKS.md, User agents). The automaton is a DFA (3.8 MB; the contiguous NFA took a fifth
+//! more instructions), stepped by [`super::scan`]. A rule is made a candidate when its last clause
+//! is seen, rather than by a pass over all 563 rules, and a candidate is tested with `captures`
+//! alone (an `is_match` first scanned the winner twice): 2,600 instructions less per corpus agent
+//! for the whole classification.
 //!
 //! A rule is only skipped when one of its clauses has no literal in the agent, which no match
 //! can do; `ua-parser` stays the reference: a test compares both on every vendored corpus
@@ -26,11 +26,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::{Captures, Regex};
 use ua_parser::{Regexes, os, user_agent};
 
 use super::literals::{required, shortest};
+use super::scan::Literals;
 
 /// uap-core's rules, vendored.
 pub const RULES_JSON: &str = include_str!("uap-regexes.json");
@@ -224,7 +224,7 @@ struct Rules {
     /// The rules without clauses, candidates for every agent, in order.
     unconditional: Vec<u16>,
     browsers: usize,
-    literals: AhoCorasick,
+    literals: Literals,
     triggers: Vec<Vec<Trigger>>,
 }
 
@@ -281,10 +281,7 @@ impl Rules {
             masks,
             unconditional,
             browsers: browsers.len(),
-            literals: AhoCorasick::builder()
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&literals)
-                .expect("uap-core literals build"),
+            literals: Literals::new(&literals, false),
             triggers,
         }
     }
@@ -298,8 +295,8 @@ impl Rules {
         let mut seen = vec![0u8; self.rules.len()];
         let mut candidates = Vec::with_capacity(self.unconditional.len() + 8);
         candidates.extend_from_slice(&self.unconditional);
-        for found in self.literals.find_overlapping_iter(user_agent) {
-            for trigger in &self.triggers[found.pattern().as_usize()] {
+        self.literals.for_each(user_agent.as_bytes(), |literal, _| {
+            for trigger in &self.triggers[literal] {
                 let rule = usize::from(trigger.rule);
                 let before = seen[rule];
                 seen[rule] |= 1 << trigger.clause;
@@ -307,7 +304,7 @@ impl Rules {
                     candidates.push(trigger.rule);
                 }
             }
-        }
+        });
         candidates.sort_unstable();
         let split = candidates.partition_point(|&rule| usize::from(rule) < self.browsers);
         // No `is_match` first: a failed `captures` costs the same forward scan, and the
