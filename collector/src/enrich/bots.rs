@@ -8,25 +8,22 @@
 //! Rules match whole words, not substrings: a bare `bot` flagged CUBOT phones and fuboTV, a bare
 //! `java/` old J2ME phones, `libwww` the Lynx browser.
 //!
-//! Of the 1,690 listed patterns, 1,560 are plain words: they go into one Aho-Corasick automaton
-//! (ASCII-case-insensitive, the crawler list's words checked for their case where they match;
-//! one automaton per list scanned each agent twice and cost a fifth more), built as a DFA (7 MB;
-//! the default contiguous NFA, 0.3 MB, took 7,000 instructions per corpus agent where the DFA
-//! takes 2,800), and only the rest into one regex, with ASCII classes (`\w`, `\b`, `(?i)`
+//! Of the 1,690 listed patterns, 1,560 are plain words: the agent's one scan for words in any
+//! case looks for them ([`super::words`]; the crawler list's words are checked for their case
+//! where they match; one automaton per list scanned each agent twice and cost a fifth more; as
+//! a DFA, 7 MB, where the default contiguous NFA, 0.3 MB, took 7,000 instructions per corpus
+//! agent against 2,800), and only the rest go into one regex, with ASCII classes (`\w`, `\b`, `(?i)`
 //! without Unicode's tables). All 1,690 in one Unicode regex was fast only on agents like those
 //! it had seen: its lazy DFA outgrew its cache on a corpus of distinct agents and fell back to
 //! the NFA, about 300 µs per new agent, where the split costs about 1 µs (BENCHMARKS.md, User
 //! agents). A `RegexSet` was slower still, and we only need to know whether any rule matched.
 //! Accuracy on the vendored corpora is measured by `footfall-ua-accuracy` (BENCHMARKS.md, Bots).
 
-use std::ops::ControlFlow;
 use std::sync::LazyLock;
 
 use regex::Regex;
 use regex::bytes::RegexBuilder;
 use regex_syntax::hir::{HirKind, Literal};
-
-use super::scan::Literals;
 
 /// One pattern a line, in the list's regex dialect (RE2, which `regex` shares); case-sensitive.
 const CRAWLER_PATTERNS: &str = include_str!("crawler-patterns.txt");
@@ -57,16 +54,6 @@ const OWN_RULES: &[&str] = &[
 /// Case-sensitive, so that `CUBOT` (a phone brand) is not caught: `Googlebot`, `YandexBot`.
 const NAME_ENDS_IN_BOT: &str = r"(?:[a-z0-9]bot|Bot)\b";
 
-/// The patterns that are plain words in one literal automaton, and the rest in one regex.
-struct Rules {
-    /// Every word, matched ASCII-case-insensitively: isbot's words as they are, the crawler
-    /// list's (the first `crawler_words` patterns) only where the agent has them in their case.
-    /// One scan of the agent instead of one per list.
-    words: Literals,
-    crawler_words: Vec<String>,
-    patterns: regex::bytes::Regex,
-}
-
 /// A pattern's text if it matches nothing but itself (`Googlebot\/`, `bingbot`), as regex's
 /// own parser reads it.
 fn literal(pattern: &str) -> Option<String> {
@@ -89,42 +76,28 @@ fn split(list: &str) -> (Vec<String>, Vec<&str>) {
     (words, patterns)
 }
 
-static RULES: LazyLock<Rules> = LazyLock::new(|| {
-    let (crawler_words, crawlers) = split(CRAWLER_PATTERNS);
-    let (isbot_words, isbot) = split(ISBOT_PATTERNS);
-    let crawlers = crawlers.join("|");
-    let isbot = isbot.join("|");
-    let own = OWN_RULES.join("|");
-    let all: Vec<&String> = crawler_words.iter().chain(&isbot_words).collect();
-    let words = Literals::new(&all, true);
-    Rules {
-        words,
-        crawler_words,
-        patterns: RegexBuilder::new(&format!(
-            "(?:{crawlers})|{NAME_ENDS_IN_BOT}|(?i:{isbot})|(?i:{own})"
-        ))
-        .unicode(false)
-        .build()
-        .expect("bot patterns compile"),
-    }
-});
-
-impl Rules {
-    fn is_match(&self, user_agent: &str) -> bool {
-        let agent = user_agent.as_bytes();
-        let word =
-            self.words
-                .try_for_each(agent, |word, range| match self.crawler_words.get(word) {
-                    Some(cased) if agent[range] != *cased.as_bytes() => ControlFlow::Continue(()),
-                    _ => ControlFlow::Break(()),
-                });
-        word.is_break() || self.patterns.is_match(agent)
-    }
+/// The lists' plain words, for the agent's scan for words in any case ([`super::words`]):
+/// the crawler list's, which count only in their case, and isbot's, which count in any.
+pub(super) fn words() -> (Vec<String>, Vec<String>) {
+    (split(CRAWLER_PATTERNS).0, split(ISBOT_PATTERNS).0)
 }
+
+/// Every pattern that is not a plain word, in one regex.
+static PATTERNS: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+    let crawlers = split(CRAWLER_PATTERNS).1.join("|");
+    let isbot = split(ISBOT_PATTERNS).1.join("|");
+    let own = OWN_RULES.join("|");
+    RegexBuilder::new(&format!(
+        "(?:{crawlers})|{NAME_ENDS_IN_BOT}|(?i:{isbot})|(?i:{own})"
+    ))
+    .unicode(false)
+    .build()
+    .expect("bot patterns compile")
+});
 
 /// Builds the rules now ([`super::user_agent::prepare`]).
 pub(super) fn build() {
-    LazyLock::force(&RULES);
+    LazyLock::force(&PATTERNS);
 }
 
 /// Apps on phones and TVs that send a bare device model, which isbot's rule for one-word agents
@@ -134,8 +107,14 @@ static DEVICE_MODEL_ONLY: LazyLock<Regex> =
 
 /// Whether `user_agent` is a bot by its text alone. An empty agent is: every browser sends one.
 pub fn is_bot(user_agent: &str) -> bool {
+    judge(user_agent, super::words::find(user_agent).bot)
+}
+
+/// [`is_bot`], given whether the agent's scan found a listed word ([`super::words::Found::bot`]).
+pub(super) fn judge(user_agent: &str, listed_word: bool) -> bool {
     user_agent.trim().is_empty()
-        || (RULES.is_match(user_agent) && !DEVICE_MODEL_ONLY.is_match(user_agent))
+        || ((listed_word || PATTERNS.is_match(user_agent.as_bytes()))
+            && !DEVICE_MODEL_ONLY.is_match(user_agent))
 }
 
 #[cfg(test)]
@@ -179,7 +158,9 @@ mod tests {
             let text = std::fs::read_to_string(&path).expect("readable");
             for agent in text.lines().filter(|l| !l.starts_with('#')) {
                 let agent = agent.split('\t').next().unwrap_or_default();
-                assert_eq!(RULES.is_match(agent), one.is_match(agent), "{agent}");
+                let split =
+                    super::super::words::find(agent).bot || PATTERNS.is_match(agent.as_bytes());
+                assert_eq!(split, one.is_match(agent), "{agent}");
                 compared += 1;
             }
         }

@@ -201,11 +201,12 @@ fn is_number(part: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::{device, uap};
+    use crate::enrich::{device, uap, words};
 
     /// What the rules say of `user_agent`.
     fn by_rules(user_agent: &str) -> (Parsed, Device) {
-        (uap::parse(user_agent), device::class(user_agent))
+        let device = device::class(user_agent, words::find(user_agent).device);
+        (uap::parse(user_agent), device)
     }
 
     const PLATFORMS: &[&str] = &[

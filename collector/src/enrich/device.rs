@@ -11,7 +11,6 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::literals::{required, shortest};
-use super::scan::Literals;
 
 /// The device class of the `device` column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,81 +79,60 @@ const PATTERNS: [&str; 6] = [
 /// also folds `K` (Kelvin sign) and `ſ`, which an ASCII-case-insensitive scan does not.
 const ALL: u8 = (1 << PATTERNS.len()) - 1;
 
-/// The rules, and one scan of an agent for the literals each needs ([`super::literals`]): a
-/// rule whose literals are not in the agent cannot match and is not tested. Each rule was a
-/// scan of its own, six for a desktop agent; with the scan a desktop agent tests one, and the
-/// class of a corpus agent costs a quarter less (1.17-1.27 against 1.50-1.72 µs in one
-/// interleaved run over the vendored agents).
-struct Rules {
-    regexes: Vec<Regex>,
-    literals: Literals,
-    /// The rule each literal is of.
-    owners: Vec<usize>,
-    /// Rules with no literal to look for: always tested.
-    unfiltered: u8,
-}
-
-static RULES: LazyLock<Rules> = LazyLock::new(|| {
+/// The literals each rule needs ([`super::literals`]), which the agent's scan for words in any
+/// case looks for ([`super::words`]): a rule whose literals are not in the agent cannot match
+/// and is not tested. Each rule was a scan of its own, six for a desktop agent; with one scan a
+/// desktop agent tests one rule, and the class of a corpus agent costs a quarter less
+/// (1.17-1.27 against 1.50-1.72 µs in one interleaved run over the vendored agents).
+pub(super) fn literals() -> Vec<(Vec<u8>, u8)> {
     let mut literals = Vec::new();
-    let mut owners = Vec::new();
-    let mut unfiltered = 0;
-    for (rule, pattern) in PATTERNS.iter().enumerate() {
+    for (rule, pattern) in (0u8..).zip(PATTERNS) {
         // Without `(?i)` the literals come out as written (lower case), looked for in any case.
         let sensitive = pattern.strip_prefix("(?i)").unwrap_or(pattern);
         let hir = regex_syntax::parse(sensitive).expect("device rule parses");
-        match required(&hir).into_iter().max_by_key(shortest) {
-            Some(set) => {
-                owners.extend(std::iter::repeat_n(rule, set.len()));
-                literals.extend(set);
-            }
-            None => unfiltered |= 1 << rule,
-        }
+        let set = required(&hir)
+            .into_iter()
+            .max_by_key(shortest)
+            .expect("every device rule has literals to look for");
+        literals.extend(set.into_iter().map(|literal| (literal, rule)));
     }
-    Rules {
-        regexes: PATTERNS
-            .iter()
-            .map(|p| Regex::new(p).expect("device rule compiles"))
-            .collect(),
-        literals: Literals::new(&literals, true),
-        owners,
-        unfiltered,
-    }
+    literals
+}
+
+static REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    PATTERNS
+        .iter()
+        .map(|p| Regex::new(p).expect("device rule compiles"))
+        .collect()
 });
 
-impl Rules {
-    /// The rules that may match `user_agent`, a bit each.
-    fn candidates(&self, user_agent: &str) -> u8 {
-        if !user_agent.is_ascii() {
-            return ALL;
-        }
-        let mut maybe = self.unfiltered;
-        self.literals.for_each(user_agent.as_bytes(), |literal, _| {
-            maybe |= 1 << self.owners[literal];
-        });
-        maybe
-    }
+/// The rules that may match `user_agent`, a bit each, from the rules whose literals its scan
+/// found (`found`).
+fn candidates(user_agent: &str, found: u8) -> u8 {
+    if user_agent.is_ascii() { found } else { ALL }
 }
 
 /// Builds the rules now ([`super::user_agent::prepare`]).
 pub(super) fn build() {
-    LazyLock::force(&RULES);
+    LazyLock::force(&REGEXES);
 }
 
-/// The class of a user agent that is not a bot.
-pub fn class(user_agent: &str) -> Device {
-    class_among(RULES.candidates(user_agent), user_agent)
+/// The class of a user agent that is not a bot, given the rules whose literals its scan found
+/// ([`super::words::Found::device`]).
+pub(super) fn class(user_agent: &str, found: u8) -> Device {
+    class_among(candidates(user_agent, found), user_agent)
 }
 
 /// [`class`] with the rules in `maybe` tested (all of them: the reference the scan is tested
 /// against).
 fn class_among(maybe: u8, user_agent: &str) -> Device {
-    let rules = &*RULES;
-    let test = |rule: usize| maybe & (1 << rule) != 0 && rules.regexes[rule].is_match(user_agent);
+    let regexes = &*REGEXES;
+    let test = |rule: usize| maybe & (1 << rule) != 0 && regexes[rule].is_match(user_agent);
     if test(CONSOLE) {
         Device::Console
     } else if test(TV) {
         Device::Tv
-    } else if maybe & (1 << TABLET) != 0 && is_tablet(rules, user_agent) {
+    } else if maybe & (1 << TABLET) != 0 && is_tablet(&regexes[TABLET], user_agent) {
         Device::Tablet
     } else if test(MOBILE) {
         Device::Mobile
@@ -168,8 +146,8 @@ fn class_among(maybe: u8, user_agent: &str) -> Device {
     }
 }
 
-fn is_tablet(rules: &Rules, user_agent: &str) -> bool {
-    rules.regexes[TABLET].find_iter(user_agent).any(|m| {
+fn is_tablet(rule: &Regex, user_agent: &str) -> bool {
+    rule.find_iter(user_agent).any(|m| {
         let token = m.as_str();
         !(token.len() > 6
             && token[..6].eq_ignore_ascii_case("tablet")
@@ -183,8 +161,7 @@ mod tests {
 
     #[test]
     fn the_scan_skips_no_rule_that_matches() {
-        let rules = &*RULES;
-        assert_eq!(rules.unfiltered, 0, "every rule has literals to look for");
+        let class = |agent: &str| class(agent, super::super::words::find(agent).device);
         for agent in &super::super::vendored_agents() {
             assert_eq!(class(agent), class_among(ALL, agent), "{agent}");
         }

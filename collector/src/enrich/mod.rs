@@ -15,6 +15,7 @@ pub mod scan;
 mod uap;
 pub mod uap_rules;
 pub mod user_agent;
+mod words;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,14 +1,15 @@
 //! User agent → browser and OS families with their versions, device class and bot flag.
 //!
 //! Three pieces, each in its own file: [`super::bots`] (public crawler lists and word rules),
-//! [`super::uap`] (uap-core's rules for browser and OS) and [`super::device`] (the class), with
-//! [`super::common_agents`] reading the shapes of the current big browsers without them. The
+//! [`super::uap`] (uap-core's rules for browser and OS) and [`super::device`] (the class), the
+//! first and last fed by one scan for the words an agent holds in any case ([`super::words`]),
+//! with [`super::common_agents`] reading the shapes of the current big browsers without them. The
 //! whole agent is classified, however long: bots append their token to a browser's agent, and
 //! only the stored copy is cut.
 //!
 //! [`AgentCache`] keeps recent answers keyed by the user agent string: a site's visitors share
 //! a few hundred distinct agents, so almost every hit is a cache hit, and a new agent costs
-//! about 1.5 µs once if it has a common shape, about 5 µs otherwise (BENCHMARKS.md, User
+//! about 1.5 µs once if it has a common shape, about 4.4 µs otherwise (BENCHMARKS.md, User
 //! agents).
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use compact_str::CompactString;
 use quick_cache::sync::Cache;
 
 pub use super::device::Device;
-use super::{bots, common_agents, device, uap, uap_rules};
+use super::{bots, common_agents, device, uap, uap_rules, words};
 
 /// What a user agent says about the client.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,25 +39,28 @@ pub struct Agent {
 /// Classifies one user agent, uncached: the common shapes are read directly
 /// ([`super::common_agents`]), any other agent goes through the rules.
 pub fn classify(user_agent: &str) -> Agent {
-    let is_bot = bots::is_bot(user_agent);
+    let found = words::find(user_agent);
+    let is_bot = bots::judge(user_agent, found.bot);
     match common_agents::read(user_agent) {
         Some((parsed, device)) => agent(parsed, device, is_bot),
-        None => by_rules(user_agent, is_bot),
+        None => by_rules(user_agent, is_bot, found.device),
     }
 }
 
 /// [`classify`] by the rules alone, for every agent: the reference the shortcut is tested and
 /// fuzzed against.
 pub fn classify_by_rules(user_agent: &str) -> Agent {
-    by_rules(user_agent, bots::is_bot(user_agent))
+    let found = words::find(user_agent);
+    by_rules(user_agent, bots::judge(user_agent, found.bot), found.device)
 }
 
-fn by_rules(user_agent: &str, is_bot: bool) -> Agent {
+/// `device_rules`: the device rules whose literals the agent holds ([`words::Found::device`]).
+fn by_rules(user_agent: &str, is_bot: bool, device_rules: u8) -> Agent {
     // A bot's device class is `bot` whatever its agent claims, so the device rules are skipped.
     let device = if is_bot {
         Device::Bot
     } else {
-        device::class(user_agent)
+        device::class(user_agent, device_rules)
     };
     agent(uap::parse(user_agent), device, is_bot)
 }
@@ -78,6 +82,7 @@ fn agent(parsed: uap::Parsed, device: Device, is_bot: bool) -> Agent {
 /// belongs to the threads that match.
 pub fn prepare() {
     uap_rules::build();
+    words::build();
     bots::build();
     device::build();
 }
