@@ -9,7 +9,7 @@
 //!
 //! [`AgentCache`] keeps recent answers keyed by the user agent string: a site's visitors share
 //! a few hundred distinct agents, so almost every hit is a cache hit, and a new agent costs
-//! about 1.5 µs once if it has a common shape, about 4.4 µs otherwise (BENCHMARKS.md, User
+//! about 1.5 µs once if it has a common shape, about 5 µs otherwise (BENCHMARKS.md, User
 //! agents).
 
 use std::sync::Arc;
