@@ -76,28 +76,42 @@ fn split(list: &str) -> (Vec<String>, Vec<&str>) {
     (words, patterns)
 }
 
-/// The lists' plain words, for the agent's scan for words in any case ([`super::words`]):
-/// the crawler list's, which count only in their case, and isbot's, which count in any.
-pub(super) fn words() -> (Vec<String>, Vec<String>) {
-    (split(CRAWLER_PATTERNS).0, split(ISBOT_PATTERNS).0)
+/// The two lists, split once into their plain words, which the agent's scan for words in any
+/// case looks for ([`super::words`]), and every other pattern, in one regex.
+struct Lists {
+    /// The crawler list's words count only in their case.
+    crawler_words: Vec<String>,
+    /// isbot's words count in any case.
+    isbot_words: Vec<String>,
+    patterns: regex::bytes::Regex,
 }
 
-/// Every pattern that is not a plain word, in one regex.
-static PATTERNS: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
-    let crawlers = split(CRAWLER_PATTERNS).1.join("|");
-    let isbot = split(ISBOT_PATTERNS).1.join("|");
+static LISTS: LazyLock<Lists> = LazyLock::new(|| {
+    let (crawler_words, crawlers) = split(CRAWLER_PATTERNS);
+    let (isbot_words, isbot) = split(ISBOT_PATTERNS);
+    let crawlers = crawlers.join("|");
+    let isbot = isbot.join("|");
     let own = OWN_RULES.join("|");
-    RegexBuilder::new(&format!(
-        "(?:{crawlers})|{NAME_ENDS_IN_BOT}|(?i:{isbot})|(?i:{own})"
-    ))
-    .unicode(false)
-    .build()
-    .expect("bot patterns compile")
+    Lists {
+        crawler_words,
+        isbot_words,
+        patterns: RegexBuilder::new(&format!(
+            "(?:{crawlers})|{NAME_ENDS_IN_BOT}|(?i:{isbot})|(?i:{own})"
+        ))
+        .unicode(false)
+        .build()
+        .expect("bot patterns compile"),
+    }
 });
+
+/// The lists' plain words: the crawler list's, then isbot's.
+pub(super) fn words() -> (&'static [String], &'static [String]) {
+    (&LISTS.crawler_words, &LISTS.isbot_words)
+}
 
 /// Builds the rules now ([`super::user_agent::prepare`]).
 pub(super) fn build() {
-    LazyLock::force(&PATTERNS);
+    LazyLock::force(&LISTS);
 }
 
 /// Apps on phones and TVs that send a bare device model, which isbot's rule for one-word agents
@@ -113,7 +127,7 @@ pub fn is_bot(user_agent: &str) -> bool {
 /// [`is_bot`], given whether the agent's scan found a listed word ([`super::words::Found::bot`]).
 pub(super) fn judge(user_agent: &str, listed_word: bool) -> bool {
     user_agent.trim().is_empty()
-        || ((listed_word || PATTERNS.is_match(user_agent.as_bytes()))
+        || ((listed_word || LISTS.patterns.is_match(user_agent.as_bytes()))
             && !DEVICE_MODEL_ONLY.is_match(user_agent))
 }
 
@@ -158,8 +172,8 @@ mod tests {
             let text = std::fs::read_to_string(&path).expect("readable");
             for agent in text.lines().filter(|l| !l.starts_with('#')) {
                 let agent = agent.split('\t').next().unwrap_or_default();
-                let split =
-                    super::super::words::find(agent).bot || PATTERNS.is_match(agent.as_bytes());
+                let split = super::super::words::find(agent).bot
+                    || LISTS.patterns.is_match(agent.as_bytes());
                 assert_eq!(split, one.is_match(agent), "{agent}");
                 compared += 1;
             }

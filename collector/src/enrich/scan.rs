@@ -19,8 +19,6 @@ use aho_corasick::{Anchored, MatchKind};
 /// A set of literals, found overlapping, in any ASCII case or exactly as given.
 pub struct Literals {
     dfa: DFA,
-    /// Bytes per literal, for where a match starts.
-    lengths: Vec<u16>,
 }
 
 impl Literals {
@@ -34,11 +32,7 @@ impl Literals {
             .ascii_case_insensitive(ascii_case_insensitive)
             .build(literals)
             .expect("literals build");
-        let lengths = literals
-            .iter()
-            .map(|l| u16::try_from(l.as_ref().len()).expect("literals are short"))
-            .collect();
-        Self { dfa, lengths }
+        Self { dfa }
     }
 
     /// Calls `found` with the literal's index and its range in `haystack`, for every occurrence,
@@ -82,8 +76,9 @@ impl Literals {
         found: &mut impl FnMut(usize, Range<usize>) -> ControlFlow<B>,
     ) -> ControlFlow<B> {
         for index in 0..self.dfa.match_len(state) {
-            let literal = self.dfa.match_pattern(state, index).as_usize();
-            found(literal, end - usize::from(self.lengths[literal])..end)?;
+            let literal = self.dfa.match_pattern(state, index);
+            let start = end - self.dfa.pattern_len(literal);
+            found(literal.as_usize(), start..end)?;
         }
         ControlFlow::Continue(())
     }

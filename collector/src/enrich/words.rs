@@ -31,7 +31,7 @@ enum Owner {
 struct Words {
     literals: Literals,
     owners: Vec<Owner>,
-    crawler_words: Vec<String>,
+    crawler_words: &'static [String],
 }
 
 static WORDS: LazyLock<Words> = LazyLock::new(|| {
@@ -39,11 +39,11 @@ static WORDS: LazyLock<Words> = LazyLock::new(|| {
     let devices = device::literals();
     let mut literals: Vec<Vec<u8>> = Vec::new();
     let mut owners = Vec::new();
-    for (index, word) in (0u16..).zip(&crawler_words) {
+    for (index, word) in (0u16..).zip(crawler_words) {
         literals.push(word.as_bytes().to_vec());
         owners.push(Owner::CrawlerWord(index));
     }
-    for word in &isbot_words {
+    for word in isbot_words {
         literals.push(word.as_bytes().to_vec());
         owners.push(Owner::BotWord);
     }
