@@ -4,6 +4,7 @@
 //! its variable or its default.
 
 use clap::Args;
+use clickhouse::Compression;
 
 use crate::cluster::{BadClusterName, Layout};
 
@@ -65,7 +66,8 @@ pub struct SchemaArgs {
 }
 
 impl ClickHouseArgs {
-    /// A client for Footfall's database (LZ4-compressed RowBinary over HTTP).
+    /// A client for Footfall's database (RowBinary over HTTP, LZ4-compressed unless the server
+    /// is on this host: [`compression`]).
     pub fn client(&self) -> clickhouse::Client {
         self.server_client()
             .with_database(&self.clickhouse_database)
@@ -76,7 +78,8 @@ impl ClickHouseArgs {
         let client = clickhouse::Client::default()
             .with_url(&self.clickhouse_url)
             .with_user(&self.clickhouse_user)
-            .with_password(&self.clickhouse_password);
+            .with_password(&self.clickhouse_password)
+            .with_compression(compression(&self.clickhouse_url));
         self.layout().configure(client)
     }
 
@@ -90,6 +93,35 @@ impl ClickHouseArgs {
     }
 }
 
+/// LZ4 over a network, none to a server on this host: over loopback the kernel copies an
+/// uncompressed body for less than compressing it costs the sender and decompressing it the
+/// server (an insert's LZ4 was 2.4k of the collector's 31k instructions per hit, and ClickHouse
+/// shares the host's cores; BENCHMARKS.md, what limits the collector now).
+fn compression(url: &str) -> Compression {
+    if on_this_host(url) {
+        Compression::None
+    } else {
+        Compression::Lz4
+    }
+}
+
+/// Whether `url`'s host is a loopback address or `localhost`.
+fn on_this_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn cluster_name(name: &str) -> Result<String, BadClusterName> {
     Layout::cluster(name, false, "").map(|_| name.to_owned())
 }
@@ -98,7 +130,7 @@ fn cluster_name(name: &str) -> Result<String, BadClusterName> {
 mod tests {
     use clap::Parser;
 
-    use super::ClickHouseArgs;
+    use super::{ClickHouseArgs, on_this_host};
 
     #[derive(Parser)]
     struct Cli {
@@ -128,5 +160,29 @@ mod tests {
         // Keeper without a cluster, and names that would not be safe in SQL, are refused.
         assert!(parse(&["--clickhouse-replicated"]).is_err());
         assert!(parse(&["--clickhouse-cluster", "x'); DROP"]).is_err());
+    }
+
+    #[test]
+    fn compression_is_left_off_only_for_a_server_on_this_host() {
+        for url in [
+            "http://127.0.0.1:8123",
+            "http://127.5.0.1",
+            "http://localhost:8123/",
+            "https://LOCALHOST",
+            "http://[::1]:8123",
+            "http://user:secret@127.0.0.1:8123",
+        ] {
+            assert!(on_this_host(url), "{url}");
+        }
+        for url in [
+            "http://clickhouse:8123",
+            "http://10.0.0.7:8123",
+            "http://[2001:db8::1]:8123",
+            "http://localhost.example.com",
+            "http://127.0.0.1.example.com",
+            "http://127.0.0.1@clickhouse:8123",
+        ] {
+            assert!(!on_this_host(url), "{url}");
+        }
     }
 }

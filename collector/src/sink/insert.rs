@@ -4,7 +4,8 @@
 //! Events go in as the RowBinary rows the spool holds, sent as they are: the `clickhouse`
 //! crate's typed `Insert` would want them decoded into rows again only to encode them back, so
 //! they go through its `insert_formatted_with`, which sends a body in a format of our choosing
-//! (LZ4-compressed like the typed insert). The format is `RowBinaryWithNamesAndTypes`, so
+//! (LZ4-compressed like the typed insert, unless ClickHouse is on this host:
+//! `footfall_store::config`). The format is `RowBinaryWithNamesAndTypes`, so
 //! ClickHouse checks every insert's columns and types against the table
 //! ([`footfall_store::row_binary`]).
 
