@@ -10,10 +10,12 @@
 # runs each server in turn; the script prints the median of ROUNDS rounds, the ratio
 # collector/nginx, each server's CPU time per request (from /proc/PID/stat: it holds when other
 # processes share the core, where throughput does not), the open-loop p99, the collector's peak
-# RSS (VmHWM) and the hits lost (acknowledged but not in ClickHouse; must be 0).
+# RSS (VmHWM), the hits lost (acknowledged but not in ClickHouse; must be 0) and, when it started
+# ClickHouse itself, ClickHouse's CPU time per request while each server was loaded.
 #
 #   benches/compare.sh                     # defaults below; settings through the environment
 #   ROUNDS=5 DURATION=20 CONNECTIONS=100 benches/compare.sh
+#   COLLECTOR_ARGS="--batch-rows 50000" benches/compare.sh
 #
 # ClickHouse: FOOTFALL_CLICKHOUSE_URL if it answers, else one started with scripts/clickhouse
 # on CH_PORT with a throwaway data dir. Installs nginx and wrk with apt-get when missing. Runs
@@ -30,6 +32,8 @@ CH_PORT=${CH_PORT:-18700}
 COLLECTOR_PORT=${COLLECTOR_PORT:-18711}
 NGINX_PORT=${NGINX_PORT:-18712}
 RESULT_JSON=${RESULT_JSON:-}
+# Added to the collector's `serve` options, e.g. COLLECTOR_ARGS="--batch-rows 50000".
+COLLECTOR_ARGS=${COLLECTOR_ARGS:-}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -41,6 +45,8 @@ db="footfall_compare_$(date +%s)"
 collector_pid=""
 nginx_pid=""
 started_clickhouse=""
+# The ClickHouse this script started (its CPU is counted); unknown for one it did not start.
+clickhouse_pid=""
 
 log() { echo "compare: $*" >&2; }
 
@@ -74,9 +80,18 @@ wait_http() { # url
 server_cpu() { # name
   local pids=$collector_pid
   [ "$1" = nginx ] && pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"
+  if [ "$1" = clickhouse ]; then
+    [ -n "$clickhouse_pid" ] || { echo null; return; }
+    pids=$clickhouse_pid
+  fi
   # shellcheck disable=SC2086
   awk -v tck="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf "%.2f", t / tck }' \
     $(printf '/proc/%s/stat ' $pids)
+}
+
+cpu_since() { # name earlier-reading
+  [ "$2" = null ] && { echo null; return; }
+  awk -v a="$(server_cpu "$1")" -v b="$2" 'BEGIN { printf "%.2f", a - b }'
 }
 
 ch_count() { # site
@@ -93,13 +108,15 @@ if ! curl -fsS --max-time 2 "$ch_url/ping" >/dev/null 2>&1; then
   scripts/clickhouse start --port "$CH_PORT" --data "$tmp/clickhouse" >&2
   started_clickhouse=1
   ch_url=http://127.0.0.1:$CH_PORT
+  clickhouse_pid=$(cat ".cache/clickhouse-$CH_PORT/pid")
 fi
 
 # The collector: pinned, one runtime worker (tokio reads TOKIO_WORKER_THREADS; under taskset it
 # would pick one anyway, since it counts the CPUs it may run on).
+# shellcheck disable=SC2086 # COLLECTOR_ARGS is split into options on purpose
 TOKIO_WORKER_THREADS=1 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn taskset -c "$SERVER_CPU" "$collector_bin" serve --dev \
   --listen "127.0.0.1:$COLLECTOR_PORT" --metrics-listen off --clickhouse-url "$ch_url" --clickhouse-database "$db" \
-  --data-dir "$tmp/collector-data" 2>"$tmp/collector.log" &
+  --data-dir "$tmp/collector-data" $COLLECTOR_ARGS 2>"$tmp/collector.log" &
 collector_pid=$!
 wait_http "http://127.0.0.1:$COLLECTOR_PORT/healthz"
 
@@ -148,15 +165,15 @@ for round in $(seq 1 "$ROUNDS"); do
     port=$COLLECTOR_PORT; [ "$name" = nginx ] && port=$NGINX_PORT
     site="wrk-$round-$(date +%s)"
     log "round $round/$ROUNDS: $name: wrk"
-    cpu=$(server_cpu "$name")
+    cpu=$(server_cpu "$name") ch_cpu=$(server_cpu clickhouse)
     result=$(run_wrk "$name" "$port" "$site" "$round")
-    cpu=$(awk -v a="$(server_cpu "$name")" -v b="$cpu" 'BEGIN { printf "%.2f", a - b }')
-    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"wrk\", \"site\": \"$site\", \"cpu_s\": $cpu, \"result\": $result}" >>"$results"
+    cpu=$(cpu_since "$name" "$cpu") ch_cpu=$(cpu_since clickhouse "$ch_cpu")
+    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"wrk\", \"site\": \"$site\", \"cpu_s\": $cpu, \"clickhouse_cpu_s\": $ch_cpu, \"result\": $result}" >>"$results"
     log "round $round/$ROUNDS: $name: footfall-loadgen closed loop"
-    cpu=$(server_cpu "$name")
+    cpu=$(server_cpu "$name") ch_cpu=$(server_cpu clickhouse)
     result=$(run_loadgen "$name" "$port" "closed-$round" --connections "$CONNECTIONS")
-    cpu=$(awk -v a="$(server_cpu "$name")" -v b="$cpu" 'BEGIN { printf "%.2f", a - b }')
-    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"loadgen\", \"cpu_s\": $cpu, \"result\": $result}" >>"$results"
+    cpu=$(cpu_since "$name" "$cpu") ch_cpu=$(cpu_since clickhouse "$ch_cpu")
+    echo "{\"round\": $round, \"server\": \"$name\", \"tool\": \"loadgen\", \"cpu_s\": $cpu, \"clickhouse_cpu_s\": $ch_cpu, \"result\": $result}" >>"$results"
   done
 done
 
@@ -198,6 +215,10 @@ rows = [json.loads(l) for l in open(path)]
 def cpu_us(server, tool):
     return statistics.median(r["cpu_s"] * 1e6 / r["result"]["requests"]
                              for r in rows if r.get("server") == server and r.get("tool") == tool)
+def clickhouse_us(server, tool):
+    runs = [r["clickhouse_cpu_s"] * 1e6 / r["result"]["requests"]
+            for r in rows if r.get("server") == server and r.get("tool") == tool]
+    return None if None in runs else statistics.median(runs)
 def med(server, tool, key, sub=None):
     vals = [r["result"][key] if sub is None else r["result"][key][sub]
             for r in rows if r.get("server") == server and r.get("tool") == tool]
@@ -210,10 +231,12 @@ loadgen_lost = sum(r["result"]["lost"] or 0 for r in rows
 summary = {
     "rounds": int(rounds), "duration_secs": float(duration), "connections": int(conns),
     "wrk": {s: {"throughput": med(s, "wrk", "throughput"), "p50_us": med(s, "wrk", "p50_us"),
-                "p99_us": med(s, "wrk", "p99_us"), "cpu_us_per_request": cpu_us(s, "wrk")}
+                "p99_us": med(s, "wrk", "p99_us"), "cpu_us_per_request": cpu_us(s, "wrk"),
+                "clickhouse_cpu_us_per_request": clickhouse_us(s, "wrk")}
             for s in ("collector", "nginx")},
     "loadgen": {s: {"throughput": med(s, "loadgen", "throughput"),
                     "cpu_us_per_request": cpu_us(s, "loadgen"),
+                    "clickhouse_cpu_us_per_request": clickhouse_us(s, "loadgen"),
                     "p50_us": med(s, "loadgen", "latency", "p50_us"),
                     "p99_us": med(s, "loadgen", "latency", "p99_us")} for s in ("collector", "nginx")},
     "open_loop": {"rate": int(half), **{s: {"p50_us": med(s, "open", "latency", "p50_us"),
@@ -232,6 +255,14 @@ for tool in ("wrk", "loadgen"):
           f" | nginx {n['throughput']:9.0f} req/s (p50 {n['p50_us']/1000:.3f} ms, p99 {n['p99_us']/1000:.3f} ms,"
           f" {n['cpu_us_per_request']:.1f} µs CPU/req)"
           f" | ratio {summary[tool]['ratio']:.2f} (by CPU per request {summary[tool]['cpu_ratio']:.2f})")
+if summary["wrk"]["collector"]["clickhouse_cpu_us_per_request"] is not None:
+    # ClickHouse shares the machine's cores: what it spends storing a hit is CPU the collector
+    # (and the client) do not get, while nginx runs beside an idle ClickHouse.
+    print("ClickHouse CPU per request while each server ran (wrk / loadgen):"
+          f" collector's {summary['wrk']['collector']['clickhouse_cpu_us_per_request']:.1f}"
+          f" / {summary['loadgen']['collector']['clickhouse_cpu_us_per_request']:.1f} µs,"
+          f" nginx's {summary['wrk']['nginx']['clickhouse_cpu_us_per_request']:.2f}"
+          f" / {summary['loadgen']['nginx']['clickhouse_cpu_us_per_request']:.2f} µs")
 o = summary["open_loop"]
 print(f"open loop at {o['rate']}/s: collector p99 {o['collector']['p99_us']/1000:.3f} ms"
       f" (p99.9 {o['collector']['p999_us']/1000:.3f} ms) | nginx p99 {o['nginx']['p99_us']/1000:.3f} ms")
