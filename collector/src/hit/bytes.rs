@@ -29,9 +29,16 @@ pub fn split(text: &str, byte: u8) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Whether `needle` occurs in `text`.
+/// Whether `needle` occurs in `text`: each place its first byte occurs, found with `memchr`,
+/// compared with the rest. The needles here are a few bytes long and their first byte is rare
+/// in a URL; `memchr::memmem::find` built a searcher at every call, and the pixel path's few
+/// calls took about 960 instructions per request (callgrind).
 pub fn contains(text: &str, needle: &str) -> bool {
-    memchr::memmem::find(text.as_bytes(), needle.as_bytes()).is_some()
+    let (text, needle) = (text.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    memchr::memchr_iter(first, text).any(|at| text[at + 1..].starts_with(rest))
 }
 
 #[cfg(test)]
@@ -63,7 +70,7 @@ mod tests {
                     "{text:?} {c}"
                 );
             }
-            for needle in ["%40", "/.", "xn--", "", "&&"] {
+            for needle in ["%40", "/.", "xn--", "", "&&", "a", "é&", "789abcdef"] {
                 assert_eq!(
                     contains(text, needle),
                     text.contains(needle),
