@@ -11,7 +11,8 @@
 # backlog is back to what two flush intervals bring. Prints the backlog at the restart, the time
 # it took to empty, and the drain rate (backlog plus hits that arrived meanwhile, per second)
 # against the incoming rate. The load runs on to OUTAGE_SECS + DRAIN_WINDOW_SECS (60) in all;
-# then the load generator checks that every acknowledged hit was stored once.
+# then the load generator checks that every acknowledged hit was stored once. Last, the
+# collector's peak RSS (VmHWM).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,7 +39,8 @@ trap cleanup EXIT
 cargo build --release -q -p footfall-collector -p footfall-benches --bin footfall-collector --bin footfall-loadgen
 scripts/clickhouse start --port "$port" --data "$data/clickhouse" >/dev/null
 
-FOOTFALL_LOG=warn taskset -c 0 target/release/footfall-collector serve --dev --listen "$listen" \
+# The image's allocator settings (Dockerfile), as compare.sh runs it.
+MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn taskset -c 0 target/release/footfall-collector serve --dev --listen "$listen" \
   --metrics-listen "$metrics" --clickhouse-url "http://127.0.0.1:$port" --clickhouse-database footfall_drain \
   --data-dir "$data/collector" --shutdown-grace-secs 60 "$@" &
 collector_pid=$!
@@ -81,3 +83,4 @@ awk -v b="$at_restore" -v a="$arrived" -v t0="$restored" -v t1="$drained" -v r="
 wait "$load_pid"
 load_pid=""
 cat "$data/load.txt"
+echo "collector peak RSS $(awk '/VmHWM/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$collector_pid/status")"
