@@ -231,7 +231,13 @@ impl Layout {
         let scheme = if cluster.https { "https" } else { "http" };
         Ok(nodes
             .into_iter()
-            .map(|(host, port)| client.clone().with_url(format!("{scheme}://{host}:{port}")))
+            .map(|(host, port)| {
+                let url = format!("{scheme}://{host}:{port}");
+                client
+                    .clone()
+                    .with_compression(crate::config::compression(&url))
+                    .with_url(url)
+            })
             .collect())
     }
 

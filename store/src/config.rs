@@ -97,7 +97,7 @@ impl ClickHouseArgs {
 /// uncompressed body for less than compressing it costs the sender and decompressing it the
 /// server (an insert's LZ4 was 2.4k of the collector's 31k instructions per hit, and ClickHouse
 /// shares the host's cores; BENCHMARKS.md, what limits the collector now).
-fn compression(url: &str) -> Compression {
+pub(crate) fn compression(url: &str) -> Compression {
     if on_this_host(url) {
         Compression::None
     } else {
@@ -105,17 +105,17 @@ fn compression(url: &str) -> Compression {
     }
 }
 
-/// Whether `url`'s host is a loopback address or `localhost`.
+/// Whether `url`'s host is a loopback address or `localhost` (read by `http::Uri`, as the
+/// client reads it).
 fn on_this_host(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    let host = match host_port.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
+    let uri = url.parse::<http::Uri>();
+    let Some(host) = uri.as_ref().ok().and_then(http::Uri::host) else {
+        return false;
     };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|bracketed| bracketed.strip_suffix(']'))
+        .unwrap_or(host);
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

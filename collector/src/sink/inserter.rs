@@ -24,9 +24,9 @@
 //! a second old and leaves out the rows an erasure made after they were answered covers.
 //!
 //! The inserter runs on a thread of its own with a single-threaded runtime ([`Inserter::spawn`]):
-//! reading a batch back from the spool and compressing it (LZ4, for a server on another host) takes milliseconds of CPU for a
-//! full batch, which on the server's runtime would stall every connection of the
-//! worker it ran on. On its own thread that work, and the spool's file I/O, block nothing else.
+//! reading a batch back from the spool and compressing it (LZ4, for a server on another host)
+//! takes milliseconds of CPU for a full batch, which on the server's runtime would stall every
+//! connection of the worker it ran on. On its own thread that work, and the spool's file I/O, block nothing else.
 
 use std::collections::VecDeque;
 use std::future::Future;
