@@ -1,7 +1,7 @@
 //! Writing a batch to ClickHouse, as the sink's writer does: the spooled RowBinary rows sent
 //! as they are, LZ4, HTTP and the server's insert.
 //!
-//! This suite calls the writer's own `insert_events` against a real ClickHouse
+//! This suite calls the writer's own `insert_batch` against a real ClickHouse
 //! (FOOTFALL_BENCH_CLICKHOUSE_URL, e.g. one started by `scripts/clickhouse start`; the suite is
 //! skipped without it) and reports two clocks per batch:
 //!
@@ -25,7 +25,7 @@ use footfall_benches::cpu_time::process_cpu_time;
 use footfall_benches::fixtures::{app, pixel_request};
 use footfall_collector::sink::Queue;
 use footfall_collector::sink::batch::Batch;
-use footfall_collector::sink::insert::insert_events;
+use footfall_collector::sink::insert::insert_batch;
 use footfall_store::event::Event;
 use footfall_store::id::Id;
 use footfall_store::migrations;
@@ -65,7 +65,7 @@ fn timed_inserts(
     let (wall, cpu_start) = (Instant::now(), process_cpu_time());
     for _ in 0..iters {
         batch.token = Uuid::new_v4();
-        rt.block_on(insert_events(client, batch.token, &[batch]))
+        rt.block_on(insert_batch(client, batch))
             .expect("insert into the bench database");
     }
     if cpu {

@@ -7,7 +7,7 @@ mod common;
 
 use common::TestDb;
 use footfall_collector::sink::batch::Batch;
-use footfall_collector::sink::insert::insert_events;
+use footfall_collector::sink::insert::insert_batch;
 use footfall_store::event::{Event, Kind};
 
 /// 2026-03-02T10:00:00Z in milliseconds.
@@ -33,7 +33,7 @@ async fn a_batch_inserted_twice_with_its_token_counts_once_in_events_and_rollups
     // As on a server where asynchronous inserts are on by default, which would skip the token.
     let client = db.client().with_setting("async_insert", "1");
     for _ in 0..3 {
-        insert_events(&client, batch.token, &[&batch])
+        insert_batch(&client, &batch)
             .await
             .unwrap();
     }
@@ -61,7 +61,7 @@ async fn a_batch_inserted_twice_with_its_token_counts_once_in_events_and_rollups
 
     // The same rows under a new token are a new batch: stored again, counted again.
     let again = Batch::of(uuid::Uuid::new_v4(), &events);
-    insert_events(&client, again.token, &[&again])
+    insert_batch(&client, &again)
         .await
         .unwrap();
     assert_eq!(

@@ -9,7 +9,7 @@ mod common;
 
 use common::TestDb;
 use footfall_collector::sink::batch::Batch;
-use footfall_collector::sink::insert::insert_events;
+use footfall_collector::sink::insert::insert_batch;
 use footfall_store::event::{Event, Kind};
 use uuid::Uuid;
 
@@ -83,7 +83,7 @@ async fn every_column_type_reads_back_as_the_crate_would_have_written_it() {
     let events = edge_events();
     let ours = migrated().await;
     let batch = Batch::of(Uuid::new_v4(), &events);
-    insert_events(&ours.client(), batch.token, &[&batch])
+    insert_batch(&ours.client(), &batch)
         .await
         .expect("ClickHouse takes the rows and their header");
     let reference = migrated().await;
@@ -139,7 +139,7 @@ async fn clickhouse_refuses_rows_whose_header_does_not_match_the_table() {
         .await
         .unwrap();
     let batch = Batch::of(Uuid::new_v4(), &edge_events());
-    let error = insert_events(&db.client(), batch.token, &[&batch])
+    let error = insert_batch(&db.client(), &batch)
         .await
         .expect_err("a column of another type is refused, not stored shifted");
     assert!(error.to_string().contains("dwell_ms"), "{error}");

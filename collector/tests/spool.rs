@@ -554,7 +554,7 @@ async fn a_batch_stored_before_its_commit_is_replayed_alone_and_stored_once() {
     }
     writer.sync(&gauge).unwrap();
     let first = reader.next_batch().unwrap().expect("a batch");
-    insert_events(&db.client(), first.batch.token, &[&first.batch])
+    insert_events(&db.client(), first.token, [first.rows()], |_| true)
         .await
         .unwrap();
     drop((writer, reader));

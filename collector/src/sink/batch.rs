@@ -1,11 +1,27 @@
-//! A batch: the rows of one ClickHouse insert and the token that makes the insert idempotent.
+//! A batch: the rows of one ClickHouse insert and the token that makes the insert idempotent,
+//! and [`Rows`], how an insert reads them one after the other.
+//!
+//! The inserter never holds a spooled batch whole: it streams the rows from the spool file to
+//! ClickHouse a chunk at a time ([`super::spool::SpooledBatch::rows`]), so the memory an insert
+//! takes does not grow with its size, and inserts can be as large as ClickHouse likes them
+//! (its cost per insert, a part per table and view, was the collector's largest CPU cost:
+//! BENCHMARKS.md, ClickHouse's share). Held whole, a 50,000-row batch took the collector's peak
+//! RSS from 57 to 88 MiB. [`Batch`] holds rows in memory where a whole batch is wanted: the
+//! quarantine's files, and tests.
+
+use std::io;
 
 use bytes::Bytes;
 use uuid::Uuid;
 
 use super::record;
 use footfall_store::event::Event;
-use footfall_store::row_binary;
+
+/// Rows read one after the other, wherever they are kept.
+pub trait Rows {
+    /// The next row's bytes, or `None` after the last.
+    fn next_row(&mut self) -> io::Result<Option<&[u8]>>;
+}
 
 /// Events inserted together, as the rows the insert sends ([`record::encode`], back to back).
 /// The token is sent as `insert_deduplication_token`, so a replayed batch, or a retried insert
@@ -13,8 +29,8 @@ use footfall_store::row_binary;
 pub struct Batch {
     pub token: Uuid,
     pub rows: Bytes,
-    /// Where each row of `rows` ends: 4 bytes a row, so that a batch can be quarantined row by
-    /// row and its oldest event found without decoding anything.
+    /// Where each row of `rows` ends: 4 bytes a row, so that rows are told apart without
+    /// decoding anything.
     pub ends: Vec<u32>,
 }
 
@@ -35,6 +51,20 @@ impl Batch {
         }
     }
 
+    /// Every row of `source`, held in memory.
+    pub fn read(token: Uuid, source: &mut impl Rows) -> io::Result<Self> {
+        let (mut rows, mut ends) = (Vec::new(), Vec::new());
+        while let Some(row) = source.next_row()? {
+            rows.extend_from_slice(row);
+            ends.push(end_offset(rows.len()));
+        }
+        Ok(Self {
+            token,
+            rows: rows.into(),
+            ends,
+        })
+    }
+
     /// How many rows the batch holds.
     pub fn len(&self) -> u64 {
         self.ends.len() as u64
@@ -52,13 +82,32 @@ impl Batch {
             .map(|(start, &end)| &self.rows[start as usize..end as usize])
     }
 
-    /// The time of its oldest event, in milliseconds.
-    pub fn oldest_ts(&self) -> Option<i64> {
-        self.rows().filter_map(row_binary::timestamp).min()
+    /// Its rows as a [`Rows`] source, for an insert.
+    pub fn reader(&self) -> impl Rows + '_ {
+        InMemory {
+            batch: self,
+            next: 0,
+        }
+    }
+}
+
+struct InMemory<'a> {
+    batch: &'a Batch,
+    next: usize,
+}
+
+impl Rows for InMemory<'_> {
+    fn next_row(&mut self) -> io::Result<Option<&[u8]>> {
+        let Some(&end) = self.batch.ends.get(self.next) else {
+            return Ok(None);
+        };
+        let start = self.next.checked_sub(1).map_or(0, |i| self.batch.ends[i]);
+        self.next += 1;
+        Ok(Some(&self.batch.rows[start as usize..end as usize]))
     }
 }
 
 /// A row's end offset; batches are far below 4 GiB (the spool cuts them at a few MiB).
-pub fn end_offset(len: usize) -> u32 {
+pub(super) fn end_offset(len: usize) -> u32 {
     u32::try_from(len).expect("a batch is far below 4 GiB")
 }

@@ -4,8 +4,8 @@
 //! ClickHouse in between) must not be stored ([`footfall_store::erasure`] says what a record
 //! covers and for how long). The inserter fetches the list of erasures at most
 //! [`footfall_store::erasure::LIST_MAX_AGE`] before each insert and passes every batch through
-//! [`filter`] first: a pure function of the list, the rows and what earlier rows said
-//! ([`Markers`]), tested without ClickHouse, like the encoders of a Vector sink.
+//! [`keeps`] as the insert sends them: a pure function of the list, the row and what earlier rows
+//! said ([`Markers`]), tested without ClickHouse, like the encoders of a Vector sink.
 //!
 //! Rows are read where they lie ([`footfall_store::row_binary::owner`]: five fields, no whole
 //! event decoded) and only when one could be covered: a row answered after the latest erasure
@@ -25,8 +25,6 @@ use std::time::Instant;
 
 use footfall_store::erasure::{self, ErasureRow, Hasher, KeyRow};
 use footfall_store::row_binary;
-
-use super::batch::{Batch, end_offset};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Target {
@@ -183,6 +181,9 @@ struct Marker {
 /// Whether the spooled `row` may be stored, given `list`; `markers` learns the row's link or
 /// sign-out. Bytes that are not a row are kept (ClickHouse judges them).
 pub fn keeps(list: &List, markers: &mut Markers, row: &[u8]) -> bool {
+    if list.is_empty() {
+        return true;
+    }
     let Some(owner) = row_binary::owner(row) else {
         return true;
     };
@@ -232,52 +233,10 @@ fn tracked(list: &List, markers: &Markers, visitor: &[u8]) -> bool {
     markers.0.contains_key(visitor) || list.names_browser(visitor)
 }
 
-/// A batch after [`filter`]: the rows left (`None`: all of them) and how many were dropped.
-pub struct Filtered {
-    pub batch: Option<Batch>,
-    pub dropped: u64,
-}
-
-/// `batch` without the rows `list` covers.
-pub fn filter(list: &List, markers: &mut Markers, batch: &Batch) -> Filtered {
-    if list.is_empty() {
-        return Filtered {
-            batch: None,
-            dropped: 0,
-        };
-    }
-    let mut kept: Vec<&[u8]> = Vec::with_capacity(batch.ends.len());
-    for row in batch.rows() {
-        if keeps(list, markers, row) {
-            kept.push(row);
-        }
-    }
-    let dropped = batch.len() - kept.len() as u64;
-    if dropped == 0 {
-        return Filtered {
-            batch: None,
-            dropped,
-        };
-    }
-    let mut rows = Vec::with_capacity(batch.rows.len());
-    let mut ends = Vec::with_capacity(kept.len());
-    for row in kept {
-        rows.extend_from_slice(row);
-        ends.push(end_offset(rows.len()));
-    }
-    Filtered {
-        batch: Some(Batch {
-            token: batch.token,
-            rows: rows.into(),
-            ends,
-        }),
-        dropped,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::batch::Batch;
     use footfall_store::event::{Event, Kind};
     use uuid::Uuid;
 
@@ -310,13 +269,18 @@ mod tests {
         event
     }
 
+    /// How many rows of `batch` `list` drops, `markers` carried over.
+    fn dropped(list: &List, markers: &mut Markers, batch: &Batch) -> usize {
+        batch.rows().filter(|row| !keeps(list, markers, row)).count()
+    }
+
     /// The (visitor, ts) of the events `list` lets through, in order.
     fn kept(list: &List, events: &[Event]) -> Vec<(String, i64)> {
         let batch = Batch::of(Uuid::from_u128(9), events);
-        let filtered = filter(list, &mut Markers::default(), &batch);
-        let left = filtered.batch.unwrap_or(batch);
-        assert_eq!(left.token, Uuid::from_u128(9), "the batch keeps its token");
-        left.rows()
+        let mut markers = Markers::default();
+        batch
+            .rows()
+            .filter(|row| keeps(list, &mut markers, row))
             .map(|row| {
                 let owner = row_binary::owner(row).unwrap();
                 (
@@ -442,11 +406,9 @@ mod tests {
         let list = List::new(&[key()], &[record(erasure::CUSTOMER, "alice", 0, ERASED)]);
         let mut markers = Markers::default();
         let first = Batch::of(Uuid::nil(), &[event(Kind::Pageview, 10, "new", "alice")]);
-        assert_eq!(filter(&list, &mut markers, &first).dropped, 1);
+        assert_eq!(dropped(&list, &mut markers, &first), 1);
         let second = Batch::of(Uuid::nil(), &[event(Kind::Pageview, 20, "new", "")]);
-        let filtered = filter(&list, &mut markers, &second);
-        assert_eq!(filtered.dropped, 1);
-        assert!(filtered.batch.unwrap().is_empty());
+        assert_eq!(dropped(&list, &mut markers, &second), 1);
         assert!(
             markers.0.len() == 1,
             "only the browsers that matter are followed"

@@ -9,6 +9,7 @@
 //! ClickHouse checks every insert's columns and types against the table
 //! ([`footfall_store::row_binary`]).
 
+use std::io;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -16,14 +17,15 @@ use bytes::Bytes;
 use clickhouse::Client;
 use uuid::Uuid;
 
-use super::batch::Batch;
-use super::erasures::{Erasures, Filtered, List, filter};
+use super::batch::{Batch, Rows};
+use super::erasures::{Erasures, List, keeps};
 use footfall_store::ip_key::KeyRow;
 use footfall_store::{erasure, row_binary};
 
 /// Longest a single insert may take before it counts as failed and is retried.
 pub const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes handed to the client (and compressed) at a time, as its typed inserts do.
+/// Bytes handed to the client (and compressed) at a time, as its typed inserts do: the most an
+/// insert holds of its rows, whatever its size.
 const CHUNK_BYTES: usize = 256 * 1024;
 
 const INSERT_EVENTS: &str = "INSERT INTO events FORMAT RowBinaryWithNamesAndTypes";
@@ -48,15 +50,17 @@ async fn insert_keys(client: &Client, keys: &[KeyRow]) -> clickhouse::error::Res
     insert.end().await
 }
 
-/// Stores the events of `batches` as one insert with `token` (after [`insert_keys`]).
-pub async fn insert_events(
+/// Stores the rows of `sources` (each opened as the insert reaches it) as one insert with
+/// `token`, after [`insert_keys`], leaving out the rows `keep` refuses; returns how many it left
+/// out. The rows go a chunk at a time, so the insert holds about one chunk whatever its size.
+/// Nothing is sent when no row is kept. A source that cannot be read aborts the insert, which
+/// ClickHouse then does not store.
+pub async fn insert_events<R: Rows>(
     client: &Client,
     token: Uuid,
-    batches: &[&Batch],
-) -> clickhouse::error::Result<()> {
-    if batches.iter().all(|b| b.is_empty()) {
-        return Ok(());
-    }
+    sources: impl IntoIterator<Item = io::Result<R>>,
+    mut keep: impl FnMut(&[u8]) -> bool,
+) -> clickhouse::error::Result<u64> {
     let mut insert = client
         .insert_formatted_with(INSERT_EVENTS)
         .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
@@ -68,16 +72,47 @@ pub async fn insert_events(
         // The defaults, made sure of: the header's names and types are checked, not skipped.
         .with_setting("input_format_with_names_use_header", "1")
         .with_setting("input_format_with_types_use_header", "1");
-    insert.send(HEADER.clone()).await?;
-    for batch in batches {
-        let mut at = 0;
-        while at < batch.rows.len() {
-            let end = (at + CHUNK_BYTES).min(batch.rows.len());
-            insert.send(batch.rows.slice(at..end)).await?;
-            at = end;
+    let (mut dropped, mut started) = (0, false);
+    let mut chunk = Vec::new();
+    for source in sources {
+        let mut source = source.map_err(spool_error)?;
+        while let Some(row) = source.next_row().map_err(spool_error)? {
+            if !keep(row) {
+                dropped += 1;
+                continue;
+            }
+            if !started {
+                chunk.reserve(CHUNK_BYTES);
+                chunk.extend_from_slice(&HEADER);
+                started = true;
+            }
+            chunk.extend_from_slice(row);
+            if chunk.len() >= CHUNK_BYTES {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_BYTES));
+                insert.send(full.into()).await?;
+            }
         }
     }
-    insert.end().await
+    if !started {
+        return Ok(dropped);
+    }
+    if !chunk.is_empty() {
+        insert.send(chunk.into()).await?;
+    }
+    insert.end().await?;
+    Ok(dropped)
+}
+
+/// Stores every row of `batch`, held in memory, under its token.
+pub async fn insert_batch(client: &Client, batch: &Batch) -> clickhouse::error::Result<()> {
+    let source = std::iter::once(Ok(batch.reader()));
+    insert_events(client, batch.token, source, |_| true).await?;
+    Ok(())
+}
+
+/// A spool read that failed mid-insert: retried like a network error.
+fn spool_error(error: io::Error) -> clickhouse::error::Error {
+    clickhouse::error::Error::Other(Box::new(error))
 }
 
 /// Brings the erasure list in `erasures` up to date if it is older than an insert may start
@@ -101,27 +136,24 @@ async fn refresh_erasures(
 
 /// Stores `keys`, brings the erasure list up to date (just before the events go, so that the
 /// list an insert starts with is never older than the bound an erasure relies on), then inserts
-/// `batches` under `token` without the rows the list covers. Returns how many it dropped. The
-/// markers the rows leave are kept only once the insert succeeded: a retry reads the same rows
-/// again.
-pub async fn insert_filtered(
+/// the rows of `sources` under `token` without the rows the list covers. Returns how many it
+/// dropped. The markers the rows leave are kept only once the insert succeeded: a retry reads
+/// the same rows again.
+pub async fn insert_filtered<R: Rows>(
     client: &Client,
     erasures: &mut Erasures,
     keys: &[KeyRow],
     token: Uuid,
-    batches: &[&Batch],
+    sources: impl IntoIterator<Item = io::Result<R>>,
 ) -> clickhouse::error::Result<u64> {
     insert_keys(client, keys).await?;
     refresh_erasures(client, erasures).await?;
     let mut markers = erasures.markers.clone();
-    let filtered: Vec<Filtered> = batches
-        .iter()
-        .map(|batch| filter(&erasures.list, &mut markers, batch))
-        .collect();
-    let sent: Vec<&Batch> = (batches.iter().zip(&filtered))
-        .map(|(batch, f)| f.batch.as_ref().unwrap_or(batch))
-        .collect();
-    insert_events(client, token, &sent).await?;
+    let list = &erasures.list;
+    let dropped = insert_events(client, token, sources, |row| {
+        keeps(list, &mut markers, row)
+    })
+    .await?;
     erasures.markers = markers;
-    Ok(filtered.iter().map(|f| f.dropped).sum())
+    Ok(dropped)
 }

@@ -77,7 +77,7 @@ pub struct Inserter {
     pub apply_schema: ApplySchema,
     pub quarantine: Quarantine,
     /// Most rows merged into one insert.
-    pub merge_rows: usize,
+    pub merge_rows: u64,
     /// The erasures batches are filtered by before they go out.
     pub erasures: Erasures,
 }
@@ -98,7 +98,7 @@ struct Outgoing {
 
 impl Outgoing {
     fn rows(&self) -> u64 {
-        self.parts.iter().map(|p| p.batch.len()).sum()
+        self.parts.iter().map(SpooledBatch::len).sum()
     }
 
     /// The keys of every part, each once.
@@ -114,7 +114,7 @@ impl Outgoing {
 
     /// When the oldest event in it was accepted (ms).
     fn oldest_ms(&self) -> Option<i64> {
-        self.parts.iter().filter_map(|p| p.batch.oldest_ts()).min()
+        self.parts.iter().filter_map(|p| p.oldest_ms).min()
     }
 }
 
@@ -275,7 +275,7 @@ impl Inserter {
         let intent = self.reader.intent();
         let alone = self.reader.first_may_be_sent();
         let mut parts: Vec<SpooledBatch> = Vec::new();
-        let mut rows = 0;
+        let mut rows = 0u64;
         loop {
             let enough = match intent {
                 Some(intent) => self.reader.cursor() >= intent.end,
@@ -287,7 +287,7 @@ impl Inserter {
             match self.reader.next_batch() {
                 Ok(Some(batch)) => {
                     self.count_damage(&batch);
-                    rows += batch.batch.ends.len();
+                    rows += batch.len();
                     parts.push(batch);
                 }
                 Ok(None) => break,
@@ -301,7 +301,7 @@ impl Inserter {
         let token = match (intent, parts.len()) {
             (_, 0) => return Ok(None),
             (Some(intent), _) => intent.token,
-            (None, 1) => parts[0].batch.token,
+            (None, 1) => parts[0].token,
             (None, _) => {
                 let intent = Intent {
                     end: parts.last().expect("several").end,
@@ -314,7 +314,7 @@ impl Inserter {
                         tracing::error!(%error, "recording a merged insert failed: sending batches one by one");
                         parts.truncate(1);
                         self.reader.rewind(parts[0].end);
-                        parts[0].batch.token
+                        parts[0].token
                     }
                 }
             }
@@ -348,7 +348,6 @@ impl Inserter {
         'work: while let Some(outgoing) = work.pop_front() {
             let rows = outgoing.rows();
             let keys = outgoing.keys();
-            let batches: Vec<&Batch> = outgoing.parts.iter().map(|p| &p.batch).collect();
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             let mut permanent = 0;
             while rows > 0 || !keys.is_empty() {
@@ -361,7 +360,7 @@ impl Inserter {
                         &mut self.erasures,
                         &keys,
                         outgoing.token,
-                        &batches,
+                        outgoing.parts.iter().map(SpooledBatch::rows),
                     ),
                 );
                 let error = match ctl.within_grace(insert).await {
@@ -407,7 +406,7 @@ impl Inserter {
                             tracing::error!(%error, "forgetting the merged insert failed");
                         }
                         for part in outgoing.parts.into_iter().rev() {
-                            let token = part.batch.token;
+                            let token = part.token;
                             work.push_front(Outgoing {
                                 parts: vec![part],
                                 token,
@@ -460,9 +459,13 @@ impl Inserter {
         keys: &[KeyRow],
         error: &clickhouse::error::Error,
     ) -> bool {
-        let batch = &outgoing.parts[0].batch;
-        match self.quarantine.put(keys, batch) {
-            Ok(file) => {
+        let part = &outgoing.parts[0];
+        let put = part
+            .rows()
+            .and_then(|mut rows| Batch::read(part.token, &mut rows))
+            .and_then(|batch| Ok((self.quarantine.put(keys, &batch)?, batch)));
+        match put {
+            Ok((file, batch)) => {
                 let rows = batch.len();
                 tracing::error!(
                     %error,

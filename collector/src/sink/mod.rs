@@ -288,8 +288,8 @@ impl Sink {
 /// inserter holds a merged insert whole: at 50,000 rows the collector peaked at 59.6 and 67.7
 /// MiB while a backlog drained, at 25,000 at 58.9 and 59.1 MiB, draining as fast within the
 /// noise (BENCHMARKS.md, draining a backlog).
-fn merge_rows(batch_rows: usize) -> usize {
-    (batch_rows * 8).min(25_000).max(batch_rows)
+fn merge_rows(batch_rows: usize) -> u64 {
+    (batch_rows as u64 * 8).min(25_000).max(batch_rows as u64)
 }
 
 /// Logs and counts what opening the spool found and repaired.

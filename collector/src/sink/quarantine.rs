@@ -115,7 +115,8 @@ async fn replay_one(
     keys: &[KeyRow],
     batch: &Batch,
 ) -> clickhouse::error::Result<u64> {
-    let dropped = insert_filtered(client, erasures, keys, batch.token, &[batch]).await?;
+    let source = std::iter::once(Ok(batch.reader()));
+    let dropped = insert_filtered(client, erasures, keys, batch.token, source).await?;
     if dropped > 0 {
         tracing::info!(
             rows = dropped,

@@ -32,19 +32,20 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::batch::{Batch, end_offset};
 use super::disk::{DiskFaults, SegmentFile};
 use super::frame::{self, FrameKind};
 use super::record;
 use super::scan::{Item, Scanner};
 use footfall_store::event::Event;
 use footfall_store::ip_key::KeyRow;
+use read::{BatchRead, read_batch};
+
+mod read;
+
+pub use read::{Damage, SpooledBatch, SpooledRows};
 
 /// The writer hands its buffer to the OS when it grows past this, even between syncs.
 const WRITE_BUFFER_BYTES: usize = 256 << 10;
-/// Most a batch's row buffer is made ready for before its rows are read (see
-/// `SpoolReader::rows_bytes_hint`): a batch larger than that grows its buffer as it is read.
-const MAX_ROWS_BYTES_HINT: usize = 32 << 20;
 const COMMIT_FILE: &str = "committed";
 const LOCK_FILE: &str = "lock";
 
@@ -271,7 +272,6 @@ pub fn open(
         },
         pending_damage: Vec::new(),
         resumed: true,
-        rows_bytes_hint: 0,
         readable,
         _lock: lock,
     };
@@ -615,24 +615,6 @@ impl SpoolWriter {
     }
 }
 
-/// A stretch of the spool that held no readable record, skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Damage {
-    pub at: Position,
-    pub len: u64,
-}
-
-/// A batch read back from the spool.
-pub struct SpooledBatch {
-    pub batch: Batch,
-    pub keys: Vec<KeyRow>,
-    pub start: Position,
-    /// Where the next batch starts; commit it once this batch is stored.
-    pub end: Position,
-    /// Damaged stretches skipped on the way (each cost one record or more).
-    pub damage: Vec<Damage>,
-}
-
 /// Reads whole batches in order, from the committed position on.
 pub struct SpoolReader {
     dir: PathBuf,
@@ -646,10 +628,6 @@ pub struct SpoolReader {
     pending_damage: Vec<Damage>,
     /// No commit since the spool was opened (see [`SpoolReader::first_may_be_sent`]).
     resumed: bool,
-    /// The rows of the last complete batch, in bytes: the next one is read into a buffer that
-    /// large. Grown from empty, a 10,000-row batch was copied some 20 times over, and that
-    /// was 40 % of the inserter's CPU (BENCHMARKS.md, where the microseconds go).
-    rows_bytes_hint: usize,
     readable: Arc<ReadableEnd>,
     _lock: Arc<File>,
 }
@@ -705,14 +683,8 @@ impl SpoolReader {
             let mut scanner = Scanner::new(file, self.cursor.offset)?;
             // A segment with a later one is closed: the writer never goes back to it.
             let closed = later_segment.is_some();
-            match read_batch(
-                &mut scanner,
-                self.cursor.segment,
-                closed,
-                self.rows_bytes_hint,
-            )? {
+            match read_batch(&mut scanner, self.cursor.segment, path, closed)? {
                 BatchRead::Complete(mut batch) => {
-                    self.rows_bytes_hint = batch.batch.rows.len().min(MAX_ROWS_BYTES_HINT);
                     if !self.pending_damage.is_empty() {
                         self.pending_damage.append(&mut batch.damage);
                         batch.damage = std::mem::take(&mut self.pending_damage);
@@ -839,106 +811,6 @@ impl SpoolReader {
             .into_iter()
             .find(|&s| s > self.cursor.segment))
     }
-}
-
-enum BatchRead {
-    Complete(SpooledBatch),
-    /// A closed segment holds nothing more but this damage.
-    Exhausted(Vec<Damage>),
-    Unfinished,
-}
-
-/// Reads frames up to and including the next cut. In a closed segment, records after the last
-/// cut (left by a crash or a failed write) form a batch of their own, with a token derived from
-/// where they lie so that a replay carries the same one.
-/// `capacity` is what the rows are expected to take: only the part they fill is touched.
-fn read_batch(
-    scanner: &mut Scanner,
-    segment: u64,
-    closed: bool,
-    capacity: usize,
-) -> io::Result<BatchRead> {
-    let start = Position {
-        segment,
-        offset: scanner.offset(),
-    };
-    let at = |offset| Position { segment, offset };
-    let mut rows = Vec::with_capacity(capacity);
-    let (mut ends, mut keys, mut damage) = (Vec::new(), Vec::new(), Vec::new());
-    loop {
-        match scanner.next_item()? {
-            Item::Frame { kind, offset, len } => match kind {
-                FrameKind::Row => {
-                    rows.extend_from_slice(scanner.payload());
-                    ends.push(end_offset(rows.len()));
-                }
-                FrameKind::Key => match postcard::from_bytes::<KeyRow>(scanner.payload()) {
-                    Ok(key) => keys.push(key),
-                    Err(_) => damage.push(Damage {
-                        at: at(offset),
-                        len,
-                    }),
-                },
-                FrameKind::Cut => {
-                    let token = Uuid::from_slice(scanner.payload())
-                        .unwrap_or_else(|_| derived_token(start, ends.len()));
-                    let batch = Batch {
-                        token,
-                        rows: rows.into(),
-                        ends,
-                    };
-                    return Ok(complete(batch, keys, start, at(offset + len), damage));
-                }
-            },
-            Item::Skipped { offset, len } => damage.push(Damage {
-                at: at(offset),
-                len,
-            }),
-            Item::End { .. } if !closed => return Ok(BatchRead::Unfinished),
-            Item::End { tail } => {
-                if tail > 0 {
-                    damage.push(Damage {
-                        at: at(scanner.offset()),
-                        len: tail,
-                    });
-                }
-                if ends.is_empty() && keys.is_empty() {
-                    return Ok(BatchRead::Exhausted(damage));
-                }
-                let batch = Batch {
-                    token: derived_token(start, ends.len()),
-                    rows: rows.into(),
-                    ends,
-                };
-                let end = at(scanner.offset() + tail);
-                return Ok(complete(batch, keys, start, end, damage));
-            }
-        }
-    }
-}
-
-fn complete(
-    batch: Batch,
-    keys: Vec<KeyRow>,
-    start: Position,
-    end: Position,
-    damage: Vec<Damage>,
-) -> BatchRead {
-    BatchRead::Complete(SpooledBatch {
-        batch,
-        keys,
-        start,
-        end,
-        damage,
-    })
-}
-
-/// A token for records whose cut was lost: the same for the same records at the same place.
-fn derived_token(start: Position, rows: usize) -> Uuid {
-    Uuid::from_u64_pair(
-        start.segment ^ 0x5350_4f4f_4c00_0000,
-        (start.offset << 24) ^ rows as u64,
-    )
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {

@@ -2,6 +2,7 @@ use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
+use crate::sink::batch::{Batch, Rows};
 use crate::sink::disk::Fault;
 use footfall_store::event::Kind;
 
@@ -29,9 +30,13 @@ fn options() -> SpoolOptions {
     }
 }
 
+/// The rows of `batch`, read back from the spool.
+fn held(batch: &SpooledBatch) -> Batch {
+    Batch::read(batch.token, &mut batch.rows().unwrap()).unwrap()
+}
+
 fn timestamps(batch: &SpooledBatch) -> Vec<i64> {
-    batch
-        .batch
+    held(batch)
         .rows()
         .map(|row| footfall_store::row_binary::timestamp(row).unwrap())
         .collect()
@@ -43,7 +48,7 @@ fn drain(reader: &mut SpoolReader, gauge: &SpoolGauge) -> (Vec<i64>, Vec<Damage>
     while let Some(batch) = reader.next_batch().unwrap() {
         ts.extend(timestamps(&batch));
         damage.extend(batch.damage.iter().copied());
-        let rows = batch.batch.len();
+        let rows = batch.len();
         reader.commit(batch.end, rows, gauge).unwrap();
     }
     (ts, damage)
@@ -96,10 +101,10 @@ fn batches_read_back_in_order_with_their_keys_and_tokens() {
 
     let batch = reader.next_batch().unwrap().unwrap();
     assert_eq!(timestamps(&batch), [1, 2]);
-    assert_eq!(batch.batch.token, first);
+    assert_eq!(batch.token, first);
     assert_eq!(batch.keys.iter().map(|k| k.key_id).collect::<Vec<_>>(), [9]);
     assert_eq!(
-        batch.batch.rows,
+        held(&batch).rows,
         Batch::of(first, &[event(1), event(2)]).rows,
         "the spool holds each event as its row, byte for byte"
     );
@@ -110,9 +115,39 @@ fn batches_read_back_in_order_with_their_keys_and_tokens() {
     );
     writer.cut(second, &gauge).unwrap();
     let batch = reader.next_batch().unwrap().unwrap();
-    assert_eq!((timestamps(&batch), batch.batch.token), (vec![3], second));
+    assert_eq!((timestamps(&batch), batch.token), (vec![3], second));
     reader.commit(batch.end, 1, &gauge).unwrap();
     assert_eq!((gauge.pending_bytes(), gauge.backlog_rows()), (0, 0));
+}
+
+#[test]
+fn a_batch_is_sent_as_it_was_read_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    write_batches(dir.path(), 2, 5);
+    let (_, mut reader, _) = open(dir.path(), options(), &SpoolGauge::default()).unwrap();
+    let batch = reader.next_batch().unwrap().unwrap();
+    assert_eq!((batch.len(), batch.oldest_ms), (5, Some(0)));
+    assert_eq!(timestamps(&batch), [0, 1, 2, 3, 4], "read twice, the same rows");
+    assert_eq!(timestamps(&batch), [0, 1, 2, 3, 4], "a retry reads them again");
+
+    // A row damaged after the batch was first read: the insert fails (and is retried) rather
+    // than send four rows for five.
+    let path = newest_segment(dir.path());
+    let third_row = frame_offsets(&path)[2];
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[third_row as usize + 30] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let mut rows = batch.rows().unwrap();
+    let error = loop {
+        match rows.next_row() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a short batch read as whole"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    let second = reader.next_batch().unwrap().unwrap();
+    assert_eq!(timestamps(&second), [5, 6, 7, 8, 9], "the next batch is not touched");
 }
 
 #[test]
@@ -128,7 +163,7 @@ fn an_uncommitted_batch_is_replayed_after_a_restart_with_the_same_token() {
     let (_, mut reader, _) = open(dir.path(), options(), &SpoolGauge::default()).unwrap();
     assert_eq!(reader.count_recovered_rows().unwrap(), 1);
     let batch = reader.next_batch().unwrap().unwrap();
-    assert_eq!((timestamps(&batch), batch.batch.token), (vec![1], token));
+    assert_eq!((timestamps(&batch), batch.token), (vec![1], token));
 }
 
 #[test]
