@@ -141,8 +141,8 @@ try:
     print(json.dumps({
         "throughput": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
         "requests": int(re.search(r"(\d+) requests in", text).group(1)),
-        "p50_us": us(re.search(r"50%\s+(\S+)", text).group(1)),
-        "p99_us": us(re.search(r"99%\s+(\S+)", text).group(1)),
+        "p50_us": us(re.search(r"^\s*50%\s+(\S+)", text, re.M).group(1)),
+        "p99_us": us(re.search(r"^\s*99%\s+(\S+)", text, re.M).group(1)),
         "non_2xx": int((re.search(r"Non-2xx or 3xx responses: (\d+)", text) or [0, 0])[1]),
     }))
 except (AttributeError, ValueError):
