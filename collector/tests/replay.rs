@@ -33,9 +33,7 @@ async fn a_batch_inserted_twice_with_its_token_counts_once_in_events_and_rollups
     // As on a server where asynchronous inserts are on by default, which would skip the token.
     let client = db.client().with_setting("async_insert", "1");
     for _ in 0..3 {
-        insert_batch(&client, &batch)
-            .await
-            .unwrap();
+        insert_batch(&client, &batch).await.unwrap();
     }
     assert_eq!(db.count("SELECT count() FROM events").await, 7);
     assert_eq!(
@@ -61,9 +59,7 @@ async fn a_batch_inserted_twice_with_its_token_counts_once_in_events_and_rollups
 
     // The same rows under a new token are a new batch: stored again, counted again.
     let again = Batch::of(uuid::Uuid::new_v4(), &events);
-    insert_batch(&client, &again)
-        .await
-        .unwrap();
+    insert_batch(&client, &again).await.unwrap();
     assert_eq!(
         db.count("SELECT sum(hits) FROM traffic_keyed_daily WHERE dimension = 'all'")
             .await,

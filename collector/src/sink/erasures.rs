@@ -271,7 +271,10 @@ mod tests {
 
     /// How many rows of `batch` `list` drops, `markers` carried over.
     fn dropped(list: &List, markers: &mut Markers, batch: &Batch) -> usize {
-        batch.rows().filter(|row| !keeps(list, markers, row)).count()
+        batch
+            .rows()
+            .filter(|row| !keeps(list, markers, row))
+            .count()
     }
 
     /// The (visitor, ts) of the events `list` lets through, in order.

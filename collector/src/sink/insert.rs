@@ -150,10 +150,8 @@ pub async fn insert_filtered<R: Rows>(
     refresh_erasures(client, erasures).await?;
     let mut markers = erasures.markers.clone();
     let list = &erasures.list;
-    let dropped = insert_events(client, token, sources, |row| {
-        keeps(list, &mut markers, row)
-    })
-    .await?;
+    let dropped =
+        insert_events(client, token, sources, |row| keeps(list, &mut markers, row)).await?;
     erasures.markers = markers;
     Ok(dropped)
 }

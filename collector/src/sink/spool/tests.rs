@@ -127,8 +127,16 @@ fn a_batch_is_sent_as_it_was_read_or_not_at_all() {
     let (_, mut reader, _) = open(dir.path(), options(), &SpoolGauge::default()).unwrap();
     let batch = reader.next_batch().unwrap().unwrap();
     assert_eq!((batch.len(), batch.oldest_ms), (5, Some(0)));
-    assert_eq!(timestamps(&batch), [0, 1, 2, 3, 4], "read twice, the same rows");
-    assert_eq!(timestamps(&batch), [0, 1, 2, 3, 4], "a retry reads them again");
+    assert_eq!(
+        timestamps(&batch),
+        [0, 1, 2, 3, 4],
+        "read twice, the same rows"
+    );
+    assert_eq!(
+        timestamps(&batch),
+        [0, 1, 2, 3, 4],
+        "a retry reads them again"
+    );
 
     // A row damaged after the batch was first read: the insert fails (and is retried) rather
     // than send four rows for five.
@@ -147,7 +155,11 @@ fn a_batch_is_sent_as_it_was_read_or_not_at_all() {
     };
     assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     let second = reader.next_batch().unwrap().unwrap();
-    assert_eq!(timestamps(&second), [5, 6, 7, 8, 9], "the next batch is not touched");
+    assert_eq!(
+        timestamps(&second),
+        [5, 6, 7, 8, 9],
+        "the next batch is not touched"
+    );
 }
 
 #[test]
