@@ -12,7 +12,8 @@
 # it took to empty, and the drain rate (backlog plus hits that arrived meanwhile, per second)
 # against the incoming rate. The load runs on to OUTAGE_SECS + DRAIN_WINDOW_SECS (60) in all;
 # then the load generator checks that every acknowledged hit was stored once. Last, the
-# collector's peak RSS (VmHWM).
+# collector's peak RSS (VmHWM). COLLECTOR=<binary> runs another build of the collector (an
+# older one, to compare), as instructions.sh takes it.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,10 +38,11 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --release -q -p footfall-collector -p footfall-benches --bin footfall-collector --bin footfall-loadgen
+collector_bin=${COLLECTOR:-target/release/footfall-collector}
 scripts/clickhouse start --port "$port" --data "$data/clickhouse" >/dev/null
 
 # The image's allocator settings (Dockerfile), as compare.sh runs it.
-MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn taskset -c 0 target/release/footfall-collector serve --dev --listen "$listen" \
+MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn taskset -c 0 "$collector_bin" serve --dev --listen "$listen" \
   --metrics-listen "$metrics" --clickhouse-url "http://127.0.0.1:$port" --clickhouse-database footfall_drain \
   --data-dir "$data/collector" --shutdown-grace-secs 60 "$@" &
 collector_pid=$!
