@@ -6,8 +6,8 @@
 //! takes does not grow with its size, and inserts can be as large as ClickHouse likes them
 //! (its cost per insert, a part per table and view, was the collector's largest CPU cost:
 //! BENCHMARKS.md, ClickHouse's share). Held whole, a 50,000-row batch took the collector's peak
-//! RSS from 57 to 88 MiB. [`Batch`] holds rows in memory where a whole batch is wanted: the
-//! quarantine's files, and tests.
+//! RSS from 57 to 88 MiB. [`Batch`] holds rows in memory where a whole batch is wanted: a
+//! quarantined batch replayed by the operator's command (a process of its own), and tests.
 
 use std::io;
 
@@ -52,6 +52,7 @@ impl Batch {
     }
 
     /// Every row of `source`, held in memory.
+    #[cfg(test)]
     pub fn read(token: Uuid, source: &mut impl Rows) -> io::Result<Self> {
         let (mut rows, mut ends) = (Vec::new(), Vec::new());
         while let Some(row) = source.next_row()? {

@@ -42,7 +42,6 @@ use uuid::Uuid;
 
 use super::SinkStatus;
 use super::backoff::Backoff;
-use super::batch::Batch;
 use super::erasures::Erasures;
 use super::errors::{Class, classify};
 use super::insert::{INSERT_TIMEOUT, insert_filtered};
@@ -462,15 +461,13 @@ impl Inserter {
         let part = &outgoing.parts[0];
         let put = part
             .rows()
-            .and_then(|mut rows| Batch::read(part.token, &mut rows))
-            .and_then(|batch| Ok((self.quarantine.put(keys, &batch)?, batch)));
+            .and_then(|mut rows| self.quarantine.put(keys, part.token, &mut rows));
         match put {
-            Ok((file, batch)) => {
-                let rows = batch.len();
+            Ok((file, rows)) => {
                 tracing::error!(
                     %error,
                     rows,
-                    token = %batch.token,
+                    token = %part.token,
                     file = %file.display(),
                     "ClickHouse refuses this batch for good: quarantined; fix the cause, then run `footfall-collector spool replay-quarantine`"
                 );

@@ -872,7 +872,16 @@ fn write_commit(dir: &Path, at: Position, intent: Option<Intent>) -> io::Result<
 
 /// Writes `path` whole or not at all, durably: a temporary file (mode 0600) synced, renamed
 /// over `path`, and the directory synced.
-pub(super) fn replace_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn replace_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_durably_with(path, |file| io::Write::write_all(file, bytes))
+}
+
+/// [`replace_durably`] with the contents written by `write`, for a file too large to build in
+/// memory first.
+pub(super) fn replace_durably_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = OpenOptions::new()
         .create(true)
@@ -880,8 +889,11 @@ pub(super) fn replace_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    io::Write::write_all(&mut file, bytes)?;
-    file.sync_all()?;
+    if let Err(error) = write(&mut file).and_then(|()| file.sync_all()) {
+        // A full disk is the likely cause: leave nothing behind that takes more of it.
+        let _ = fs::remove_file(&tmp);
+        return Err(error);
+    }
     fs::rename(&tmp, path)?;
     sync_dir(path.parent().expect("a file in a folder"))
 }
