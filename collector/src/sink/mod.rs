@@ -285,11 +285,14 @@ impl Sink {
 
 /// Most rows merged into one insert while a backlog drains: several batches (one insert per
 /// batch was what held draining to the incoming rate). The inserter streams a merged insert
-/// from the spool, so its memory does not bound this; the insert's time does: 200,000 rows
-/// take ClickHouse a few seconds, well inside `INSERT_TIMEOUT`, and a failed attempt resends
-/// no more than that (BENCHMARKS.md, draining a backlog).
+/// from the spool, so memory does not bound this; time does. A recorded merged insert must be
+/// sent again alike until it is stored, however long ClickHouse takes, so it must stay well
+/// inside the insert's deadline on a slow server too. Merging stops at the batch that reaches
+/// 50,000 rows: at most 100,000 at the default batch size, which needs ClickHouse to take
+/// 2,900 rows/s within `INSERT_DEADLINE`. A cap of 200,000 drained no faster (BENCHMARKS.md,
+/// draining a backlog) and would have needed 7,100.
 fn merge_rows(batch_rows: usize) -> u64 {
-    (batch_rows as u64 * 8).min(200_000).max(batch_rows as u64)
+    (batch_rows as u64 * 8).min(50_000).max(batch_rows as u64)
 }
 
 /// Logs and counts what opening the spool found and repaired.
