@@ -157,8 +157,9 @@ pub struct ServeArgs {
     /// Longest time a hit waits before its batch is written, in milliseconds.
     #[arg(long, env = "FOOTFALL_FLUSH_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub flush_interval_ms: u64,
-    /// Most events in one insert (at the default flush interval, a batch is cut by time below
-    /// 50,000 hits/s: about one insert a second, which ClickHouse's cost per insert favours).
+    /// Most events in one batch, and so in one insert while there is no backlog (at the default
+    /// flush interval a batch is cut by time below 50,000 hits/s: about one insert a second,
+    /// which ClickHouse's cost per insert favours).
     #[arg(long, env = "FOOTFALL_BATCH_ROWS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_rows: u64,
     /// Most events held in memory waiting for the spool; past it hits are refused (and counted).

@@ -84,22 +84,22 @@ impl Quarantine {
         super::spool::replace_durably_with(&path, |file| {
             let mut out = io::BufWriter::with_capacity(256 << 10, file);
             let mut frame = Vec::new();
-            let mut put = |kind, payload: &[u8]| {
+            let mut write_frame = |kind, payload: &[u8]| {
                 frame.clear();
                 frame::encode(kind, payload, &mut frame);
                 io::Write::write_all(&mut out, &frame)
             };
             for key in keys {
-                put(
+                write_frame(
                     FrameKind::Key,
                     &postcard::to_allocvec(key).map_err(io::Error::other)?,
                 )?;
             }
             while let Some(row) = rows.next_row()? {
-                put(FrameKind::Row, row)?;
+                write_frame(FrameKind::Row, row)?;
                 count += 1;
             }
-            put(FrameKind::Cut, token.as_bytes())?;
+            write_frame(FrameKind::Cut, token.as_bytes())?;
             io::Write::flush(&mut out)
         })?;
         Ok((path, count))
