@@ -162,6 +162,10 @@ pub struct ServeArgs {
     /// which ClickHouse's cost per insert favours).
     #[arg(long, env = "FOOTFALL_BATCH_ROWS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batch_rows: u64,
+    /// Longest a first attempt at an insert into ClickHouse may take, in milliseconds; one that
+    /// takes longer is sent again with twice the time, up to 10 minutes, until it is stored.
+    #[arg(long, env = "FOOTFALL_INSERT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub insert_timeout_ms: u64,
     /// Most events held in memory waiting for the spool; past it hits are refused (and counted).
     #[arg(long, env = "FOOTFALL_QUEUE_CAPACITY", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub queue_capacity: u64,

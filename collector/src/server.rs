@@ -165,6 +165,7 @@ pub async fn start_with_faults(
             quarantine_dir: args.data_dir.join(QUARANTINE_DIR),
             batch_rows: args.batch_rows as usize,
             flush_interval: args.flush_interval(),
+            insert_timeout: Duration::from_millis(args.insert_timeout_ms),
             fsync_interval: Duration::from_millis(args.spool_fsync_ms),
             max_bytes: args.spool_max_bytes,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),

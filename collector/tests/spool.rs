@@ -289,6 +289,39 @@ async fn a_backlog_drains_while_traffic_goes_on() {
     assert_eq!(distinct, rows);
 }
 
+/// A ClickHouse that stores every insert but answers later than the insert's deadline: each
+/// attempt is abandoned, and with the same deadline every time the batch would be sent forever
+/// and never committed. Each timeout doubles the next attempt's deadline, so it gets through,
+/// stored once although ClickHouse took every attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_slower_than_its_deadline_gets_more_time_until_stored_once() {
+    let db = TestDb::new();
+    let proxy = Proxy::start(&db.url, ProxyMode::Forward).await;
+    let args = db.serve_args_via(
+        &proxy.url(),
+        &["--insert-timeout-ms", "200", "--flush-interval-ms", "100"],
+    );
+    let collector = server::start(args).await.unwrap();
+    let addr = collector.local_addr();
+    wait_for_schema(addr).await;
+    proxy.set(ProxyMode::Slow(Duration::from_millis(400)));
+    let acknowledged = acknowledge(addr, "slow", 2, 300).await;
+    assert!(
+        eventually(LIMIT, || async { backlog(&collector).await == 0 }).await,
+        "the backlog is committed in the end"
+    );
+    let timeouts = metric(&collector, "footfall_insert_timeouts_total").await;
+    collector.shutdown().await;
+    let (rows, distinct) = stored(&db, "slow").await;
+    eprintln!(
+        "slow ClickHouse: {acknowledged} acknowledged, {rows} stored, {} duplicates, {timeouts} inserts abandoned at their deadline",
+        rows - distinct
+    );
+    assert!(timeouts >= 2, "the first deadlines were too short");
+    assert_eq!(rows, acknowledged, "every acknowledged hit is stored");
+    assert_eq!(distinct, rows, "none twice");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_starts_and_spools_while_clickhouse_hangs_or_is_down() {
     let db = TestDb::new();

@@ -8,10 +8,12 @@
 //! `footfall_store::config`). The format is `RowBinaryWithNamesAndTypes`, so
 //! ClickHouse checks every insert's columns and types against the table
 //! ([`footfall_store::row_binary`]).
+//!
+//! Nothing here bounds how long an insert takes: its caller does, around the whole of it (keys,
+//! erasure list, events), and gives a slow insert more time on each retry ([`super::inserter`]).
 
 use std::io;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use bytes::Bytes;
 use clickhouse::Client;
@@ -22,8 +24,6 @@ use super::erasures::{Erasures, List, keeps};
 use footfall_store::ip_key::KeyRow;
 use footfall_store::{erasure, row_binary};
 
-/// Longest a single insert may take before it counts as failed and is retried.
-pub const INSERT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes handed to the client (and compressed) at a time, as its typed inserts do: the most an
 /// insert holds of its rows, whatever its size.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -42,7 +42,6 @@ async fn insert_keys(client: &Client, keys: &[KeyRow]) -> clickhouse::error::Res
     let mut insert = client
         .insert::<KeyRow>("ip_keys")
         .await?
-        .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
         .with_setting("async_insert", "0");
     for key in keys {
         insert.write(key).await?;
@@ -63,7 +62,6 @@ pub async fn insert_events<R: Rows>(
 ) -> clickhouse::error::Result<u64> {
     let mut insert = client
         .insert_formatted_with(INSERT_EVENTS)
-        .with_timeouts(Some(INSERT_TIMEOUT), Some(INSERT_TIMEOUT))
         .with_setting("insert_deduplication_token", token.to_string())
         // An asynchronous insert ignores the token (a server may turn them on by default), and
         // without the second setting the materialized views would count a replayed batch again.

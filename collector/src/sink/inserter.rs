@@ -20,6 +20,13 @@
 //! shown by `/readyz`) and the batches behind it go on. A merged insert refused for good is
 //! split into its batches first, so only the batch at fault is quarantined.
 //!
+//! **A slow insert gets more time.** An insert that has not finished within its deadline
+//! (`--insert-timeout-ms`, keys, erasure list and events together) is abandoned and sent again
+//! with twice the time, up to ten minutes: with the same deadline every time, an
+//! insert a loaded ClickHouse needs longer for would be sent forever and never committed, with
+//! everything behind it. ClickHouse may have stored an abandoned insert; its token makes the
+//! repeat a no-op.
+//!
 //! **Erasures first** ([`super::erasures`]): every insert starts with an erasure list at most
 //! a second old and leaves out the rows an erasure made after they were answered covers.
 //!
@@ -44,7 +51,7 @@ use super::SinkStatus;
 use super::backoff::Backoff;
 use super::erasures::Erasures;
 use super::errors::{Class, classify};
-use super::insert::{INSERT_TIMEOUT, insert_filtered};
+use super::insert::insert_filtered;
 use super::quarantine::Quarantine;
 use super::spool::{Intent, SpoolGauge, SpoolReader, SpooledBatch};
 use crate::metrics::Metrics;
@@ -54,9 +61,8 @@ use footfall_store::ip_key::KeyRow;
 const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Longest one attempt to apply the schema may take.
 const SCHEMA_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest one insert may take in all (the client's own timeouts cover sending and the answer,
-/// not fetching the table's columns first).
-const INSERT_DEADLINE: Duration = INSERT_TIMEOUT.saturating_add(Duration::from_secs(5));
+/// Most time one attempt at an insert is given, however often it timed out before.
+const MAX_INSERT_DEADLINE: Duration = Duration::from_secs(600);
 /// Attempts with a permanent error before a batch goes to the quarantine: a schema change in
 /// progress may fail an insert once or twice.
 const PERMANENT_ATTEMPTS: u32 = 3;
@@ -77,6 +83,8 @@ pub struct Inserter {
     pub quarantine: Quarantine,
     /// Most rows merged into one insert.
     pub merge_rows: u64,
+    /// Time a first attempt at an insert is given; each timeout doubles it for the next one.
+    pub insert_timeout: Duration,
     /// The erasures batches are filtered by before they go out.
     pub erasures: Erasures,
 }
@@ -349,11 +357,12 @@ impl Inserter {
             let keys = outgoing.keys();
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             let mut permanent = 0;
+            let mut deadline = self.insert_timeout;
             while rows > 0 || !keys.is_empty() {
                 self.show_oldest(&outgoing);
                 let started = Instant::now();
                 let insert = tokio::time::timeout(
-                    INSERT_DEADLINE,
+                    deadline,
                     insert_filtered(
                         &self.client,
                         &mut self.erasures,
@@ -386,7 +395,18 @@ impl Inserter {
                         break;
                     }
                     Some(Ok(Err(error))) => error,
-                    Some(Err(_)) => clickhouse::error::Error::TimedOut,
+                    Some(Err(_)) => {
+                        let longer = (deadline * 2).min(MAX_INSERT_DEADLINE);
+                        tracing::warn!(
+                            rows,
+                            deadline_ms = deadline.as_millis() as u64,
+                            next_deadline_ms = longer.as_millis() as u64,
+                            "an insert took longer than its deadline: it is sent again with more time"
+                        );
+                        self.metrics.sink.insert_timeouts.inc();
+                        deadline = longer;
+                        clickhouse::error::Error::TimedOut
+                    }
                 };
                 self.metrics.sink.insert_failures.inc();
                 self.status.insert_ok.store(false, Ordering::Relaxed);

@@ -15,6 +15,7 @@ pub struct SinkMetrics {
     pub insert_retries: Counter,
     pub insert_failures: Counter,
     pub insert_permanent_failures: Counter,
+    pub insert_timeouts: Counter,
     pub insert_seconds: Histogram,
     pub schema_applied: Counter,
     pub schema_failures: Counter,
@@ -43,6 +44,7 @@ impl SinkMetrics {
             insert_retries: Counter::default(),
             insert_failures: Counter::default(),
             insert_permanent_failures: Counter::default(),
+            insert_timeouts: Counter::default(),
             insert_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             schema_applied: Counter::default(),
             schema_failures: Counter::default(),
@@ -87,6 +89,11 @@ impl SinkMetrics {
             "insert_permanent_failures",
             "Inserts that failed with an error retrying cannot fix (the batch is quarantined)",
             m.insert_permanent_failures.clone(),
+        );
+        r.register(
+            "insert_timeouts",
+            "Inserts abandoned at their deadline (each is sent again with twice the time)",
+            m.insert_timeouts.clone(),
         );
         r.register(
             "insert_duration_seconds",

@@ -9,7 +9,9 @@
 //! is written here as it is read from the spool, a row at a time: held whole and then encoded,
 //! a 50,000-row batch (about 24 MB, at the 488 bytes a row the spool took for loadgen's
 //! traffic) would cost twice that, far past the collector's memory bound, just when something
-//! is already wrong. A file cut short by a failed write is removed.
+//! is already wrong. A file cut short by a failed write is removed. A replay reads it the same
+//! way, twice: once whole to check every frame and learn its keys, token and row count, then
+//! its rows as the insert sends them.
 
 use std::fs::{self, File};
 use std::io;
@@ -18,11 +20,12 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use super::batch::{Batch, Rows, end_offset};
+use super::batch::Rows;
 use super::erasures::Erasures;
 use super::frame::{self, FrameKind};
 use super::insert::insert_filtered;
 use super::scan::{Item, Scanner};
+use super::spool::SpooledRows;
 use footfall_store::ip_key::KeyRow;
 
 const EXTENSION: &str = "batch";
@@ -106,18 +109,26 @@ impl Quarantine {
     }
 
     /// Inserts every quarantined batch with its own token, without the rows an erasure covers
-    /// (as the inserter does), deleting the file of each one stored.
+    /// (as the inserter does), deleting the file of each one stored. Each insert is given
+    /// [`REPLAY_TIMEOUT`].
     pub async fn replay(&self, client: &clickhouse::Client) -> io::Result<Vec<Replayed>> {
         let mut done = Vec::new();
         let mut erasures = Erasures::default();
         for file in self.files()? {
             let result = match read(&file) {
-                Ok((keys, batch)) => match replay_one(client, &mut erasures, &keys, &batch).await {
-                    Ok(stored) => fs::remove_file(&file)
-                        .map(|()| stored)
-                        .map_err(|e| format!("stored, but the file stays: {e}")),
-                    Err(error) => Err(error.to_string()),
-                },
+                Ok(batch) => {
+                    let insert = replay_one(client, &mut erasures, &batch);
+                    match tokio::time::timeout(REPLAY_TIMEOUT, insert).await {
+                        Ok(Ok(stored)) => fs::remove_file(&file)
+                            .map(|()| stored)
+                            .map_err(|e| format!("stored, but the file stays: {e}")),
+                        Ok(Err(error)) => Err(error.to_string()),
+                        Err(_) => Err(format!(
+                            "ClickHouse did not finish the insert within {} s",
+                            REPLAY_TIMEOUT.as_secs()
+                        )),
+                    }
+                }
                 Err(error) => Err(error.to_string()),
             };
             done.push(Replayed { file, result });
@@ -126,27 +137,47 @@ impl Quarantine {
     }
 }
 
+/// Longest the replay of one quarantined batch may take.
+const REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A quarantined batch as its file's first reading found it: what an insert needs before its
+/// rows go, which [`Quarantined::rows`] reads from the file again.
+pub struct Quarantined {
+    pub keys: Vec<KeyRow>,
+    pub token: Uuid,
+    pub rows: u64,
+    path: PathBuf,
+    /// Where its cut starts.
+    end: u64,
+}
+
+impl Quarantined {
+    pub fn rows(&self) -> io::Result<SpooledRows> {
+        SpooledRows::open(&self.path, 0, self.end, self.rows)
+    }
+}
+
 /// Inserts `batch` without the rows an erasure covers; returns the rows stored.
 async fn replay_one(
     client: &clickhouse::Client,
     erasures: &mut Erasures,
-    keys: &[KeyRow],
-    batch: &Batch,
+    batch: &Quarantined,
 ) -> clickhouse::error::Result<u64> {
-    let source = std::iter::once(Ok(batch.reader()));
-    let dropped = insert_filtered(client, erasures, keys, batch.token, source).await?;
+    let source = std::iter::once(batch.rows());
+    let dropped = insert_filtered(client, erasures, &batch.keys, batch.token, source).await?;
     if dropped > 0 {
         tracing::info!(
             rows = dropped,
             "quarantined events of erased subjects dropped"
         );
     }
-    Ok(batch.len() - dropped)
+    Ok(batch.rows - dropped)
 }
 
-/// The keys and batch in a quarantine file. Any damage fails it whole: an operator replaying
-/// by hand should hear of it rather than have part of a batch stored.
-pub fn read(path: &Path) -> io::Result<(Vec<KeyRow>, Batch)> {
+/// Reads the quarantine file at `path` through, checking every frame, without keeping its rows.
+/// Any damage fails it whole: an operator replaying by hand should hear of it rather than have
+/// part of a batch stored.
+pub fn read(path: &Path) -> io::Result<Quarantined> {
     let damaged = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -154,16 +185,13 @@ pub fn read(path: &Path) -> io::Result<(Vec<KeyRow>, Batch)> {
         )
     };
     let mut scanner = Scanner::new(File::open(path)?, 0)?;
-    let (mut keys, mut rows, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut keys, mut rows) = (Vec::new(), 0);
     loop {
         match scanner.next_item()? {
             Item::Frame {
                 kind: FrameKind::Row,
                 ..
-            } => {
-                rows.extend_from_slice(scanner.payload());
-                ends.push(end_offset(rows.len()));
-            }
+            } => rows += 1,
             Item::Frame {
                 kind: FrameKind::Key,
                 ..
@@ -172,12 +200,18 @@ pub fn read(path: &Path) -> io::Result<(Vec<KeyRow>, Batch)> {
             ),
             Item::Frame {
                 kind: FrameKind::Cut,
+                offset,
                 ..
             } => {
                 let token =
                     Uuid::from_slice(scanner.payload()).map_err(|_| damaged("bad token"))?;
-                let rows = rows.into();
-                return Ok((keys, Batch { token, rows, ends }));
+                return Ok(Quarantined {
+                    keys,
+                    token,
+                    rows,
+                    path: path.to_path_buf(),
+                    end: offset,
+                });
             }
             Item::Skipped { offset, len } => {
                 return Err(damaged(&format!("{len} damaged bytes at offset {offset}")));
@@ -190,6 +224,7 @@ pub fn read(path: &Path) -> io::Result<(Vec<KeyRow>, Batch)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::batch::Batch;
     use footfall_store::event::{Event, Kind};
 
     #[test]
@@ -208,13 +243,10 @@ mod tests {
         let (path, rows) = quarantine.put(&[key], token, &mut put.reader()).unwrap();
         assert_eq!(rows, 3);
         assert_eq!(quarantine.files().unwrap(), std::slice::from_ref(&path));
-        let (keys, batch) = read(&path).unwrap();
-        assert_eq!((keys.len(), batch.token, batch.len()), (1, token, 3));
-        assert_eq!(
-            (batch.rows, batch.ends),
-            (put.rows, put.ends),
-            "row for row"
-        );
+        let batch = read(&path).unwrap();
+        assert_eq!((batch.keys.len(), batch.token, batch.rows), (1, token, 3));
+        let back = Batch::read(token, &mut batch.rows().unwrap()).unwrap();
+        assert_eq!((back.rows, back.ends), (put.rows, put.ends), "row for row");
         let mode =
             std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&path).unwrap().permissions());
         assert_eq!(mode & 0o777, 0o600);

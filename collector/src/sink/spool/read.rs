@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
@@ -57,23 +57,37 @@ impl SpooledBatch {
 
     /// Its rows, read from the segment again. Every insert attempt reads them anew.
     pub fn rows(&self) -> io::Result<SpooledRows> {
-        Ok(SpooledRows {
-            scanner: Scanner::new(File::open(&self.segment)?, self.start.offset)?,
-            end: self.end.offset,
-            expected: self.rows,
-            read: 0,
-            done: false,
-        })
+        SpooledRows::open(&self.segment, self.start.offset, self.end.offset, self.rows)
     }
 }
 
-/// The rows of a [`SpooledBatch`], read from its segment one after the other.
+/// The rows of a [`SpooledBatch`] (or of a quarantined batch, kept in the same frames), read
+/// from its file one after the other.
 pub struct SpooledRows {
     scanner: Scanner,
     end: u64,
     expected: u64,
     read: u64,
     done: bool,
+}
+
+impl SpooledRows {
+    /// The `expected` rows of the batch from `start` to `end` (or its cut) in the file at
+    /// `path`; fewer or more fail the read.
+    pub(in crate::sink) fn open(
+        path: &Path,
+        start: u64,
+        end: u64,
+        expected: u64,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            scanner: Scanner::new(File::open(path)?, start)?,
+            end,
+            expected,
+            read: 0,
+            done: false,
+        })
+    }
 }
 
 impl Rows for SpooledRows {
