@@ -6,14 +6,16 @@
 #
 # On two cores ClickHouse is the largest user of CPU in a collector run (BENCHMARKS.md,
 # ClickHouse's share), so this measures it alone. It starts a throwaway ClickHouse, has the
-# release collector store ROWS hits of footfall-loadgen's traffic, and takes them back as one
-# `RowBinaryWithNamesAndTypes` body: the rows an insert of the collector sends. Then, for each
-# variant of the schema, a database of its own gets the whole schema (`footfall-collector
-# migrate`) and the variant's change, and the body is inserted INSERTS times, each under a token
-# of its own with the settings the collector sends (so every insert is stored, and deduplicated
-# as the collector's are). ClickHouse's CPU time (utime + stime of its process, /proc) is taken
-# over the inserts, and again once its merges are done; both per event. The variants take parts
-# of the schema away to show what each costs; none is a proposal.
+# release collector store ROWS hits of footfall-loadgen's traffic, and takes them back twice:
+# as one `RowBinaryWithNamesAndTypes` body (the rows as the spool holds them, which inserts sent
+# before) and as `Native` blocks of about 2,000 rows with every `LowCardinality(String)` column
+# declared `String` (as the collector's inserts send them now). Then, for each variant of the
+# schema, a database of its own gets the whole schema (`footfall-collector migrate`) and the
+# variant's change, and a body is inserted INSERTS times, each under a token of its own with
+# the settings the collector sends (so every insert is stored, and deduplicated as the
+# collector's are). ClickHouse's CPU time (utime + stime of its process, /proc) is taken over
+# the inserts, and again once its merges are done; both per event. The variants take parts of
+# the schema away to show what each costs; none is a proposal.
 set -euo pipefail
 
 INSERTS=${INSERTS:-12}
@@ -57,10 +59,18 @@ kill "$collector_pid" && wait "$collector_pid" 2>/dev/null || true
 collector_pid=""
 q "SELECT * FROM template.events ORDER BY ts LIMIT $ROWS FORMAT RowBinaryWithNamesAndTypes" >"$tmp/body"
 log "one insert: $ROWS rows, $(stat -c %s "$tmp/body") bytes"
+# The same rows as the collector sends them now: Native blocks of about 2,000 rows, every
+# LowCardinality(String) column declared String (footfall_store::native).
+columns=$(q "SELECT arrayStringConcat(groupArray(if(type = 'LowCardinality(String)', 'CAST(' || name || ' AS String) AS ' || name, name)), ', ')
+  FROM (SELECT name, type FROM system.columns WHERE database = 'template' AND table = 'events' ORDER BY position)")
+curl -sS --fail-with-body "$url/?max_block_size=2000" \
+  --data-binary "SELECT $columns FROM template.events ORDER BY ts LIMIT $ROWS FORMAT Native" >"$tmp/native"
 
-# variant NAME [SQL...]: the schema with SQL applied ({db} is the variant's database).
+# variant NAME [SQL...]: the schema with SQL applied ({db} is the variant's database), the rows
+# sent in FORMAT (RowBinaryWithNamesAndTypes unless set).
 variant() {
-  local name=$1 db="cost_$1"
+  local name=$1 db="cost_$1" format=${FORMAT:-RowBinaryWithNamesAndTypes} body=$tmp/body
+  [ "$format" = Native ] && body=$tmp/native
   shift
   q "DROP DATABASE IF EXISTS $db" >/dev/null
   target/release/footfall-collector migrate --clickhouse-url "$url" --clickhouse-database "$db" >/dev/null
@@ -70,8 +80,8 @@ variant() {
   local c0 c1 c2 i
   c0=$(cpu)
   for ((i = 1; i <= INSERTS; i++)); do
-    curl -fsS "$url/?query=INSERT%20INTO%20$db.events%20FORMAT%20RowBinaryWithNamesAndTypes&insert_deduplication_token=$db-$i&async_insert=0&deduplicate_blocks_in_dependent_materialized_views=1" \
-      --data-binary "@$tmp/body" >/dev/null
+    curl -fsS "$url/?query=INSERT%20INTO%20$db.events%20FORMAT%20$format&insert_deduplication_token=$db-$i&async_insert=0&deduplicate_blocks_in_dependent_materialized_views=1&input_format_skip_unknown_fields=0" \
+      --data-binary "@$body" >/dev/null
   done
   c1=$(cpu)
   sleep 2
@@ -92,7 +102,9 @@ for view in identities_from_events traffic_keyed_from_pageviews traffic_keyed_fr
   drop_views+=("DROP VIEW {db}.$view")
 done
 variant schema
+FORMAT=Native variant schema_native_blocks
 variant events_alone "${drop_views[@]}"
+FORMAT=Native variant events_alone_native_blocks "${drop_views[@]}"
 variant no_pageview_rollup "DROP VIEW {db}.traffic_keyed_from_pageviews"
 variant alone_compact_parts "${drop_views[@]}" \
   "ALTER TABLE {db}.events MODIFY SETTING min_bytes_for_wide_part = 1000000000, min_rows_for_wide_part = 100000000"

@@ -16,6 +16,7 @@
 #   benches/compare.sh                     # defaults below; settings through the environment
 #   ROUNDS=5 DURATION=20 CONNECTIONS=100 benches/compare.sh
 #   COLLECTOR_ARGS="--batch-rows 50000" benches/compare.sh
+#   COLLECTOR=/path/to/footfall-collector benches/compare.sh   # another build (an older one)
 #
 # ClickHouse: FOOTFALL_CLICKHOUSE_URL if it answers, else one started with scripts/clickhouse
 # on CH_PORT with a throwaway data dir. Installs nginx and wrk with apt-get when missing. Runs
@@ -101,7 +102,7 @@ ch_count() { # site
 install_tools
 log "building the collector and footfall-loadgen (release)"
 cargo build --release --quiet -p footfall-collector -p footfall-benches
-collector_bin=$root/target/release/footfall-collector
+collector_bin=${COLLECTOR:-$root/target/release/footfall-collector}
 loadgen_bin=$root/target/release/footfall-loadgen
 
 if ! curl -fsS --max-time 2 "$ch_url/ping" >/dev/null 2>&1; then

@@ -330,6 +330,7 @@ async fn hashed_now(db: &TestDb, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_insert_running_when_the_erasure_starts_lands_before_the_deletion() {
     use footfall_store::event::{Event, Kind};
+    use footfall_store::native::Block;
     use footfall_store::row_binary;
 
     let db = TestDb::new();
@@ -339,18 +340,24 @@ async fn an_insert_running_when_the_erasure_starts_lands_before_the_deletion() {
     let mut event = Event::new(Kind::Pageview, now_ms - 1000);
     event.site = "s".into();
     event.visitor_id = visitor.as_str().into();
-    let mut body = row_binary::header();
-    row_binary::encode(&event, &mut body);
+    let mut block = Block::new();
+    let mut row = Vec::new();
+    row_binary::encode(&event, &mut row);
+    block.push(&row).unwrap();
     // Enough rows behind it for ClickHouse to start the insert before its end.
     let mut other = Event::new(Kind::Pageview, now_ms - 1000);
     other.site = "s".into();
     other.visitor_id = "someone".into();
+    row.clear();
+    row_binary::encode(&other, &mut row);
     for _ in 0..20_000 {
-        row_binary::encode(&other, &mut body);
+        block.push(&row).unwrap();
     }
+    let mut body = Vec::new();
+    block.write_to(&mut body);
     let mut insert = db
         .client()
-        .insert_formatted_with("INSERT INTO events FORMAT RowBinaryWithNamesAndTypes");
+        .insert_formatted_with("INSERT INTO events FORMAT Native");
     // Sent but not ended: the insert runs, its rows not yet stored.
     insert.send(body.into()).await.unwrap();
 

@@ -2,6 +2,7 @@
 //! buffer) and reading a batch back (its frames walked once for what the insert must know
 //! first, then read again row by row as the insert sends them, checksummed both times). Both run off the request path, on the appender
 //! thread and the inserter; together they bound the sustained ingest rate of one collector.
+//! Last, the batch's rows cut into the columns of `Native` blocks, as the insert sends them.
 //!
 //! `cargo bench -p footfall-benches --bench spool`
 
@@ -88,6 +89,27 @@ fn spool_bench(c: &mut Criterion) {
                 bytes += row.len();
             }
             black_box(bytes)
+        })
+    });
+    // The rows of a batch cut into the columns of `Native` blocks, as the inserter sends them.
+    group.bench_function("native_blocks_10k", |b| {
+        let rows: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| {
+                let mut row = Vec::new();
+                footfall_store::row_binary::encode(e, &mut row);
+                row
+            })
+            .collect();
+        let mut block = footfall_store::native::Block::new();
+        let mut out = Vec::new();
+        b.iter(|| {
+            out.clear();
+            for row in &rows {
+                block.push(row).unwrap();
+            }
+            block.write_to(&mut out);
+            black_box(out.len())
         })
     });
     group.finish();

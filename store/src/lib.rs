@@ -7,7 +7,8 @@
 //!   fills the rollups for events stored before them;
 //! - [`retention`] lists every table holding personal data and sets its TTL;
 //! - [`event`] and [`ip_key`] are the rows the collector writes and the aggregator reads, and
-//!   [`row_binary`] the collector's encoding of events, the form they are spooled and sent in;
+//!   [`row_binary`] the collector's encoding of events, the form they are spooled in, and
+//!   [`native`] the columns an insert sends them as;
 //!   [`id`] the visitor and page-view ids in them, [`site`] which site names are accepted;
 //! - [`rollup`] and [`rules`] are the SQL that turns events into reports: the traffic rollups,
 //!   and what a visit and time on page are; [`rollup_keys`] the monthly keys of the rollups'
@@ -24,6 +25,7 @@ pub mod event;
 pub mod id;
 pub mod ip_key;
 pub mod migrations;
+pub mod native;
 pub mod retention;
 #[macro_use]
 pub mod rollup;

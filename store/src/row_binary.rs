@@ -1,17 +1,13 @@
 //! Events as ClickHouse RowBinary rows, written once, when a hit is spooled.
 //!
-//! The spool keeps each event as the exact bytes its insert sends, so the inserter reads them
-//! back and sends them without decoding or encoding anything: one serialisation per hit instead
-//! of three (postcard into the spool, postcard back out, RowBinary into the insert), which cost
-//! 0.28 + 0.61 + 0.7 µs of CPU per event. The `clickhouse` crate cannot take part: its RowBinary
-//! serializer is private to its `Insert`, which only accepts typed rows; raw bytes go through its
-//! `insert_formatted_with` instead ([`crate::sink::insert`]).
-//!
-//! Rows are sent as `RowBinaryWithNamesAndTypes`: every insert begins with [`header`], the
-//! column names and types below, and ClickHouse refuses an insert whose header does not match
-//! the table. That check replaces the crate's client-side schema validation, so a column added to
-//! the table but not here (or the reverse) fails the insert loudly instead of storing shifted
-//! bytes.
+//! The spool keeps each event as one row of [`COLUMNS`], written here as its hit is answered,
+//! and the inserter never decodes it: it reads the few fields an erasure needs where they lie
+//! ([`owner`], [`timestamp`]) and cuts the row into the columns of a `Native` block at its
+//! field boundaries ([`crate::native`]; the values' bytes are the same in both forms). One
+//! serialisation per hit instead of three (postcard into the spool, postcard back out,
+//! RowBinary into the insert), which cost 0.28 + 0.61 + 0.7 µs of CPU per event. The
+//! `clickhouse` crate cannot take part: its RowBinary serializer is private to its `Insert`,
+//! which only accepts typed rows.
 //!
 //! The format, per column type (all integers little-endian): `String` and `LowCardinality(String)`
 //! are a LEB128 length and the bytes; `UUID` its two 64-bit halves, high half first, each
@@ -21,7 +17,8 @@
 
 use crate::event::Event;
 
-/// The columns of `events` in the order [`encode`] writes them, with their ClickHouse types.
+/// The columns of `events` in the order [`encode`] writes them, with their ClickHouse types
+/// (a block names each, and ClickHouse refuses an insert whose columns it cannot take).
 pub const COLUMNS: &[(&str, &str)] = &[
     ("event_id", "UUID"),
     ("ts", "DateTime64(3, 'UTC')"),
@@ -62,19 +59,6 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("browser_version", "LowCardinality(String)"),
     ("os_version", "LowCardinality(String)"),
 ];
-
-/// The `RowBinaryWithNamesAndTypes` header: the column count, the names, then the types.
-pub fn header() -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
-    leb128(COLUMNS.len(), &mut out);
-    for (name, _) in COLUMNS {
-        string(name.as_bytes(), &mut out);
-    }
-    for (_, kind) in COLUMNS {
-        string(kind.as_bytes(), &mut out);
-    }
-    out
-}
 
 /// The `ts` of a row [`encode`] wrote (it follows the 16-byte event id), or `None` for bytes
 /// too short to be a row.
@@ -124,21 +108,8 @@ fn skip_strings(row: &[u8], at: &mut usize, n: usize) -> Option<()> {
 }
 
 /// The string at `*at` in `row`, moving `*at` past it.
-fn read_string<'a>(row: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
-    let mut len = 0usize;
-    let mut shift = 0;
-    loop {
-        let byte = *row.get(*at)?;
-        *at += 1;
-        len |= usize::from(byte & 0x7f).checked_shl(shift)?;
-        if byte < 0x80 {
-            break;
-        }
-        shift += 7;
-        if shift > 35 {
-            return None;
-        }
-    }
+pub(crate) fn read_string<'a>(row: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let len = read_len(row, at)?;
     let end = at.checked_add(len)?;
     let bytes = row.get(*at..end)?;
     *at = end;
@@ -201,12 +172,30 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) {
     string(event.os_version.as_bytes(), out);
 }
 
-fn string(bytes: &[u8], out: &mut Vec<u8>) {
+/// The LEB128 length or count at `*at` in `row`, moving `*at` past it.
+pub(crate) fn read_len(row: &[u8], at: &mut usize) -> Option<usize> {
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = *row.get(*at)?;
+        *at += 1;
+        len |= usize::from(byte & 0x7f).checked_shl(shift)?;
+        if byte < 0x80 {
+            return Some(len);
+        }
+        shift += 7;
+        if shift > 35 {
+            return None;
+        }
+    }
+}
+
+pub(crate) fn string(bytes: &[u8], out: &mut Vec<u8>) {
     leb128(bytes.len(), out);
     out.extend_from_slice(bytes);
 }
 
-fn leb128(mut n: usize, out: &mut Vec<u8>) {
+pub(crate) fn leb128(mut n: usize, out: &mut Vec<u8>) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -300,11 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn the_header_names_every_column_once_then_every_type() {
-        let header = header();
-        assert_eq!(header[0] as usize, COLUMNS.len());
-        assert_eq!(&header[1..10], b"\x08event_id");
-        assert!(header.ends_with(b"\x16LowCardinality(String)"));
+    fn every_column_is_named_once() {
         let mut names: Vec<_> = COLUMNS.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();

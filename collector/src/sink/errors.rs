@@ -70,6 +70,8 @@ pub fn classify(error: &clickhouse::error::Error) -> Class {
         // The client compared the row type with the table and they differ: a column was
         // dropped, renamed or changed.
         Error::SchemaMismatch(_) => Class::Permanent,
+        // A spooled row that is not a row of the table (one of another version's layout).
+        Error::Other(inner) if inner.is::<footfall_store::native::NotARow>() => Class::Permanent,
         _ => Class::Retry,
     }
 }
@@ -119,6 +121,13 @@ mod tests {
             classify(&Error::SchemaMismatch("column gone".into())),
             Class::Permanent
         );
+        let not_a_row = footfall_store::native::Block::new().push(b"x").unwrap_err();
+        assert_eq!(
+            classify(&Error::Other(Box::new(not_a_row))),
+            Class::Permanent
+        );
+        let unreadable = std::io::Error::other("the spool could not be read");
+        assert_eq!(classify(&Error::Other(Box::new(unreadable))), Class::Retry);
     }
 
     #[test]
