@@ -75,6 +75,13 @@ async fn migrated() -> TestDb {
     db
 }
 
+/// A migrated database with `alter` applied to it.
+async fn migrated_with(alter: &str) -> TestDb {
+    let db = migrated().await;
+    db.client().query(alter).execute().await.unwrap();
+    db
+}
+
 const EVERY_COLUMN: &str =
     "SELECT * EXCEPT ip_sealed, hex(ip_sealed) AS sealed_hex, toUnixTimestamp64Milli(ts) AS ms
     FROM events ORDER BY event_id";
@@ -160,12 +167,7 @@ async fn a_batch_of_many_blocks_reads_back_row_for_row() {
 #[tokio::test]
 async fn a_changed_column_is_converted_or_refused_never_stored_shifted() {
     let events = edge_events();
-    let db = migrated().await;
-    db.client()
-        .query("ALTER TABLE events MODIFY COLUMN dwell_ms UInt64")
-        .execute()
-        .await
-        .unwrap();
+    let db = migrated_with("ALTER TABLE events MODIFY COLUMN dwell_ms UInt64").await;
     insert_batch(&db.client(), &Batch::of(Uuid::new_v4(), &events))
         .await
         .expect("a UInt32 goes into a UInt64");
@@ -182,12 +184,7 @@ async fn a_changed_column_is_converted_or_refused_never_stored_shifted() {
     };
     assert_eq!(dwell, expected, "each value as it was, in its own column");
 
-    let db = migrated().await;
-    db.client()
-        .query("ALTER TABLE events DROP COLUMN utm_term")
-        .execute()
-        .await
-        .unwrap();
+    let db = migrated_with("ALTER TABLE events DROP COLUMN utm_term").await;
     let error = insert_batch(&db.client(), &Batch::of(Uuid::new_v4(), &events))
         .await
         .expect_err("a column the table no longer has is refused");
