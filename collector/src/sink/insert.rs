@@ -82,9 +82,7 @@ pub async fn insert_events<R: Rows>(
             block.push(row).map_err(not_a_row)?;
             started = true;
             if block.bytes() >= BLOCK_BYTES {
-                let mut body = Vec::new();
-                block.write_to(&mut body);
-                insert.send(body.into()).await?;
+                insert.send(take(&mut block)).await?;
             }
         }
     }
@@ -92,12 +90,17 @@ pub async fn insert_events<R: Rows>(
         return Ok(dropped);
     }
     if block.rows() > 0 {
-        let mut body = Vec::new();
-        block.write_to(&mut body);
-        insert.send(body.into()).await?;
+        insert.send(take(&mut block)).await?;
     }
     insert.end().await?;
     Ok(dropped)
+}
+
+/// The rows gathered in `block` as one `Native` block to send, leaving it empty.
+fn take(block: &mut Block) -> bytes::Bytes {
+    let mut body = Vec::new();
+    block.write_to(&mut body);
+    body.into()
 }
 
 /// Stores every row of `batch`, held in memory, under its token.

@@ -17,6 +17,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -138,7 +139,7 @@ impl Quarantine {
 }
 
 /// Longest the replay of one quarantined batch may take.
-const REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A quarantined batch as its file's first reading found it: what an insert needs before its
 /// rows go, which [`Quarantined::rows`] reads from the file again.
