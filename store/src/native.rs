@@ -155,7 +155,12 @@ impl Block {
     /// Appends the rows gathered as one `Native` block (the column and row counts, then each
     /// column's name, type and values) to `out`, and empties the block, keeping its buffers.
     pub fn write_to(&mut self, out: &mut Vec<u8>) {
-        out.reserve(self.bytes + 64 * self.columns.len());
+        // All of it at once: a buffer regrown by doubling past 1 MiB copied the block again
+        // and doubled the memory it faulted in.
+        let values: usize = (self.columns.iter())
+            .map(|column| column.data.len() + column.keys.len() + column.values.len())
+            .sum();
+        out.reserve(values + 64 * (self.columns.len() + 1));
         row_binary::leb128(self.columns.len(), out);
         row_binary::leb128(self.rows as usize, out);
         for column in &mut self.columns {

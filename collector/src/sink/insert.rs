@@ -22,6 +22,7 @@ use clickhouse::Client;
 use uuid::Uuid;
 
 use super::batch::{Batch, Rows};
+use super::body;
 use super::erasures::{Erasures, List, keeps};
 use footfall_store::erasure;
 use footfall_store::ip_key::KeyRow;
@@ -98,9 +99,9 @@ pub async fn insert_events<R: Rows>(
 
 /// The rows gathered in `block` as one `Native` block to send, leaving it empty.
 fn take(block: &mut Block) -> bytes::Bytes {
-    let mut body = Vec::new();
+    let mut body = body::buffer();
     block.write_to(&mut body);
-    body.into()
+    body::send(body)
 }
 
 /// Stores every row of `batch`, held in memory, under its token.

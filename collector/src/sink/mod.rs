@@ -14,6 +14,7 @@
 pub mod appender;
 pub mod backoff;
 pub mod batch;
+mod body;
 pub mod disk;
 pub mod erasures;
 pub mod errors;

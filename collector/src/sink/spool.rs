@@ -382,6 +382,8 @@ pub struct SpoolWriter {
     /// Where the last cut in this segment ends (counting what is buffered), or where the
     /// segment started being written.
     last_cut: u64,
+    /// What the last sync took from `buf`.
+    last_synced: usize,
     readable: Arc<ReadableEnd>,
     _lock: Arc<File>,
 }
@@ -417,6 +419,7 @@ impl SpoolWriter {
             unsynced_rows: 0,
             scratch: Vec::with_capacity(1024),
             last_cut: synced_len,
+            last_synced: 0,
             readable,
             _lock: lock,
         })
@@ -484,7 +487,13 @@ impl SpoolWriter {
                 .closed_bytes
                 .fetch_add(self.synced_len, Ordering::Relaxed);
             match next {
-                Ok(next) => *self = next,
+                Ok(mut next) => {
+                    // The synced buffer is empty; its room goes on with the next segment
+                    // rather than being regrown (and faulted in) from scratch every segment.
+                    next.buf = std::mem::take(&mut self.buf);
+                    next.last_synced = self.last_synced;
+                    *self = next;
+                }
                 Err(error) => {
                     gauge
                         .closed_bytes
@@ -518,15 +527,17 @@ impl SpoolWriter {
                 return Err(error);
             }
             self.synced_len += self.written as u64;
-            // Room for twice what this interval took stays: under a steady load the buffer
-            // then never grows again (shrunk to a fixed size, it was regrown, copied and
-            // faulted in every interval, a fifth of the appender's CPU), and what a burst
-            // took is given back one interval later.
-            let keep = 2 * self.buf.len().max(WRITE_BUFFER_BYTES);
+            // The buffer is shrunk only when it holds over four times what the last two syncs
+            // took, to twice that: under a steady load it then never grows again (shrunk to a
+            // fixed size, it was regrown, copied and faulted in every interval, a fifth of the
+            // appender's CPU; sized by one sync alone, a short one, as when a segment closed
+            // just before, still shrank it), and what a burst took is given back soon after.
+            let keep = 2 * self.buf.len().max(self.last_synced).max(WRITE_BUFFER_BYTES);
+            self.last_synced = self.buf.len();
             self.buf.clear();
             self.written = 0;
             self.unsynced_rows = 0;
-            if self.buf.capacity() > keep {
+            if self.buf.capacity() > 2 * keep {
                 self.buf.shrink_to(keep);
             }
         }

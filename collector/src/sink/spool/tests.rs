@@ -593,3 +593,41 @@ fn a_full_disk_closes_the_segment_so_stored_batches_free_their_space() {
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     assert_eq!(drain(&mut reader, &gauge).0, [2]);
 }
+
+/// The write buffer is regrown, copied and faulted in only when the load grows: not at every
+/// segment, and not after a sync that took less than the ones before.
+#[test]
+fn a_steady_load_keeps_its_write_buffer_across_syncs_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let gauge = SpoolGauge::default();
+    let mut options = options();
+    options.segment_bytes = 4 << 20;
+    let (mut writer, _, _) = open(dir.path(), options, &gauge).unwrap();
+    let fill = |writer: &mut SpoolWriter, events: usize| {
+        for i in 0..events {
+            writer.append_event(&event(i as i64), &gauge).unwrap();
+        }
+    };
+    fill(&mut writer, 10_000);
+    writer.sync(&gauge).unwrap();
+    let room = writer.buf.capacity();
+    assert!(room > WRITE_BUFFER_BYTES, "the test's syncs outgrow the first buffer");
+    let first = writer.segment;
+    for round in 0..20 {
+        // A short sync among full ones, as when a cut closes a segment between two intervals.
+        let events = if round % 3 == 1 { 500 } else { 10_000 };
+        fill(&mut writer, events);
+        writer.cut(Uuid::new_v4(), &gauge).unwrap();
+        writer.sync(&gauge).unwrap();
+        assert_eq!(writer.buf.capacity(), room, "round {round}: the buffer kept its room");
+    }
+    assert!(writer.segment > first + 2, "the rounds closed segments");
+    // A burst's room is given back once the syncs after it take far less.
+    fill(&mut writer, 100_000);
+    writer.sync(&gauge).unwrap();
+    for _ in 0..3 {
+        fill(&mut writer, 500);
+        writer.sync(&gauge).unwrap();
+    }
+    assert!(writer.buf.capacity() <= 2 * WRITE_BUFFER_BYTES);
+}
