@@ -11,7 +11,8 @@
 # connections, pinned to CLIENT_CPU), so both see the same moments of a shared machine. Prints
 # the median throughput and server CPU time per request (from /proc/PID/stat, which holds when
 # other processes share the core) of each, the ratios B/A, each one's peak RSS, and the hits
-# loadgen found lost.
+# loadgen found lost; and under wrk, each kind of thread's CPU time and minor page faults per
+# request (the request thread, the spool's appender, the inserter).
 set -euo pipefail
 
 A=${A:?A=path of the baseline footfall-collector}
@@ -71,6 +72,20 @@ cpu() { # pid: CPU seconds so far, every thread
   awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tck }' "/proc/$1/stat"
 }
 
+# pid: CPU seconds and minor page faults so far of each kind of thread, as JSON
+# ({"tokio-rt-worker": [cpu_s, faults], "footfall-append": ...}).
+threads() {
+  for task in /proc/"$1"/task/*; do
+    # The first thread is named after the binary, which differs between builds. A name may hold
+    # spaces: it is read from `comm`, the counters after its closing parenthesis.
+    name=main
+    [ "${task##*/}" = "$1" ] || name=$(tr ' ' _ <"$task/comm")
+    printf '%s %s\n' "$name" "$(sed 's/.*) //' "$task/stat")"
+  done | awk -v tck="$(getconf CLK_TCK)" '
+    { cpu[$1] += ($13 + $14) / tck; faults[$1] += $9 }
+    END { sep = ""; printf "{"; for (n in cpu) { printf "%s\"%s\": [%.2f, %d]", sep, n, cpu[n], faults[n]; sep = ", " }; printf "}" }'
+}
+
 path="/p.gif?site=ab&url=https%3A%2F%2Fshop.example.com%2Fitem-7&ref=https%3A%2F%2Fwww.google.com%2F"
 results=$tmp/results.jsonl
 for round in $(seq 1 "$ROUNDS"); do
@@ -78,10 +93,10 @@ for round in $(seq 1 "$ROUNDS"); do
     port=$A_PORT pid=$a_pid
     [ "$side" = B ] && port=$B_PORT pid=$b_pid
     echo "ab: round $round/$ROUNDS: $side" >&2
-    before=$(cpu "$pid")
+    before=$(cpu "$pid") threads_before=$(threads "$pid")
     requests=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port$path" \
       | awk '/requests in/ { print $1 }')
-    echo "{\"side\": \"$side\", \"tool\": \"wrk\", \"requests\": $requests, \"cpu_s\": $(awk -v a="$(cpu "$pid")" -v b="$before" 'BEGIN { print a - b }')}" >>"$results"
+    echo "{\"side\": \"$side\", \"tool\": \"wrk\", \"requests\": $requests, \"cpu_s\": $(awk -v a="$(cpu "$pid")" -v b="$before" 'BEGIN { print a - b }'), \"threads\": [$threads_before, $(threads "$pid")]}" >>"$results"
     before=$(cpu "$pid")
     taskset -c "$CLIENT_CPU" "$loadgen" --target "127.0.0.1:$port" --duration-secs "$DURATION" \
       --connections "$CONNECTIONS" --clickhouse-url "$ch_url" --clickhouse-database "$db" \
@@ -107,6 +122,20 @@ for tool in ("wrk", "loadgen"):
     (at, ac), (bt, bc) = got["A"], got["B"]
     print(f"{tool:8} A {at:8.0f} req/s {ac:5.2f} µs CPU/req | B {bt:8.0f} req/s {bc:5.2f} µs CPU/req"
           f" | B/A throughput {bt / at:.3f}, CPU per request {bc / ac:.3f}")
+# Each kind of thread's share under wrk: CPU time and minor page faults per request.
+names = sorted({n for r in rows if r["tool"] == "wrk" for n in r["threads"][1]})
+for name in names:
+    got = {}
+    for side in ("A", "B"):
+        runs = [r for r in rows if r["tool"] == "wrk" and r["side"] == side]
+        def per_request(r, i):
+            before, after = r["threads"]
+            return (after.get(name, [0, 0])[i] - before.get(name, [0, 0])[i]) / requests(r)
+        got[side] = (statistics.median(per_request(r, 0) * 1e6 for r in runs),
+                     statistics.median(per_request(r, 1) for r in runs))
+    (ac, af), (bc, bf) = got["A"], got["B"]
+    print(f"wrk, {name:16} A {ac:5.2f} µs CPU/req {af:6.3f} faults/req"
+          f" | B {bc:5.2f} µs CPU/req {bf:6.3f} faults/req")
 print(f"peak RSS (VmHWM): A {a_hwm} MiB, B {b_hwm} MiB")
 print(f"A: {a_args or '(defaults)'}; B: {b_args or '(defaults)'}; medians of {rounds} rounds, "
       f"{duration} s each, {conns} connections; hits lost (loadgen): {lost}")
