@@ -611,7 +611,10 @@ fn a_steady_load_keeps_its_write_buffer_across_syncs_and_segments() {
     fill(&mut writer, 10_000);
     writer.sync(&gauge).unwrap();
     let room = writer.buf.capacity();
-    assert!(room > WRITE_BUFFER_BYTES, "the test's syncs outgrow the first buffer");
+    assert!(
+        room > WRITE_BUFFER_BYTES,
+        "the test's syncs outgrow the first buffer"
+    );
     let first = writer.segment;
     for round in 0..20 {
         // A short sync among full ones, as when a cut closes a segment between two intervals.
@@ -619,7 +622,11 @@ fn a_steady_load_keeps_its_write_buffer_across_syncs_and_segments() {
         fill(&mut writer, events);
         writer.cut(Uuid::new_v4(), &gauge).unwrap();
         writer.sync(&gauge).unwrap();
-        assert_eq!(writer.buf.capacity(), room, "round {round}: the buffer kept its room");
+        assert_eq!(
+            writer.buf.capacity(),
+            room,
+            "round {round}: the buffer kept its room"
+        );
     }
     assert!(writer.segment > first + 2, "the rounds closed segments");
     // A burst's room is given back once the syncs after it take far less.
