@@ -3,8 +3,8 @@
 //! Each `Native` block of an insert (about 1 MiB) is written into a buffer that goes to the
 //! HTTP client as `Bytes`, which drops it once sent. With a fresh buffer per block, every block
 //! faulted its pages in anew: the image runs mimalloc with `MIMALLOC_PURGE_DELAY=0`, which gives
-//! freed memory back to the OS at once, so the inserter took a page fault for every 4 KiB it
-//! sent, more than one every six rows (see BENCHMARKS.md, "Page faults"). A sent buffer comes
+//! freed memory back to the OS at once, so the inserter took a page fault for about every 3 KiB
+//! it sent, more than one every six rows (see BENCHMARKS.md, "Page faults"). A sent buffer comes
 //! back here instead and the next block is written into it; at most [`SPARE`] wait, so what is
 //! kept is bounded by a couple of blocks. A static rather than a field: like an allocator's
 //! cache, it only changes where memory comes from, and every insert, the quarantine's replays

@@ -413,7 +413,7 @@ impl SpoolWriter {
             opened: Instant::now(),
             options,
             synced_len,
-            buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            buf: Vec::new(),
             written: 0,
             broken: false,
             unsynced_rows: 0,
@@ -475,25 +475,12 @@ impl SpoolWriter {
         let old = self.opened.elapsed() >= self.options.segment_age && self.segment_len() > 0;
         if self.segment_len() >= self.options.segment_bytes || old {
             self.sync(gauge)?;
-            let next = Self::create(
-                &self.dir,
-                self.segment + 1,
-                self.options.clone(),
-                self._lock.clone(),
-                self.readable.clone(),
-                gauge,
-            );
+            let next = self.successor(gauge);
             gauge
                 .closed_bytes
                 .fetch_add(self.synced_len, Ordering::Relaxed);
             match next {
-                Ok(mut next) => {
-                    // The synced buffer is empty; its room goes on with the next segment
-                    // rather than being regrown (and faulted in) from scratch every segment.
-                    next.buf = std::mem::take(&mut self.buf);
-                    next.last_synced = self.last_synced;
-                    *self = next;
-                }
+                Ok(next) => *self = next,
                 Err(error) => {
                     gauge
                         .closed_bytes
@@ -574,16 +561,8 @@ impl SpoolWriter {
         if let Err(error) = self.file.sync_data() {
             tracing::warn!(%error, "syncing a segment closed on a full disk failed");
         }
-        let mut next = Self::create(
-            &self.dir,
-            self.segment + 1,
-            self.options.clone(),
-            self._lock.clone(),
-            self.readable.clone(),
-            gauge,
-        )?;
+        let mut next = self.successor(gauge)?;
         gauge.closed_bytes.fetch_add(keep, Ordering::Relaxed);
-        next.buf.extend_from_slice(&self.buf[self.written..]);
         // A cut among the frames moved along now lies that much earlier in the new segment.
         next.last_cut = self.last_cut.saturating_sub(keep);
         next.unsynced_rows = self.unsynced_rows;
@@ -593,6 +572,25 @@ impl SpoolWriter {
             .store(next.segment_len(), Ordering::Relaxed);
         *self = next;
         Ok(())
+    }
+
+    /// The writer of the next segment. It takes over this one's buffer, holding the frames not
+    /// yet written: its room goes on too, rather than being regrown (copied and faulted in)
+    /// from empty in every segment. On an error this writer is left as it was.
+    fn successor(&mut self, gauge: &SpoolGauge) -> io::Result<Self> {
+        let mut next = Self::create(
+            &self.dir,
+            self.segment + 1,
+            self.options.clone(),
+            self._lock.clone(),
+            self.readable.clone(),
+            gauge,
+        )?;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.drain(..self.written);
+        next.buf = buf;
+        next.last_synced = self.last_synced;
+        Ok(next)
     }
 
     /// Writes the buffer's unwritten frames, first cutting the file back to its last good frame
