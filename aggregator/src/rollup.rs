@@ -60,7 +60,10 @@ pub async fn backfill(
         .fetch_one()
         .await
         .map_err(ch("read the database's name"))?;
-    for select in rollup::traffic_daily(&database, &rollup::days(from, to)) {
+    let hash = rollup::member_hash(client, &database)
+        .await
+        .map_err(ch("read the type of the rollup's states"))?;
+    for select in rollup::traffic_daily(&database, &rollup::days(from, to), hash) {
         client
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()

@@ -675,8 +675,8 @@ fn runs(days: &[Day]) -> Vec<(Day, Day)> {
 }
 
 /// Rollup rows whose unique-visitor (or unique-recipient) state holds one of the scope's ids
-/// that no event holds any more, hashed under any month's key: merging those hashes' state into
-/// it would not raise its count by as many. A browser shared with someone else keeps its id in
+/// that no event holds any more, hashed as the table's states are, under any month's key:
+/// merging those hashes' state into it would not raise its count by as many. A browser shared with someone else keeps its id in
 /// the rollups of the days its remaining events were on: those count the other person, not the
 /// subject.
 async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHouseError> {
@@ -686,18 +686,28 @@ async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHous
             AND id NOT IN (SELECT recipient FROM events WHERE kind = 'email_open'))",
         t = scope.table
     );
-    let hashes = format!(
-        "(SELECT uniqExactState(sipHash128Keyed((k0, k1), id)) FROM {gone} AS gone, rollup_keys)"
-    );
+    let database: String = client
+        .query("SELECT currentDatabase()")
+        .fetch_one()
+        .await
+        .map_err(ch("read the database's name"))?;
+    let traffic_hash = footfall_store::rollup::member_hash(client, &database)
+        .await
+        .map_err(ch("read the type of the rollup's states"))?;
+    // sessions_daily.sql hashes with SipHash-128.
+    let sessions_hash = "sipHash128Keyed";
     let n = format!("(SELECT count() FROM {gone} AS gone, rollup_keys)");
     let mut members = 0;
-    for (table, state) in [
-        ("traffic_keyed_daily", "visitors"),
-        ("sessions_daily", "visit_visitors"),
-        ("sessions_daily", "timed_visitors"),
-        ("sessions_daily", "exit_visitors"),
-        ("sessions_daily", "scroll_visitors"),
+    for (table, state, hash) in [
+        ("traffic_keyed_daily", "visitors", traffic_hash),
+        ("sessions_daily", "visit_visitors", sessions_hash),
+        ("sessions_daily", "timed_visitors", sessions_hash),
+        ("sessions_daily", "exit_visitors", sessions_hash),
+        ("sessions_daily", "scroll_visitors", sessions_hash),
     ] {
+        let hashes = format!(
+            "(SELECT uniqExactState({hash}((k0, k1), id)) FROM {gone} AS gone, rollup_keys)"
+        );
         members += client
             .query(&format!(
                 "SELECT count() FROM {table}

@@ -25,14 +25,18 @@ fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Rollup rows whose unique-visitor or unique-recipient state holds one of `ids`, hashed
-/// under any key left in `rollup_keys`: the membership test an insider would run.
+/// Rollup rows whose unique-visitor or unique-recipient state holds one of `ids`, hashed as
+/// the table's states are under any key left in `rollup_keys`: the membership test an insider
+/// would run.
 async fn rollup_members(db: &TestDb, ids: &[&str]) -> u64 {
+    let hash = footfall_store::rollup::member_hash(&db.server(), &db.name)
+        .await
+        .unwrap();
     let mut n = 0;
     for id in ids {
         let sql = format!(
             "SELECT count() FROM traffic_keyed_daily WHERE arrayReduce('uniqExactMerge',
-                 [visitors, (SELECT uniqExactState(sipHash128Keyed((k0, k1), unhex('{id}')))
+                 [visitors, (SELECT uniqExactState({hash}((k0, k1), unhex('{id}')))
                              FROM rollup_keys)])
                  < finalizeAggregation(visitors) + (SELECT count() FROM rollup_keys)",
             id = hex(id)

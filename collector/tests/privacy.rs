@@ -555,6 +555,9 @@ async fn retention_ttls_cover_every_table_with_personal_data() {
         .iter()
         .flat_map(|m| m.statements)
     {
+        let statement = footfall_store::rollup::with_member_hash(&server, &db.name, statement)
+            .await
+            .unwrap();
         server
             .query(&statement.replace("{db}", &db.name))
             .execute()

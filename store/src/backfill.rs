@@ -62,7 +62,10 @@ pub(crate) async fn fill(
 async fn fill_parts(client: &Client, database: &str, parts: &[String]) -> Result<(), SchemaError> {
     let quoted: Vec<String> = parts.iter().map(|p| format!("'{p}'")).collect();
     let stored = format!("_part IN ({})", quoted.join(", "));
-    for select in rollup::traffic_daily(database, &stored) {
+    let hash = rollup::member_hash(client, database)
+        .await
+        .map_err(ch("read the type of the rollup's states"))?;
+    for select in rollup::traffic_daily(database, &stored, hash) {
         client
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()

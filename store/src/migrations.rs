@@ -18,7 +18,7 @@ use clickhouse::Client;
 
 use crate::cluster::{Layout, Scope};
 use crate::schema::MIGRATIONS;
-use crate::{backfill, retention, rollup_keys};
+use crate::{backfill, retention, rollup, rollup_keys};
 
 /// The owner of [`MIGRATIONS`] in `schema_migrations`.
 const COMPONENT: &str = "footfall";
@@ -102,8 +102,9 @@ pub async fn migrate(
     Ok(done)
 }
 
-/// Runs `sql` (with `{db}`) as `layout` lays it out: statement by statement, each on every node
-/// before the next, so that a later statement finds what an earlier one made everywhere.
+/// Runs `sql` (with `{db}`, and `{member_hash}` for [`rollup::member_hash`]) as `layout` lays it
+/// out: statement by statement, each on every node before the next, so that a later statement
+/// finds what an earlier one made everywhere.
 async fn run(
     client: &Client,
     nodes: &[Client],
@@ -112,7 +113,10 @@ async fn run(
     sql: &str,
     what: &str,
 ) -> Result<(), SchemaError> {
-    for (scope, statement) in layout.render(sql, database)? {
+    let sql = rollup::with_member_hash(client, database, sql)
+        .await
+        .map_err(ch("read the type of the rollup's states"))?;
+    for (scope, statement) in layout.render(&sql, database)? {
         let targets = match scope {
             Scope::Once => std::slice::from_ref(client),
             Scope::EveryNode => nodes,

@@ -3,7 +3,8 @@
 //! One list, so that a table has one definition and whichever program starts first creates all
 //! of it: the rollups' materialized views exist before the first hit is stored, and no report
 //! starts out empty. Append new migrations at the end with the next version; never change one
-//! that has shipped (databases that applied it would not see the change).
+//! that has shipped (databases that applied it would not see the change; version 10 says why it
+//! is the one exception).
 //!
 //! - `events` (one row per accepted hit) is ordered by (site, day, visitor, time): reports filter
 //!   by site and date range, and sessionising a visitor's day reads adjacent rows. Partitions are
@@ -350,7 +351,10 @@ ENGINE = Join(ANY, LEFT, month)",
             // Its states held unkeyed hashes of visitor ids: testable for anyone, forever. The
             // keyed rollup has a name of its own, so that applying the list again (as after an
             // interrupted migration) ends in the same place; `footfall-aggregator backfill`
-            // fills it for past days.
+            // fills it for past days. Its states were `FixedString(16)` (SipHash-128) when this
+            // shipped, and stay so where it was applied then: the views below hash as the table
+            // holds (`{member_hash}`, crate::rollup::member_hash), which is the one exception to
+            // never changing a migration that has shipped.
             "DROP TABLE IF EXISTS {db}.traffic_daily",
             r"CREATE TABLE IF NOT EXISTS {db}.traffic_keyed_daily
 (
@@ -361,8 +365,8 @@ ENGINE = Join(ANY, LEFT, month)",
     k2 String,
     k3 String,
     hits SimpleAggregateFunction(sum, UInt64),
-    visitors AggregateFunction(uniqExact, FixedString(16)),
-    networks AggregateFunction(uniqExact, FixedString(16))
+    visitors AggregateFunction(uniqExact, UInt64),
+    networks AggregateFunction(uniqExact, UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)

@@ -6,6 +6,7 @@
 use footfall_store::cluster::{
     Layout, REPLICATED_DEDUP_WINDOW, REPLICATED_DEDUP_WINDOW_SECONDS, Scope,
 };
+use footfall_store::rollup::with_member_hash;
 use footfall_store::schema::MIGRATIONS;
 use footfall_store::testing::{DEV_CLUSTER, TestDb, cluster_urls};
 
@@ -218,7 +219,10 @@ async fn the_replicated_schema_parses_and_applies_with_plain_engines() {
     let mut statements = vec!["CREATE DATABASE IF NOT EXISTS {db}"];
     statements.extend(MIGRATIONS.iter().flat_map(|m| m.statements.iter().copied()));
     for statement in statements {
-        for (scope, sql) in layout.render(statement, &db.name).unwrap() {
+        let statement = with_member_hash(&server, &db.name, statement)
+            .await
+            .unwrap();
+        for (scope, sql) in layout.render(&statement, &db.name).unwrap() {
             server
                 .query(&format!("EXPLAIN AST {sql}"))
                 .fetch_all::<String>()

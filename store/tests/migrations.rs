@@ -3,8 +3,10 @@
 
 use footfall_store::cluster::Layout;
 use footfall_store::migrations::migrate;
+use footfall_store::rollup::{member_hash, traffic_daily};
 use footfall_store::schema::MIGRATIONS;
 use footfall_store::testing::TestDb;
+use serde_json::json;
 
 fn versions() -> Vec<u32> {
     MIGRATIONS.iter().map(|m| m.version).collect()
@@ -218,4 +220,95 @@ async fn retention_days_set_the_ttls() {
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("not a usable database name"));
+}
+
+/// Three page views of two visitors, stored through the views, then the same events rolled up
+/// again by the backfill's `SELECT`s: the visitors count 2 both times (the two hashes of an id
+/// agree, or it would count twice), while hits double.
+async fn views_and_backfill_count_each_visitor_once(db: &TestDb) {
+    let client = db.client();
+    client
+        .query(
+            "INSERT INTO events (event_id, ts, site, kind, visitor_id, path, ip_prefix)
+             VALUES (generateUUIDv4(), now64(3), 's', 'pageview', 'v1', '/a', '203.0.113.0/24'),
+                    (generateUUIDv4(), now64(3), 's', 'pageview', 'v1', '/b', '203.0.113.0/24'),
+                    (generateUUIDv4(), now64(3), 's', 'pageview', 'v2', '/a', '198.51.100.0/24')",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let counts = || {
+        db.rows(
+            "SELECT sum(hits) AS hits, uniqExactMerge(visitors) AS visitors,
+                    uniqExactMerge(networks) AS networks
+             FROM traffic_keyed_daily WHERE dimension = 'all'",
+        )
+    };
+    assert_eq!(
+        counts().await,
+        [json!({"hits": 3, "visitors": 2, "networks": 2})]
+    );
+    let hash = member_hash(&db.server(), &db.name).await.unwrap();
+    for select in traffic_daily(&db.name, "1", hash) {
+        client
+            .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
+            .execute()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        counts().await,
+        [json!({"hits": 6, "visitors": 2, "networks": 2})]
+    );
+}
+
+#[tokio::test]
+async fn the_rollup_states_hold_64_bit_hashes() {
+    let db = TestDb::new();
+    db.migrate().await;
+    assert_eq!(
+        db.count(
+            "SELECT count() FROM system.columns WHERE database = currentDatabase()
+             AND table = 'traffic_keyed_daily' AND type = 'AggregateFunction(uniqExact, UInt64)'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        member_hash(&db.server(), &db.name).await.unwrap(),
+        "sipHash64Keyed"
+    );
+    views_and_backfill_count_each_visitor_once(&db).await;
+}
+
+/// A database whose rollup was made with 128-bit states (as version 10 made it when it shipped)
+/// keeps them, as they cannot be converted: version 10 applied again there (as after a stop part
+/// way) makes views that hash to match, and so does the backfill.
+#[tokio::test]
+async fn a_rollup_made_with_128_bit_states_keeps_them_and_is_hashed_to_match() {
+    let db = TestDb::new();
+    db.migrate().await;
+    let client = db.client();
+    for sql in [
+        "DROP VIEW traffic_keyed_from_pageviews",
+        "DROP VIEW traffic_keyed_from_email_opens",
+        "DROP VIEW traffic_keyed_from_custom_events",
+        "DROP TABLE traffic_keyed_daily",
+        "CREATE TABLE traffic_keyed_daily (site LowCardinality(String), day Date,
+             dimension LowCardinality(String), k1 String, k2 String, k3 String,
+             hits SimpleAggregateFunction(sum, UInt64),
+             visitors AggregateFunction(uniqExact, FixedString(16)),
+             networks AggregateFunction(uniqExact, FixedString(16)))
+         ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(day)
+         ORDER BY (dimension, site, day, k1, k2, k3)",
+        "ALTER TABLE schema_migrations DELETE WHERE version = 10 SETTINGS mutations_sync = 2",
+    ] {
+        client.query(sql).execute().await.unwrap();
+    }
+    assert_eq!(db.migrate().await, [10]);
+    assert_eq!(
+        member_hash(&db.server(), &db.name).await.unwrap(),
+        "sipHash128Keyed"
+    );
+    views_and_backfill_count_each_visitor_once(&db).await;
 }
