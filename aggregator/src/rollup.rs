@@ -55,14 +55,8 @@ pub async fn backfill(
     to: Day,
 ) -> Result<u64, ClickHouseError> {
     clear_days(client, layout, "traffic_keyed_daily", from, to).await?;
-    let database: String = client
-        .query("SELECT currentDatabase()")
-        .fetch_one()
-        .await
-        .map_err(ch("read the database's name"))?;
-    let hash = rollup::member_hash(client, &database)
-        .await
-        .map_err(ch("read the type of the rollup's states"))?;
+    let database = database(client).await?;
+    let hash = member_hash(client, &database, "traffic_keyed_daily").await?;
     for select in rollup::traffic_daily(&database, &rollup::days(from, to), hash) {
         client
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
@@ -204,10 +198,11 @@ pub async fn refresh(
     to: Day,
 ) -> Result<u64, ClickHouseError> {
     let days = clear_days(client, layout, "sessions_daily", from, to).await?;
+    let hash = member_hash(client, &database(client).await?, "sessions_daily").await?;
     let sql = format!(
         "INSERT INTO sessions_daily ({}) {} SETTINGS join_use_nulls = 0",
         rules::SESSIONS_DAILY_COLUMNS,
-        rules::sessions_daily(from, to)
+        rules::sessions_daily(from, to, hash)
     );
     client
         .query(&sql)
@@ -219,4 +214,24 @@ pub async fn refresh(
         .fetch_one::<u64>()
         .await
         .map_err(ch("count sessions_daily"))
+}
+
+/// The name of the database `client` is bound to.
+pub(crate) async fn database(client: &Client) -> Result<String, ClickHouseError> {
+    client
+        .query("SELECT currentDatabase()")
+        .fetch_one()
+        .await
+        .map_err(ch("read the database's name"))
+}
+
+/// `table`'s [`rollup::member_hash`] in `database`.
+pub(crate) async fn member_hash(
+    client: &Client,
+    database: &str,
+    table: &str,
+) -> Result<&'static str, ClickHouseError> {
+    rollup::member_hash(client, database, table)
+        .await
+        .map_err(ch(format!("read the type of {table}'s states")))
 }

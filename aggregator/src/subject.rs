@@ -686,25 +686,17 @@ async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHous
             AND id NOT IN (SELECT recipient FROM events WHERE kind = 'email_open'))",
         t = scope.table
     );
-    let database: String = client
-        .query("SELECT currentDatabase()")
-        .fetch_one()
-        .await
-        .map_err(ch("read the database's name"))?;
-    let traffic_hash = footfall_store::rollup::member_hash(client, &database)
-        .await
-        .map_err(ch("read the type of the rollup's states"))?;
-    // sessions_daily.sql hashes with SipHash-128.
-    let sessions_hash = "sipHash128Keyed";
+    let database = rollup::database(client).await?;
     let n = format!("(SELECT count() FROM {gone} AS gone, rollup_keys)");
     let mut members = 0;
-    for (table, state, hash) in [
-        ("traffic_keyed_daily", "visitors", traffic_hash),
-        ("sessions_daily", "visit_visitors", sessions_hash),
-        ("sessions_daily", "timed_visitors", sessions_hash),
-        ("sessions_daily", "exit_visitors", sessions_hash),
-        ("sessions_daily", "scroll_visitors", sessions_hash),
+    for (table, state) in [
+        ("traffic_keyed_daily", "visitors"),
+        ("sessions_daily", "visit_visitors"),
+        ("sessions_daily", "timed_visitors"),
+        ("sessions_daily", "exit_visitors"),
+        ("sessions_daily", "scroll_visitors"),
     ] {
+        let hash = rollup::member_hash(client, &database, table).await?;
         let hashes = format!(
             "(SELECT uniqExactState({hash}((k0, k1), id)) FROM {gone} AS gone, rollup_keys)"
         );

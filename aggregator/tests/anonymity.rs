@@ -449,7 +449,7 @@ async fn fake_visitors_unlock_no_hour_goal_or_funnel_step() {
 /// Rollup rows whose unique-visitor state holds `visitor`, hashed as the table's states are
 /// under any key that is left.
 async fn members(db: &TestDb, visitor: &str) -> u64 {
-    let hash = footfall_store::rollup::member_hash(&db.server(), &db.name)
+    let hash = footfall_store::rollup::member_hash(&db.server(), &db.name, "traffic_keyed_daily")
         .await
         .unwrap();
     let hex: String = visitor.bytes().map(|b| format!("{b:02x}")).collect();

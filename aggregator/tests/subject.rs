@@ -29,7 +29,7 @@ fn hex(text: &str) -> String {
 /// the table's states are under any key left in `rollup_keys`: the membership test an insider
 /// would run.
 async fn rollup_members(db: &TestDb, ids: &[&str]) -> u64 {
-    let hash = footfall_store::rollup::member_hash(&db.server(), &db.name)
+    let hash = footfall_store::rollup::member_hash(&db.server(), &db.name, "traffic_keyed_daily")
         .await
         .unwrap();
     let mut n = 0;

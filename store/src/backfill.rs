@@ -62,7 +62,7 @@ pub(crate) async fn fill(
 async fn fill_parts(client: &Client, database: &str, parts: &[String]) -> Result<(), SchemaError> {
     let quoted: Vec<String> = parts.iter().map(|p| format!("'{p}'")).collect();
     let stored = format!("_part IN ({})", quoted.join(", "));
-    let hash = rollup::member_hash(client, database)
+    let hash = rollup::member_hash(client, database, "traffic_keyed_daily")
         .await
         .map_err(ch("read the type of the rollup's states"))?;
     for select in rollup::traffic_daily(database, &stored, hash) {
@@ -81,11 +81,14 @@ async fn fill_parts(client: &Client, database: &str, parts: &[String]) -> Result
         .fetch_one()
         .await
         .map_err(ch("find the days of the events stored before the rollups"))?;
+    let hash = rollup::member_hash(client, database, "sessions_daily")
+        .await
+        .map_err(ch("read the type of sessions_daily's states"))?;
     client
         .query(&format!(
             "INSERT INTO sessions_daily ({}) {} SETTINGS join_use_nulls = 0",
             rules::SESSIONS_DAILY_COLUMNS,
-            rules::sessions_daily(from, to)
+            rules::sessions_daily(from, to, hash)
         ))
         .execute()
         .await

@@ -4,7 +4,8 @@
 //!
 //! Macros, so that the views' `&'static str` migrations and the backfill are one text. The
 //! text says `{member_hash}` for the hash ids enter the states as: [`member_hash`] tells which
-//! one the database's `traffic_keyed_daily` holds.
+//! one the database's `traffic_keyed_daily` holds (`sessions_daily.sql` says it too, for that
+//! table's).
 
 use std::borrow::Cow;
 
@@ -129,14 +130,15 @@ pub fn traffic_daily(database: &str, filter: &str, member_hash: &str) -> [String
     })
 }
 
-/// The hash, under its month's key, that ids enter `traffic_keyed_daily`'s exact-count states
-/// as, in the database `database`: `sipHash64Keyed`, or `sipHash128Keyed` where the table was
-/// made before its states were 64-bit. The views' and the backfill's SQL say `{member_hash}`
-/// for it, and a membership test must hash with it too.
+/// The hash, under its month's key, that ids enter the exact-count states of `table`
+/// (`traffic_keyed_daily` or `sessions_daily`) as, in the database `database`:
+/// `sipHash64Keyed`, or `sipHash128Keyed` where the table was made before its states were
+/// 64-bit. The rollups' SQL says `{member_hash}` for it, and a membership test must hash with
+/// it too.
 ///
 /// 64 bits because `uniqExact` keeps a `UInt64` as it is, but hashes a `FixedString(16)` again
-/// (SipHash-128 of its bytes) and keeps 16 bytes: the 128-bit states cost ClickHouse 1.3–2.6 µs
-/// more per stored page view, 15–23 % of all it spends on one (`benches/clickhouse_cost.sh`,
+/// (SipHash-128 of its bytes) and keeps 16 bytes: the 128-bit states cost ClickHouse 0.9–2.6 µs
+/// more per stored page view, 8–23 % of all it spends on one (`benches/clickhouse_cost.sh`,
 /// BENCHMARKS.md). A collision only makes a count one lower, so it never lifts a row past K;
 /// n ids under one month's key collide with a probability of about n²/2⁶⁵ (3·10⁻⁶ for ten
 /// million). The 128-bit states a database already holds cannot be converted (they hold hashes
@@ -145,13 +147,15 @@ pub fn traffic_daily(database: &str, filter: &str, member_hash: &str) -> [String
 pub async fn member_hash(
     client: &Client,
     database: &str,
+    table: &str,
 ) -> Result<&'static str, clickhouse::error::Error> {
     let wide: u64 = client
         .query(
-            "SELECT count() FROM system.columns WHERE database = ? AND table = 'traffic_keyed_daily' \
-             AND name = 'visitors' AND type = 'AggregateFunction(uniqExact, FixedString(16))'",
+            "SELECT count() FROM system.columns WHERE database = ? AND table = ? \
+             AND type = 'AggregateFunction(uniqExact, FixedString(16))'",
         )
         .bind(database)
+        .bind(table)
         .fetch_one()
         .await?;
     Ok(if wide > 0 {
@@ -166,7 +170,8 @@ pub fn days(from: impl std::fmt::Display, to: impl std::fmt::Display) -> String 
     format!("toDate(ts) BETWEEN toDate('{from}') AND toDate('{to}')")
 }
 
-/// `sql` with its `{member_hash}`, if it has one, replaced by [`member_hash`] of `database`.
+/// `sql` (a view of `traffic_keyed_daily`) with its `{member_hash}`, if it has one, replaced by
+/// that table's [`member_hash`] in `database`.
 pub async fn with_member_hash<'a>(
     client: &Client,
     database: &str,
@@ -175,6 +180,6 @@ pub async fn with_member_hash<'a>(
     if !sql.contains("{member_hash}") {
         return Ok(Cow::Borrowed(sql));
     }
-    let hash = member_hash(client, database).await?;
+    let hash = member_hash(client, database, "traffic_keyed_daily").await?;
     Ok(Cow::Owned(sql.replace("{member_hash}", hash)))
 }

@@ -52,9 +52,11 @@ pub const SESSIONS_DAILY_COLUMNS: &str = "site, day, dimension, k1, k2, k3, visi
      visit_visitors, bounces, visit_ms, engaged_ms, engaged_views, timed_visitors, exits, \
      exit_visitors, scroll_sum, scroll_views, scroll_visitors";
 
-/// The `sessions_daily` rows of the days `[from, to]`, in the order of [`SESSIONS_DAILY_COLUMNS`].
-pub fn sessions_daily(from: impl Display, to: impl Display) -> String {
+/// The `sessions_daily` rows of the days `[from, to]`, in the order of [`SESSIONS_DAILY_COLUMNS`],
+/// ids hashed with `member_hash` (the table's [`crate::rollup::member_hash`]).
+pub fn sessions_daily(from: impl Display, to: impl Display, member_hash: &str) -> String {
     render(SESSIONS_DAILY, &from, &to)
+        .replace("{member_hash}", member_hash)
         .replace("{visits}", &visits(&from, &to))
         .replace("{time_on_page}", &time_on_page(&from, &to))
 }

@@ -351,10 +351,11 @@ ENGINE = Join(ANY, LEFT, month)",
             // Its states held unkeyed hashes of visitor ids: testable for anyone, forever. The
             // keyed rollup has a name of its own, so that applying the list again (as after an
             // interrupted migration) ends in the same place; `footfall-aggregator backfill`
-            // fills it for past days. Its states were `FixedString(16)` (SipHash-128) when this
-            // shipped, and stay so where it was applied then: the views below hash as the table
-            // holds (`{member_hash}`, crate::rollup::member_hash), which is the one exception to
-            // never changing a migration that has shipped.
+            // fills it for past days. Its states, and those it adds to sessions_daily, were
+            // `FixedString(16)` (SipHash-128) when this shipped, and stay so where it was applied
+            // then: the views below and the rollups' SQL hash as each table holds
+            // (`{member_hash}`, crate::rollup::member_hash), which is the one exception to never
+            // changing a migration that has shipped.
             "DROP TABLE IF EXISTS {db}.traffic_daily",
             r"CREATE TABLE IF NOT EXISTS {db}.traffic_keyed_daily
 (
@@ -386,10 +387,10 @@ SETTINGS non_replicated_deduplication_window = 10000",
             ),
             "TRUNCATE TABLE IF EXISTS {db}.sessions_daily",
             "ALTER TABLE {db}.sessions_daily
-ADD COLUMN IF NOT EXISTS visit_visitors AggregateFunction(uniqExact, FixedString(16)) AFTER visits,
-ADD COLUMN IF NOT EXISTS timed_visitors AggregateFunction(uniqExact, FixedString(16)),
-ADD COLUMN IF NOT EXISTS exit_visitors AggregateFunction(uniqExact, FixedString(16)),
-ADD COLUMN IF NOT EXISTS scroll_visitors AggregateFunction(uniqExact, FixedString(16))",
+ADD COLUMN IF NOT EXISTS visit_visitors AggregateFunction(uniqExact, UInt64) AFTER visits,
+ADD COLUMN IF NOT EXISTS timed_visitors AggregateFunction(uniqExact, UInt64),
+ADD COLUMN IF NOT EXISTS exit_visitors AggregateFunction(uniqExact, UInt64),
+ADD COLUMN IF NOT EXISTS scroll_visitors AggregateFunction(uniqExact, UInt64)",
             "TRUNCATE TABLE IF EXISTS {db}.traffic_monthly",
             "ALTER TABLE {db}.traffic_monthly
 ADD COLUMN IF NOT EXISTS people UInt64 AFTER visitors,

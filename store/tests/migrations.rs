@@ -4,6 +4,7 @@
 use footfall_store::cluster::Layout;
 use footfall_store::migrations::migrate;
 use footfall_store::rollup::{member_hash, traffic_daily};
+use footfall_store::rules::{SESSIONS_DAILY_COLUMNS, sessions_daily};
 use footfall_store::schema::MIGRATIONS;
 use footfall_store::testing::TestDb;
 use serde_json::json;
@@ -222,10 +223,16 @@ async fn retention_days_set_the_ttls() {
     assert!(bad.to_string().contains("not a usable database name"));
 }
 
+/// `table`'s hash, as the rollups' SQL uses it.
+async fn hash_of(db: &TestDb, table: &str) -> &'static str {
+    member_hash(&db.server(), &db.name, table).await.unwrap()
+}
+
 /// Three page views of two visitors, stored through the views, then the same events rolled up
 /// again by the backfill's `SELECT`s: the visitors count 2 both times (the two hashes of an id
-/// agree, or it would count twice), while hits double.
-async fn views_and_backfill_count_each_visitor_once(db: &TestDb) {
+/// agree, or it would count twice), while hits double. Their visits, rolled up into
+/// `sessions_daily`, count the same two visitors.
+async fn the_rollups_count_each_visitor_once(db: &TestDb) {
     let client = db.client();
     client
         .query(
@@ -248,8 +255,7 @@ async fn views_and_backfill_count_each_visitor_once(db: &TestDb) {
         counts().await,
         [json!({"hits": 3, "visitors": 2, "networks": 2})]
     );
-    let hash = member_hash(&db.server(), &db.name).await.unwrap();
-    for select in traffic_daily(&db.name, "1", hash) {
+    for select in traffic_daily(&db.name, "1", hash_of(db, "traffic_keyed_daily").await) {
         client
             .query(&format!("INSERT INTO traffic_keyed_daily {select}"))
             .execute()
@@ -260,55 +266,85 @@ async fn views_and_backfill_count_each_visitor_once(db: &TestDb) {
         counts().await,
         [json!({"hits": 6, "visitors": 2, "networks": 2})]
     );
+    let today = db.rows("SELECT toString(today()) AS d").await[0]["d"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sessions = sessions_daily(&today, &today, hash_of(db, "sessions_daily").await);
+    client
+        .query(&format!(
+            "INSERT INTO sessions_daily ({SESSIONS_DAILY_COLUMNS}) {sessions} \
+             SETTINGS join_use_nulls = 0"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(
+        db.rows(
+            "SELECT sum(visits) AS visits, uniqExactMerge(visit_visitors) AS visitors
+             FROM sessions_daily WHERE dimension = 'all'"
+        )
+        .await,
+        [json!({"visits": 2, "visitors": 2})]
+    );
 }
 
 #[tokio::test]
-async fn the_rollup_states_hold_64_bit_hashes() {
+async fn the_rollups_states_hold_64_bit_hashes() {
     let db = TestDb::new();
     db.migrate().await;
     assert_eq!(
         db.count(
             "SELECT count() FROM system.columns WHERE database = currentDatabase()
-             AND table = 'traffic_keyed_daily' AND type = 'AggregateFunction(uniqExact, UInt64)'"
+             AND table IN ('traffic_keyed_daily', 'sessions_daily')
+             AND type = 'AggregateFunction(uniqExact, UInt64)'"
         )
         .await,
-        2
+        6
     );
-    assert_eq!(
-        member_hash(&db.server(), &db.name).await.unwrap(),
-        "sipHash64Keyed"
-    );
-    views_and_backfill_count_each_visitor_once(&db).await;
+    for table in ["traffic_keyed_daily", "sessions_daily"] {
+        assert_eq!(hash_of(&db, table).await, "sipHash64Keyed");
+    }
+    the_rollups_count_each_visitor_once(&db).await;
 }
 
-/// A database whose rollup was made with 128-bit states (as version 10 made it when it shipped)
-/// keeps them, as they cannot be converted: version 10 applied again there (as after a stop part
-/// way) makes views that hash to match, and so does the backfill.
+/// A database whose rollups were made with 128-bit states (as version 10 made them when it
+/// shipped) keeps them, as they cannot be converted: version 10 applied again there (as after a
+/// stop part way) makes views that hash to match, and so do the backfill and `sessions_daily`.
 #[tokio::test]
-async fn a_rollup_made_with_128_bit_states_keeps_them_and_is_hashed_to_match() {
+async fn rollups_made_with_128_bit_states_keep_them_and_are_hashed_to_match() {
     let db = TestDb::new();
     db.migrate().await;
     let client = db.client();
+    let wide = "AggregateFunction(uniqExact, FixedString(16))";
     for sql in [
-        "DROP VIEW traffic_keyed_from_pageviews",
-        "DROP VIEW traffic_keyed_from_email_opens",
-        "DROP VIEW traffic_keyed_from_custom_events",
-        "DROP TABLE traffic_keyed_daily",
-        "CREATE TABLE traffic_keyed_daily (site LowCardinality(String), day Date,
-             dimension LowCardinality(String), k1 String, k2 String, k3 String,
-             hits SimpleAggregateFunction(sum, UInt64),
-             visitors AggregateFunction(uniqExact, FixedString(16)),
-             networks AggregateFunction(uniqExact, FixedString(16)))
-         ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(day)
-         ORDER BY (dimension, site, day, k1, k2, k3)",
-        "ALTER TABLE schema_migrations DELETE WHERE version = 10 SETTINGS mutations_sync = 2",
+        "DROP VIEW traffic_keyed_from_pageviews".to_owned(),
+        "DROP VIEW traffic_keyed_from_email_opens".to_owned(),
+        "DROP VIEW traffic_keyed_from_custom_events".to_owned(),
+        "DROP TABLE traffic_keyed_daily".to_owned(),
+        format!(
+            "CREATE TABLE traffic_keyed_daily (site LowCardinality(String), day Date,
+                 dimension LowCardinality(String), k1 String, k2 String, k3 String,
+                 hits SimpleAggregateFunction(sum, UInt64), visitors {wide}, networks {wide})
+             ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(day)
+             ORDER BY (dimension, site, day, k1, k2, k3)"
+        ),
+        "ALTER TABLE sessions_daily DROP COLUMN visit_visitors, DROP COLUMN timed_visitors,
+             DROP COLUMN exit_visitors, DROP COLUMN scroll_visitors"
+            .to_owned(),
+        format!(
+            "ALTER TABLE sessions_daily ADD COLUMN visit_visitors {wide} AFTER visits,
+                 ADD COLUMN timed_visitors {wide}, ADD COLUMN exit_visitors {wide},
+                 ADD COLUMN scroll_visitors {wide}"
+        ),
+        "ALTER TABLE schema_migrations DELETE WHERE version = 10 SETTINGS mutations_sync = 2"
+            .to_owned(),
     ] {
-        client.query(sql).execute().await.unwrap();
+        client.query(&sql).execute().await.unwrap();
     }
     assert_eq!(db.migrate().await, [10]);
-    assert_eq!(
-        member_hash(&db.server(), &db.name).await.unwrap(),
-        "sipHash128Keyed"
-    );
-    views_and_backfill_count_each_visitor_once(&db).await;
+    for table in ["traffic_keyed_daily", "sessions_daily"] {
+        assert_eq!(hash_of(&db, table).await, "sipHash128Keyed");
+    }
+    the_rollups_count_each_visitor_once(&db).await;
 }
