@@ -17,6 +17,7 @@
 #   ROUNDS=5 DURATION=20 CONNECTIONS=100 benches/compare.sh
 #   COLLECTOR_ARGS="--batch-rows 50000" benches/compare.sh
 #   COLLECTOR=/path/to/footfall-collector benches/compare.sh   # another build (an older one)
+#   STORE_WAIT_SECS=300 benches/compare.sh  # how long wrk's hits may take to be stored (120)
 #
 # ClickHouse: FOOTFALL_CLICKHOUSE_URL if it answers, else one started with scripts/clickhouse
 # on CH_PORT with a throwaway data dir. Installs nginx and wrk with apt-get when missing. Runs
@@ -194,15 +195,23 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-# wrk does not check storage: count its sites' rows once the writer has flushed.
-sleep 3
-while read -r site; do
-  echo "{\"wrk_site\": \"$site\", \"stored\": $(ch_count "$site")}" >>"$results"
+# wrk does not check storage: count its sites' rows until each holds as many as wrk had answers
+# (it can hold more: answers in flight when wrk stopped counting), for at most STORE_WAIT_SECS
+# after the run; the spool may still be draining a backlog, and a hit stored late is not lost.
+STORE_WAIT_SECS=${STORE_WAIT_SECS:-120}
+while read -r site requests; do
+  for ((waited = 0; ; waited++)); do
+    stored=$(ch_count "$site" || echo 0)
+    [ "$stored" -ge "$requests" ] || [ "$waited" -ge $((STORE_WAIT_SECS * 5)) ] && break
+    sleep 0.2
+  done
+  [ "$waited" -gt 0 ] && log "wrk site $site: $stored of $requests answers stored $((waited / 5)) s after the run"
+  echo "{\"wrk_site\": \"$site\", \"stored\": $stored}" >>"$results"
 done < <(python3 -c '
 import json, sys
 for l in open(sys.argv[1]):
     r = json.loads(l)
-    if r.get("tool") == "wrk" and r["server"] == "collector": print(r["site"])
+    if r.get("tool") == "wrk" and r["server"] == "collector": print(r["site"], r["result"]["requests"])
 ' "$results")
 
 hwm_kib=$(awk '/VmHWM/ {print $2}' "/proc/$collector_pid/status")
