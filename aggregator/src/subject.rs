@@ -676,9 +676,9 @@ fn runs(days: &[Day]) -> Vec<(Day, Day)> {
 
 /// Rollup rows whose unique-visitor (or unique-recipient) state holds one of the scope's ids
 /// that no event holds any more, hashed as the table's states are, under any month's key:
-/// merging those hashes' state into it would not raise its count by as many. A browser shared with someone else keeps its id in
-/// the rollups of the days its remaining events were on: those count the other person, not the
-/// subject.
+/// merging those hashes' state into it would not raise its count by as many. A browser shared
+/// with someone else keeps its id in the rollups of the days its remaining events were on: those
+/// count the other person, not the subject.
 async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHouseError> {
     let gone = format!(
         "(SELECT id FROM {t} WHERE kind IN ('visitor', 'customer')
@@ -687,16 +687,17 @@ async fn rollup_members(client: &Client, scope: &Scope) -> Result<u64, ClickHous
         t = scope.table
     );
     let database = rollup::database(client).await?;
+    let traffic = rollup::member_hash(client, &database, "traffic_keyed_daily").await?;
+    let sessions = rollup::member_hash(client, &database, "sessions_daily").await?;
     let n = format!("(SELECT count() FROM {gone} AS gone, rollup_keys)");
     let mut members = 0;
-    for (table, state) in [
-        ("traffic_keyed_daily", "visitors"),
-        ("sessions_daily", "visit_visitors"),
-        ("sessions_daily", "timed_visitors"),
-        ("sessions_daily", "exit_visitors"),
-        ("sessions_daily", "scroll_visitors"),
+    for (table, state, hash) in [
+        ("traffic_keyed_daily", "visitors", traffic),
+        ("sessions_daily", "visit_visitors", sessions),
+        ("sessions_daily", "timed_visitors", sessions),
+        ("sessions_daily", "exit_visitors", sessions),
+        ("sessions_daily", "scroll_visitors", sessions),
     ] {
-        let hash = rollup::member_hash(client, &database, table).await?;
         let hashes = format!(
             "(SELECT uniqExactState({hash}((k0, k1), id)) FROM {gone} AS gone, rollup_keys)"
         );
