@@ -43,7 +43,7 @@ static GLOBAL: Counting = Counting;
 const HITS: usize = 10_000;
 
 fn main() {
-    let queue = Queue::bounded(HITS + 16);
+    let queue = Queue::bounded(HITS + 16, u64::MAX);
     let app = app(queue.clone(), None);
     let peer: SocketAddr = "10.0.0.1:40000".parse().expect("a socket address");
     let returning_cookie = format!("_ga=GA1.2.3; ff_id={}; theme=dark", Id::random());

@@ -26,7 +26,6 @@ use footfall_benches::fixtures::{app, pixel_request};
 use footfall_collector::sink::Queue;
 use footfall_collector::sink::batch::Batch;
 use footfall_collector::sink::insert::insert_batch;
-use footfall_store::event::Event;
 use footfall_store::id::Id;
 use footfall_store::migrations;
 use tokio::runtime::Runtime;
@@ -37,9 +36,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH_ROWS: [usize; 2] = [1_000, 10_000];
 
-/// `rows` events as the pixel handler makes them.
-fn events(rows: usize) -> Vec<Event> {
-    let queue = Queue::bounded(rows);
+/// A batch of `rows` events as the pixel handler queues them.
+fn batch(rows: usize) -> Batch {
+    let queue = Queue::bounded(rows, u64::MAX);
     let app = app(queue.clone(), None);
     let peer: SocketAddr = "10.0.0.1:40000".parse().expect("an address");
     for i in 0..rows {
@@ -50,7 +49,16 @@ fn events(rows: usize) -> Vec<Event> {
         );
         app.handle(&req, peer);
     }
-    std::iter::from_fn(|| queue.pop().map(|event| *event)).collect()
+    let (mut bytes, mut ends) = (Vec::new(), Vec::with_capacity(rows));
+    while let Some(row) = queue.pop() {
+        bytes.extend_from_slice(row.bytes());
+        ends.push(u32::try_from(bytes.len()).expect("a bench batch is small"));
+    }
+    Batch {
+        token: Uuid::new_v4(),
+        rows: bytes.into(),
+        ends,
+    }
 }
 
 /// Inserts `batch` `iters` times under fresh tokens; returns the CPU time this process spent
@@ -95,7 +103,7 @@ fn insert(c: &mut Criterion) {
     let mut group = c.benchmark_group("insert");
     group.sample_size(10);
     for rows in BATCH_ROWS {
-        let mut batch = Batch::of(Uuid::new_v4(), &events(rows));
+        let mut batch = batch(rows);
         group.throughput(Throughput::Elements(rows as u64));
         for (name, cpu) in [("wall", false), ("client_cpu", true)] {
             group.bench_function(BenchmarkId::new(name, rows), |b| {

@@ -21,7 +21,7 @@ use footfall_store::id::Id;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn pixel(c: &mut Criterion<ThreadCpuTime>) {
-    let queue = Queue::bounded(1 << 16);
+    let queue = Queue::bounded(1 << 16, u64::MAX);
     let drain = queue.clone();
     // Runs for the life of the bench process, as the writer does in the server.
     std::thread::spawn(move || {

@@ -115,6 +115,7 @@ pub struct Metrics {
     customer_links_rejected: [Counter; Rejected::ALL.len()],
     truncated: Family<FieldLabel, Counter>,
     pub queue_depth: Gauge,
+    pub queue_bytes: Gauge,
     pub rate_limit_clients: Gauge,
     pub new_visitors_capped: Counter,
     pub sink: SinkMetrics,
@@ -171,6 +172,7 @@ impl Metrics {
         let customer_links_family = Family::<ReasonLabel, Counter>::default();
         let truncated = Family::<FieldLabel, Counter>::default();
         let queue_depth = Gauge::default();
+        let queue_bytes = Gauge::default();
         let rate_limit_clients = Gauge::default();
         let new_visitors_capped = Counter::default();
         let sink = SinkMetrics::register(&mut registry);
@@ -212,6 +214,11 @@ impl Metrics {
             "queue_depth",
             "Events waiting in memory for the spool",
             queue_depth.clone(),
+        );
+        registry.register(
+            "queue_bytes",
+            "Bytes of the events waiting in memory for the spool",
+            queue_bytes.clone(),
         );
         registry.register(
             "rate_limit_clients",
@@ -262,6 +269,7 @@ impl Metrics {
             registry,
             truncated,
             queue_depth,
+            queue_bytes,
             rate_limit_clients,
             new_visitors_capped,
             sink,

@@ -69,6 +69,7 @@ impl MetricsEndpoint {
             return r;
         }
         self.metrics.queue_depth.set(self.queue.depth() as i64);
+        self.metrics.queue_bytes.set(self.queue.bytes() as i64);
         let clients = self.rate_limit.as_ref().map_or(0, |limit| limit.clients());
         self.metrics.rate_limit_clients.set(clients as i64);
         response::text(
@@ -97,7 +98,7 @@ mod tests {
     fn only_get_metrics_is_answered() {
         let endpoint = MetricsEndpoint {
             metrics: Arc::new(Metrics::new()),
-            queue: Queue::bounded(4),
+            queue: Queue::bounded(4, 1 << 20),
             rate_limit: None,
         };
         let get = |path: &str| endpoint.answer(&Request::get(path).body(()).unwrap());

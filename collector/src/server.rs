@@ -142,7 +142,7 @@ pub async fn start_with_faults(
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(SinkStatus::default());
     let sealer = Arc::new(Sealer::new(keys.ip_public_key, KEY_EPOCH_MS, now_ms()));
-    let queue = Queue::bounded(args.queue_capacity as usize);
+    let queue = Queue::bounded(args.queue_capacity as usize, args.queue_max_bytes);
     let spool_dir = args.data_dir.join("spool");
     let apply_schema = {
         let (client, database) = (ch.server_client(), ch.clickhouse_database.clone());

@@ -138,6 +138,80 @@ async fn a_failing_disk_refuses_hits_loses_none_and_recovers_by_itself() {
     assert_eq!((lost, skipped), (0, 0), "no partial frame was ever read");
 }
 
+/// Clears the injected fault when dropped, on a panic too.
+struct Unstall<'a>(&'a DiskFaults);
+
+impl Drop for Unstall<'_> {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_disk_holds_at_most_the_queues_bytes_and_loses_no_acknowledged_hit() {
+    const QUEUE_BYTES: u64 = 1 << 20;
+    let db = TestDb::new();
+    let faults = Arc::new(DiskFaults::default());
+    let args = db.serve_args(&[
+        "--flush-interval-ms",
+        "20",
+        "--queue-max-bytes",
+        &QUEUE_BYTES.to_string(),
+    ]);
+    let collector = server::start_with_faults(args, faults.clone())
+        .await
+        .unwrap();
+    let addr = collector.local_addr();
+    wait_for_schema(addr).await;
+    let traffic = Traffic::start(addr, "stall", 4, Duration::from_millis(1));
+    stored_eventually(&db, "stall", 50).await;
+    let overloaded = "footfall_hits_rejected_total{reason=\"overloaded\"}";
+    faults.set(Some(Fault::Stall));
+    // A failed assertion must not leave the appender stalled: the collector's drop joins it.
+    let _unstall = Unstall(&faults);
+    let said = eventually(LIMIT, || async {
+        let (status, body) = readiness(addr).await;
+        status == 503 && body.contains("queue full")
+    })
+    .await;
+    assert!(said, "/readyz says the queue is full");
+    let before = metric(&collector, overloaded).await;
+    assert!(
+        eventually(LIMIT, || async {
+            metric(&collector, overloaded).await > before + 20
+        })
+        .await,
+        "hits are refused, not acknowledged"
+    );
+    let (bytes, depth) = (
+        metric(&collector, "footfall_queue_bytes").await,
+        metric(&collector, "footfall_queue_depth").await,
+    );
+    assert!(bytes <= QUEUE_BYTES, "{bytes} bytes queued");
+    assert!(bytes > QUEUE_BYTES - 8192, "the bytes filled it: {bytes}");
+    assert!(depth < 50_000, "not the slots: {depth} rows");
+    faults.set(None);
+    assert!(
+        eventually(LIMIT, || async { readiness(addr).await.0 == 200 }).await,
+        "recovers once the disk answers"
+    );
+    let acked = traffic.acknowledged();
+    assert!(
+        eventually(LIMIT, || async { traffic.acknowledged() > acked + 20 }).await,
+        "hits are acknowledged again"
+    );
+    let acknowledged = traffic.stop().await.len() as u64;
+    let refused = metric(&collector, overloaded).await;
+    collector.shutdown().await;
+    let (rows, distinct) = stored(&db, "stall").await;
+    eprintln!(
+        "stalled disk: {acknowledged} acknowledged, {rows} stored, {} duplicates, {refused} refused, {depth} rows in {bytes} bytes queued at the stall",
+        rows - distinct
+    );
+    assert_eq!(rows, acknowledged, "every acknowledged hit is stored");
+    assert_eq!(distinct, rows, "none twice");
+}
+
 /// Hits spooled while ClickHouse cannot be reached, left in the spool by a shutdown.
 async fn spool_hits(db: &TestDb, site: &str, n: usize) -> u64 {
     let down = Proxy::start(&db.url, ProxyMode::Refuse).await;
@@ -581,7 +655,7 @@ async fn a_batch_stored_before_its_commit_is_replayed_alone_and_stored_once() {
             event.event_id = uuid::Uuid::new_v4();
             event.site = "resumed".into();
             event.path = "/load".into();
-            writer.append_event(&event, &gauge).unwrap();
+            writer.append_event(&event, &gauge);
         }
         writer.cut(uuid::Uuid::new_v4(), &gauge).unwrap();
     }

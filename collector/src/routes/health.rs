@@ -19,7 +19,7 @@ impl App {
             Some(_) => Some(
                 "spool write failing (disk full or I/O error): hits refused until the disk takes writes again\n",
             ),
-            None if self.queue.depth() >= self.queue.capacity() => Some("queue full\n"),
+            None if self.queue.is_full() => Some("queue full\n"),
             None => None,
         };
         if let Some(reason) = refused {

@@ -1,4 +1,4 @@
-//! The appender: moves accepted events from the in-memory queue into the spool.
+//! The appender: moves accepted events' rows from the in-memory queue into the spool.
 //!
 //! It runs on a thread of its own because it does blocking file I/O (writes and fsyncs) that
 //! must never stall the request threads. It cuts a batch when it reaches `batch_rows` events or
@@ -76,19 +76,13 @@ impl Appender {
             } else {
                 failed_tries = 0;
                 while self.has_room() {
-                    let Some(event) = self.queue.pop() else { break };
+                    let Some(row) = self.queue.pop() else { break };
                     appended = true;
                     if in_batch == 0 {
                         batch_deadline = Instant::now() + self.flush_interval;
                     }
-                    match self.spool.append_event(&event, &self.gauge) {
-                        Ok(_) => in_batch += 1,
-                        Err(error) => {
-                            // Only encoding can fail here, and it never does for a valid event.
-                            tracing::error!(%error, "an event could not be encoded for the spool");
-                            self.metrics.sink.spool_lost_events.inc();
-                        }
-                    }
+                    self.spool.append_row(row.bytes(), &self.gauge);
+                    in_batch += 1;
                     if in_batch >= self.batch_rows {
                         in_batch = self.cut();
                     } else if let Err(error) = self.spool.flush_if_large(&self.gauge) {

@@ -4,14 +4,15 @@
 //! collector's [`DiskFaults`] first. In production nothing is ever injected (one relaxed atomic
 //! load per write call, not per event); tests inject `ENOSPC`, `EIO` and short writes to prove
 //! the spool never leaves a partial frame that later frames follow, on any machine (mounting a
-//! small tmpfs needs privileges a CI runner may lack).
+//! small tmpfs needs privileges a CI runner may lack), and stall writes to show what a disk that
+//! stops answering costs in memory.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// A fault to inject into every segment write and sync until cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,23 +24,46 @@ pub enum Fault {
     Io = 2,
     /// Writes store half their bytes, then fail with `ENOSPC`: the case that tears a frame.
     ShortWrite = 3,
+    /// Writes and syncs wait until the fault is cleared, then succeed: a disk that stalls.
+    Stall = 4,
 }
 
 /// The faults injected into a collector's spool; none unless a test sets one.
 #[derive(Debug, Default)]
-pub struct DiskFaults(AtomicU8);
+pub struct DiskFaults {
+    fault: AtomicU8,
+    /// What a stalled write waits on; only used while [`Fault::Stall`] is set.
+    lock: Mutex<()>,
+    cleared: Condvar,
+}
 
 impl DiskFaults {
     pub fn set(&self, fault: Option<Fault>) {
-        self.0
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.fault
             .store(fault.map_or(0, |f| f as u8), Ordering::Relaxed);
+        self.cleared.notify_all();
     }
 
+    /// The fault in force, once any stall is over.
     fn current(&self) -> Option<Fault> {
-        match self.0.load(Ordering::Relaxed) {
+        let fault = self.read();
+        if fault != Some(Fault::Stall) {
+            return fault;
+        }
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.read() == Some(Fault::Stall) {
+            guard = self.cleared.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        self.read()
+    }
+
+    fn read(&self) -> Option<Fault> {
+        match self.fault.load(Ordering::Relaxed) {
             1 => Some(Fault::NoSpace),
             2 => Some(Fault::Io),
             3 => Some(Fault::ShortWrite),
+            4 => Some(Fault::Stall),
             _ => None,
         }
     }
@@ -81,7 +105,7 @@ impl SegmentFile {
                 self.file.write_all(&bytes[..bytes.len() / 2])?;
                 Err(no_space())
             }
-            None => self.file.write_all(bytes),
+            Some(Fault::Stall) | None => self.file.write_all(bytes),
         }
     }
 

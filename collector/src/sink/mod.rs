@@ -29,7 +29,7 @@ pub mod spool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -39,90 +39,116 @@ use self::appender::Appender;
 use self::disk::DiskFaults;
 use self::inserter::{ApplySchema, Inserter, InserterReport};
 use self::quarantine::Quarantine;
+use self::record::Row;
 use self::spool::{MarkProblem, Recovery, SpoolGauge, SpoolOptions};
 use crate::metrics::{Metrics, Rejection};
 use crate::sealer::Sealer;
-use footfall_store::event::Event;
 
-/// The request handlers' side of the writer's queue. Cloning shares the queue.
+/// The request handlers' side of the writer's queue: events as their spool records
+/// ([`Row`]), bounded both in rows and in the bytes they hold. Cloning shares the queue.
 ///
-/// Slots are reserved before events go in, so that a beacon's events are queued all together or
+/// Slots are reserved before rows go in, so that a beacon's events are queued all together or
 /// not at all ([`Queue::push_all`]): pushing them one by one stored the first ones of a beacon
-/// that was then refused for want of room. The reservation is one more atomic operation per
-/// event on each side.
+/// that was then refused for want of room. Rows and bytes are counted in one atomic word, so
+/// the reservation is one atomic operation per push on each side, as it was for rows alone.
 #[derive(Clone)]
 pub struct Queue {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    events: ArrayQueue<Box<Event>>,
-    /// Events queued plus slots reserved for events about to be: never above the capacity, so
-    /// a push into a reserved slot cannot fail.
-    held: AtomicUsize,
+    rows: ArrayQueue<Row>,
+    /// Rows queued plus slots reserved for rows about to be, in the low [`ROW_BITS`] bits, and
+    /// their bytes above: never above the bounds, so a push into a reserved slot cannot fail.
+    held: AtomicU64,
+    max_bytes: u64,
 }
 
+/// Bits of [`Shared::held`] that count rows: room for the largest capacity the options allow.
+const ROW_BITS: u32 = 24;
+const ROW_MASK: u64 = (1 << ROW_BITS) - 1;
+/// Room under which the queue counts as full (`/readyz`): a pixel hit's row takes about 450
+/// bytes, one with every field at its bound a few KiB.
+const FULL_SLACK: u64 = 4 << 10;
+
 impl Queue {
-    /// A queue holding up to `capacity` events (boxed, so an empty queue costs 8 bytes a slot).
-    pub fn bounded(capacity: usize) -> Self {
+    /// A queue holding up to `capacity` rows (an empty queue costs 16 bytes a slot) and up to
+    /// `max_bytes` of them. Capacities past 2^24 rows are taken as 2^24 - 1.
+    pub fn bounded(capacity: usize, max_bytes: u64) -> Self {
+        let capacity = capacity.clamp(1, ROW_MASK as usize);
         Self {
             shared: Arc::new(Shared {
-                events: ArrayQueue::new(capacity.max(1)),
-                held: AtomicUsize::new(0),
+                rows: ArrayQueue::new(capacity),
+                held: AtomicU64::new(0),
+                max_bytes: max_bytes.min(u64::MAX >> ROW_BITS),
             }),
         }
     }
 
-    /// Hands `event` to the writer without waiting. Gives it back when the queue is full.
-    pub fn push(&self, event: Box<Event>) -> Result<(), Box<Event>> {
-        if !self.reserve(1) {
-            return Err(event);
+    /// Hands `row` to the writer without waiting. Gives it back when the queue is full.
+    pub fn push(&self, row: Row) -> Result<(), Row> {
+        if !self.reserve(1, row.bytes().len()) {
+            return Err(row);
         }
-        self.push_reserved(event);
+        self.push_reserved(row);
         Ok(())
     }
 
-    /// Hands all of `events` to the writer, or none of them when they do not all fit.
-    pub fn push_all(&self, events: Vec<Box<Event>>) -> Result<(), Vec<Box<Event>>> {
-        if !self.reserve(events.len()) {
-            return Err(events);
+    /// Hands all of `rows` to the writer, or none of them when they do not all fit.
+    pub fn push_all(&self, rows: Vec<Row>) -> Result<(), Vec<Row>> {
+        let bytes = rows.iter().map(|row| row.bytes().len()).sum();
+        if !self.reserve(rows.len(), bytes) {
+            return Err(rows);
         }
-        for event in events {
-            self.push_reserved(event);
+        for row in rows {
+            self.push_reserved(row);
         }
         Ok(())
     }
 
-    /// Takes the oldest waiting event.
-    pub fn pop(&self) -> Option<Box<Event>> {
-        let event = self.shared.events.pop()?;
-        self.shared.held.fetch_sub(1, Ordering::Release);
-        Some(event)
+    /// Takes the oldest waiting row.
+    pub fn pop(&self) -> Option<Row> {
+        let row = self.shared.rows.pop()?;
+        let taken = ((row.bytes().len() as u64) << ROW_BITS) | 1;
+        self.shared.held.fetch_sub(taken, Ordering::Release);
+        Some(row)
     }
 
-    /// Events waiting for the writer.
+    /// Rows waiting for the writer.
     pub fn depth(&self) -> usize {
-        self.shared.events.len()
+        self.shared.rows.len()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.shared.events.capacity()
+    /// Bytes of the rows waiting for the writer (and of those about to be queued).
+    pub fn bytes(&self) -> u64 {
+        self.shared.held.load(Ordering::Relaxed) >> ROW_BITS
     }
 
-    /// Claims `n` free slots, if there are that many.
-    fn reserve(&self, n: usize) -> bool {
-        let capacity = self.capacity();
+    /// Whether a usual row no longer fits: every slot taken, or less than [`FULL_SLACK`] bytes
+    /// of room left.
+    pub fn is_full(&self) -> bool {
+        let held = self.shared.held.load(Ordering::Relaxed);
+        (held & ROW_MASK) >= self.shared.rows.capacity() as u64
+            || (held >> ROW_BITS) + FULL_SLACK > self.shared.max_bytes
+    }
+
+    /// Claims `n` free slots for `bytes`, if there is room for both.
+    fn reserve(&self, n: usize, bytes: usize) -> bool {
+        let (capacity, max_bytes) = (self.shared.rows.capacity() as u64, self.shared.max_bytes);
+        let (n, bytes) = (n as u64, bytes as u64);
         self.shared
             .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                (held + n <= capacity).then_some(held + n)
+                let fits =
+                    (held & ROW_MASK) + n <= capacity && (held >> ROW_BITS) + bytes <= max_bytes;
+                fits.then_some(held + ((bytes << ROW_BITS) | n))
             })
             .is_ok()
     }
 
-    fn push_reserved(&self, event: Box<Event>) {
-        if self.shared.events.push(event).is_err() {
-            unreachable!("a reserved slot is free: `held` bounds the queued events");
+    fn push_reserved(&self, row: Row) {
+        if self.shared.rows.push(row).is_err() {
+            unreachable!("a reserved slot is free: `held` bounds the queued rows");
         }
     }
 }
@@ -336,33 +362,68 @@ fn report_recovery(recovery: &Recovery, metrics: &Metrics) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use footfall_store::event::Kind;
+    use std::sync::atomic::AtomicUsize;
 
-    #[allow(clippy::vec_box)]
-    fn events(n: usize) -> Vec<Box<Event>> {
+    use super::*;
+    use footfall_store::event::{Event, Kind};
+    use footfall_store::row_binary;
+
+    fn rows(n: usize) -> Vec<Row> {
         (0..n)
-            .map(|i| Box::new(Event::new(Kind::Pageview, i as i64)))
+            .map(|i| Row::of(&Event::new(Kind::Pageview, i as i64)))
             .collect()
     }
 
     #[test]
-    fn push_all_queues_every_event_or_none() {
-        let queue = Queue::bounded(5);
-        assert!(queue.push_all(events(3)).is_ok());
-        let refused = queue.push_all(events(3)).unwrap_err();
+    fn push_all_queues_every_row_or_none() {
+        let queue = Queue::bounded(5, u64::MAX);
+        assert!(queue.push_all(rows(3)).is_ok());
+        let refused = queue.push_all(rows(3)).unwrap_err();
         assert_eq!(refused.len(), 3, "all given back");
         assert_eq!(queue.depth(), 3, "none of the refused ones queued");
-        assert!(queue.push_all(events(2)).is_ok(), "what fits goes in");
-        assert!(queue.push(events(1).pop().unwrap()).is_err(), "full");
-        assert_eq!(queue.pop().unwrap().ts, 0, "in order");
-        assert!(queue.push(events(1).pop().unwrap()).is_ok(), "a slot freed");
-        assert!(queue.push_all(events(6)).is_err(), "larger than the queue");
+        assert!(!queue.is_full());
+        assert!(queue.push_all(rows(2)).is_ok(), "what fits goes in");
+        assert!(queue.push(rows(1).pop().unwrap()).is_err(), "full");
+        assert!(queue.is_full());
+        let first = queue.pop().unwrap();
+        assert_eq!(row_binary::timestamp(first.bytes()), Some(0), "in order");
+        assert!(queue.push(rows(1).pop().unwrap()).is_ok(), "a slot freed");
+        assert!(queue.push_all(rows(6)).is_err(), "larger than the queue");
     }
 
     #[test]
-    fn concurrent_pushes_never_overfill_or_lose_an_event() {
-        let queue = Queue::bounded(64);
+    fn the_bytes_held_are_bounded_too() {
+        let mut long = Event::new(Kind::Pageview, 0);
+        long.url = "u".repeat(2_000).into();
+        let (small, large) = (rows(1).pop().unwrap(), Row::of(&long));
+        let (small_len, large_len) = (small.bytes().len() as u64, large.bytes().len() as u64);
+        let queue = Queue::bounded(1_000, large_len + 2 * small_len);
+        assert!(queue.push(large).is_ok());
+        assert!(queue.push_all(rows(2)).is_ok());
+        assert_eq!(queue.bytes(), large_len + 2 * small_len);
+        assert!(
+            queue.push(rows(1).pop().unwrap()).is_err(),
+            "no byte to spare"
+        );
+        assert!(queue.is_full());
+        assert_eq!(queue.depth(), 3, "while slots are free");
+        assert_eq!(queue.pop().unwrap().bytes().len() as u64, large_len);
+        assert_eq!(queue.bytes(), 2 * small_len, "popping frees its bytes");
+        assert!(queue.push_all(rows(5)).is_ok(), "the long row's room");
+        assert!(queue.push(Row::of(&long)).is_err());
+        let roomy = Queue::bounded(1_000, 1 << 20);
+        assert!(roomy.push_all(rows(100)).is_ok());
+        assert!(
+            !roomy.is_full(),
+            "a full queue has less than a long row's room left"
+        );
+    }
+
+    #[test]
+    fn concurrent_pushes_never_overfill_or_lose_a_row() {
+        let row_len = rows(1)[0].bytes().len() as u64;
+        // The byte bound is the tighter one: 40 rows where 64 slots are.
+        let queue = Queue::bounded(64, 40 * row_len);
         let pushed = AtomicUsize::new(0);
         let producers_done = AtomicUsize::new(0);
         let mut popped = 0;
@@ -370,7 +431,7 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..2_000 {
-                        if queue.push_all(events(7)).is_ok() {
+                        if queue.push_all(rows(7)).is_ok() {
                             pushed.fetch_add(7, Ordering::Relaxed);
                         }
                     }
@@ -378,7 +439,8 @@ mod tests {
                 });
             }
             while producers_done.load(Ordering::Acquire) < 4 || queue.depth() > 0 {
-                assert!(queue.depth() <= 64);
+                assert!(queue.depth() <= 40);
+                assert!(queue.bytes() <= 40 * row_len);
                 if queue.pop().is_some() {
                     popped += 1;
                 }
@@ -386,5 +448,6 @@ mod tests {
         });
         assert!(popped > 0);
         assert_eq!(pushed.into_inner(), popped);
+        assert_eq!(queue.bytes(), 0);
     }
 }

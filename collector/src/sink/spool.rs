@@ -445,16 +445,23 @@ impl SpoolWriter {
         self.broken
     }
 
-    /// Buffers one event, as the row its insert will send; returns the bytes it took.
-    pub fn append_event(&mut self, event: &Event, gauge: &SpoolGauge) -> io::Result<usize> {
+    /// Buffers one event, as the row its insert will send; returns the bytes it took. For
+    /// writers that hold events, not rows: tools and tests.
+    pub fn append_event(&mut self, event: &Event, gauge: &SpoolGauge) -> usize {
         let mut row = std::mem::take(&mut self.scratch);
         row.clear();
         record::encode(event, &mut row);
-        let len = self.append_frame(FrameKind::Row, &row, gauge);
+        let len = self.append_row(&row, gauge);
         self.scratch = row;
+        len
+    }
+
+    /// Buffers one event's row ([`record::Row`]); returns the bytes it took.
+    pub fn append_row(&mut self, row: &[u8], gauge: &SpoolGauge) -> usize {
+        let len = self.append_frame(FrameKind::Row, row, gauge);
         gauge.appended_rows.fetch_add(1, Ordering::Relaxed);
         self.unsynced_rows += 1;
-        Ok(len)
+        len
     }
 
     pub fn append_key(&mut self, key: &KeyRow, gauge: &SpoolGauge) -> io::Result<usize> {

@@ -64,9 +64,7 @@ fn write_batches(dir: &Path, batches: usize, per_batch: usize) {
     let (mut writer, _, _) = open(dir, options(), &gauge).unwrap();
     for b in 0..batches {
         for i in 0..per_batch {
-            writer
-                .append_event(&event((b * per_batch + i) as i64), &gauge)
-                .unwrap();
+            writer.append_event(&event((b * per_batch + i) as i64), &gauge);
         }
         writer.cut(Uuid::new_v4(), &gauge).unwrap();
     }
@@ -91,11 +89,11 @@ fn batches_read_back_in_order_with_their_keys_and_tokens() {
     assert_eq!(recovery, Recovery::default());
     assert!(reader.next_batch().unwrap().is_none(), "empty spool");
     let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
-    writer.append_event(&event(1), &gauge).unwrap();
-    writer.append_event(&event(2), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
+    writer.append_event(&event(2), &gauge);
     writer.append_key(&key(9), &gauge).unwrap();
     writer.cut(first, &gauge).unwrap();
-    writer.append_event(&event(3), &gauge).unwrap();
+    writer.append_event(&event(3), &gauge);
     assert!(gauge.pending_bytes() > 0);
     assert_eq!(gauge.backlog_rows(), 3);
 
@@ -168,7 +166,7 @@ fn an_uncommitted_batch_is_replayed_after_a_restart_with_the_same_token() {
     let gauge = SpoolGauge::default();
     let (mut writer, reader, _) = open(dir.path(), options(), &gauge).unwrap();
     let token = Uuid::new_v4();
-    writer.append_event(&event(1), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
     writer.cut(token, &gauge).unwrap();
     writer.sync(&gauge).unwrap();
     drop((writer, reader));
@@ -183,11 +181,11 @@ fn committed_batches_are_not_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let gauge = SpoolGauge::default();
     let (mut writer, mut reader, _) = open(dir.path(), options(), &gauge).unwrap();
-    writer.append_event(&event(1), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     let batch = reader.next_batch().unwrap().unwrap();
     reader.commit(batch.end, 1, &gauge).unwrap();
-    writer.append_event(&event(2), &gauge).unwrap();
+    writer.append_event(&event(2), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     drop((writer, reader));
     let (_, mut reader, recovery) = open(dir.path(), options(), &SpoolGauge::default()).unwrap();
@@ -221,7 +219,7 @@ fn segments_rotate_by_size_and_age_and_go_once_committed() {
     for b in 0..batches {
         for i in 0..per_batch {
             big.ts = (b * per_batch + i) as i64;
-            writer.append_event(&big, &gauge).unwrap();
+            writer.append_event(&big, &gauge);
         }
         writer.cut(Uuid::new_v4(), &gauge).unwrap();
     }
@@ -253,9 +251,9 @@ fn segments_rotate_by_size_and_age_and_go_once_committed() {
     drop((writer, reader));
     let gauge = SpoolGauge::default();
     let (mut writer, mut reader, _) = open(dir.path(), aged, &gauge).unwrap();
-    writer.append_event(&event(1), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
-    writer.append_event(&event(2), &gauge).unwrap();
+    writer.append_event(&event(2), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     assert_eq!(drain(&mut reader, &gauge).0, [1, 2]);
     assert_eq!(
@@ -271,10 +269,10 @@ fn a_torn_tail_is_cut_off_and_dangling_events_get_a_cut() {
     let dir = tempfile::tempdir().unwrap();
     let gauge = SpoolGauge::default();
     let (mut writer, reader, _) = open(dir.path(), options(), &gauge).unwrap();
-    writer.append_event(&event(1), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
-    writer.append_event(&event(2), &gauge).unwrap();
-    writer.append_event(&event(3), &gauge).unwrap();
+    writer.append_event(&event(2), &gauge);
+    writer.append_event(&event(3), &gauge);
     writer.sync(&gauge).unwrap();
     drop((writer, reader));
     // A crash in the middle of writing the next record.
@@ -352,7 +350,7 @@ fn damage_in_an_older_segment_costs_only_its_records() {
     let mut n = 0;
     while list_segments(dir.path()).unwrap().len() < 3 {
         for _ in 0..50 {
-            writer.append_event(&event(n), &gauge).unwrap();
+            writer.append_event(&event(n), &gauge);
             n += 1;
         }
         writer.cut(Uuid::new_v4(), &gauge).unwrap();
@@ -384,18 +382,18 @@ fn a_failed_write_never_leaves_a_partial_frame_behind() {
         let opts = options();
         let faults = opts.faults.clone();
         let (mut writer, mut reader, _) = open(dir.path(), opts, &gauge).unwrap();
-        writer.append_event(&event(0), &gauge).unwrap();
+        writer.append_event(&event(0), &gauge);
         writer.cut(Uuid::new_v4(), &gauge).unwrap();
         writer.sync(&gauge).unwrap();
         faults.set(Some(fault));
-        writer.append_event(&event(1), &gauge).unwrap();
+        writer.append_event(&event(1), &gauge);
         assert!(writer.cut(Uuid::new_v4(), &gauge).is_err(), "{fault:?}");
         assert!(writer.failing());
-        writer.append_event(&event(2), &gauge).unwrap();
+        writer.append_event(&event(2), &gauge);
         assert!(writer.cut(Uuid::new_v4(), &gauge).is_err());
         assert!(writer.sync(&gauge).is_err());
         faults.set(None);
-        writer.append_event(&event(3), &gauge).unwrap();
+        writer.append_event(&event(3), &gauge);
         writer.cut(Uuid::new_v4(), &gauge).unwrap();
         writer.sync(&gauge).unwrap();
         assert!(!writer.failing());
@@ -412,7 +410,7 @@ fn a_failed_sync_writes_again_what_it_covered() {
     let opts = options();
     let faults = opts.faults.clone();
     let (mut writer, reader, _) = open(dir.path(), opts, &gauge).unwrap();
-    writer.append_event(&event(1), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     faults.set(Some(Fault::Io));
     assert!(writer.sync(&gauge).is_err());
@@ -455,7 +453,7 @@ fn a_commit_mark_past_the_end_is_repaired_and_new_batches_flow() {
         matches!(recovery.mark, Some((_, MarkProblem::PastEnd { .. }))),
         "{recovery:?}"
     );
-    writer.append_event(&event(100), &gauge).unwrap();
+    writer.append_event(&event(100), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     assert_eq!(
         drain(&mut reader, &gauge).0,
@@ -552,7 +550,7 @@ fn the_spool_is_locked_and_private() {
     let error = second.err().expect("a second open is refused");
     assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
     assert!(error.to_string().contains("another collector"), "{error}");
-    writer.append_event(&event(1), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     let batch = reader.next_batch().unwrap().unwrap();
     reader.commit(batch.end, 1, &gauge).unwrap();
@@ -572,13 +570,13 @@ fn a_full_disk_closes_the_segment_so_stored_batches_free_their_space() {
     let opts = options();
     let faults = opts.faults.clone();
     let (mut writer, mut reader, _) = open(dir.path(), opts, &gauge).unwrap();
-    writer.append_event(&event(0), &gauge).unwrap();
+    writer.append_event(&event(0), &gauge);
     writer.cut(Uuid::new_v4(), &gauge).unwrap();
     writer.sync(&gauge).unwrap();
-    writer.append_event(&event(1), &gauge).unwrap();
+    writer.append_event(&event(1), &gauge);
     writer.flush(&gauge).unwrap();
     faults.set(Some(Fault::NoSpace));
-    writer.append_event(&event(2), &gauge).unwrap();
+    writer.append_event(&event(2), &gauge);
     assert!(writer.cut(Uuid::new_v4(), &gauge).is_err());
     assert_eq!(list_segments(dir.path()).unwrap().len(), 2, "closed early");
     let (ts, damage) = drain(&mut reader, &gauge);
@@ -605,7 +603,7 @@ fn a_steady_load_keeps_its_write_buffer_across_syncs_and_segments() {
     let (mut writer, _, _) = open(dir.path(), options, &gauge).unwrap();
     let fill = |writer: &mut SpoolWriter, events: usize| {
         for i in 0..events {
-            writer.append_event(&event(i as i64), &gauge).unwrap();
+            writer.append_event(&event(i as i64), &gauge);
         }
     };
     fill(&mut writer, 10_000);
