@@ -118,53 +118,10 @@ pub(crate) fn read_string<'a>(row: &'a [u8], at: &mut usize) -> Option<&'a [u8]>
 
 /// Appends `event` to `out` as one row of [`COLUMNS`].
 pub fn encode(event: &Event, out: &mut Vec<u8>) {
-    write(event, out);
-}
-
-/// How many bytes [`encode`] writes for `event`: the collector allocates each row once, at its
-/// exact size, on the request path.
-pub fn encoded_len(event: &Event) -> usize {
-    let mut count = Count(0);
-    write(event, &mut count);
-    count.0
-}
-
-/// Where [`write`] puts a row: its bytes, or only their count. One walk over the columns serves
-/// both, so the length cannot disagree with what is written.
-trait Out {
-    fn put(&mut self, bytes: &[u8]);
-    fn put_byte(&mut self, byte: u8);
-}
-
-impl Out for Vec<u8> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-    #[inline]
-    fn put_byte(&mut self, byte: u8) {
-        self.push(byte);
-    }
-}
-
-struct Count(usize);
-
-impl Out for Count {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.0 += bytes.len();
-    }
-    #[inline]
-    fn put_byte(&mut self, _: u8) {
-        self.0 += 1;
-    }
-}
-
-fn write(event: &Event, out: &mut impl Out) {
     let (high, low) = event.event_id.as_u64_pair();
-    out.put(&high.to_le_bytes());
-    out.put(&low.to_le_bytes());
-    out.put(&event.ts.to_le_bytes());
+    out.extend_from_slice(&high.to_le_bytes());
+    out.extend_from_slice(&low.to_le_bytes());
+    out.extend_from_slice(&event.ts.to_le_bytes());
     for text in [
         event.site.as_str(),
         event.kind.as_str(),
@@ -183,11 +140,11 @@ fn write(event: &Event, out: &mut impl Out) {
         &event.utm_term,
         &event.utm_content,
     ] {
-        put_string(text.as_bytes(), out);
+        string(text.as_bytes(), out);
     }
-    out.put(&event.dwell_ms.to_le_bytes());
-    out.put(&event.ip_key_id.to_le_bytes());
-    put_string(event.ip_sealed.0.as_ref().map_or(&[][..], |b| &b[..]), out);
+    out.extend_from_slice(&event.dwell_ms.to_le_bytes());
+    out.extend_from_slice(&event.ip_key_id.to_le_bytes());
+    string(event.ip_sealed.0.as_ref().map_or(&[][..], |b| &b[..]), out);
     for text in [
         &event.ip_prefix,
         &event.country,
@@ -197,22 +154,22 @@ fn write(event: &Event, out: &mut impl Out) {
         &event.os,
         &event.device,
     ] {
-        put_string(text.as_bytes(), out);
+        string(text.as_bytes(), out);
     }
-    out.put_byte(u8::from(event.is_bot));
-    put_string(event.user_agent.as_bytes(), out);
-    put_string(event.campaign.as_bytes(), out);
-    put_string(event.recipient.as_bytes(), out);
-    out.put_byte(u8::from(event.via_proxy));
-    put_string(event.event_name.as_bytes(), out);
-    put_leb128(event.props.len(), out);
+    out.push(u8::from(event.is_bot));
+    string(event.user_agent.as_bytes(), out);
+    string(event.campaign.as_bytes(), out);
+    string(event.recipient.as_bytes(), out);
+    out.push(u8::from(event.via_proxy));
+    string(event.event_name.as_bytes(), out);
+    leb128(event.props.len(), out);
     for (key, value) in &event.props {
-        put_string(key.as_bytes(), out);
-        put_string(value.as_bytes(), out);
+        string(key.as_bytes(), out);
+        string(value.as_bytes(), out);
     }
-    out.put_byte(event.scroll_depth);
-    put_string(event.browser_version.as_bytes(), out);
-    put_string(event.os_version.as_bytes(), out);
+    out.push(event.scroll_depth);
+    string(event.browser_version.as_bytes(), out);
+    string(event.os_version.as_bytes(), out);
 }
 
 /// The LEB128 length or count at `*at` in `row`, moving `*at` past it.
@@ -234,24 +191,16 @@ pub(crate) fn read_len(row: &[u8], at: &mut usize) -> Option<usize> {
 }
 
 pub(crate) fn string(bytes: &[u8], out: &mut Vec<u8>) {
-    put_string(bytes, out);
+    leb128(bytes.len(), out);
+    out.extend_from_slice(bytes);
 }
 
-pub(crate) fn leb128(n: usize, out: &mut Vec<u8>) {
-    put_leb128(n, out);
-}
-
-fn put_string(bytes: &[u8], out: &mut impl Out) {
-    put_leb128(bytes.len(), out);
-    out.put(bytes);
-}
-
-fn put_leb128(mut n: usize, out: &mut impl Out) {
+pub(crate) fn leb128(mut n: usize, out: &mut Vec<u8>) {
     while n >= 0x80 {
-        out.put_byte((n as u8) | 0x80);
+        out.push((n as u8) | 0x80);
         n >>= 7;
     }
-    out.put_byte(n as u8);
+    out.push(n as u8);
 }
 
 #[cfg(test)]
@@ -289,7 +238,6 @@ mod tests {
         event.scroll_depth = 90;
         let mut row = Vec::new();
         encode(&event, &mut row);
-        assert_eq!(encoded_len(&event), row.len());
 
         let mut expected = vec![8, 7, 6, 5, 4, 3, 2, 1, 0x18, 0x17, 0x16, 0x15, 0x14, 0x13];
         expected.extend_from_slice(&[0x12, 0x11]);
@@ -329,11 +277,6 @@ mod tests {
         event.props = vec![("k".into(), "v".into())];
         let mut row = Vec::new();
         encode(&event, &mut row);
-        assert_eq!(
-            encoded_len(&event),
-            row.len(),
-            "lengths of two LEB128 bytes"
-        );
         let owner = owner(&row).unwrap();
         assert_eq!(owner.ts, 42);
         assert_eq!(owner.kind, b"email_open");
