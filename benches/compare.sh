@@ -226,9 +226,11 @@ def cpu_us(server, tool):
     return statistics.median(r["cpu_s"] * 1e6 / r["result"]["requests"]
                              for r in rows if r.get("server") == server and r.get("tool") == tool)
 def clickhouse_us(server, tool):
-    runs = [r["clickhouse_cpu_s"] * 1e6 / r["result"]["requests"]
-            for r in rows if r.get("server") == server and r.get("tool") == tool]
-    return None if None in runs else statistics.median(runs)
+    # None when ClickHouse was not started here (FOOTFALL_CLICKHOUSE_URL): its CPU is unknown.
+    runs = [r for r in rows if r.get("server") == server and r.get("tool") == tool]
+    if any(r["clickhouse_cpu_s"] is None for r in runs):
+        return None
+    return statistics.median(r["clickhouse_cpu_s"] * 1e6 / r["result"]["requests"] for r in runs)
 def med(server, tool, key, sub=None):
     vals = [r["result"][key] if sub is None else r["result"][key][sub]
             for r in rows if r.get("server") == server and r.get("tool") == tool]
