@@ -95,31 +95,16 @@ async fn a_failing_disk_refuses_hits_loses_none_and_recovers_by_itself() {
     stored_eventually(&db, "disk", 50).await;
     let refused = "footfall_hits_rejected_total{reason=\"disk_failing\"}";
     for fault in [Fault::ShortWrite, Fault::NoSpace, Fault::Io] {
-        faults.set(Some(fault));
-        let said = eventually(LIMIT, || async {
-            let (status, body) = readiness(addr).await;
-            status == 503 && body.contains("spool write failing")
-        })
+        refuses_while_faulty(
+            &collector,
+            &traffic,
+            &faults,
+            fault,
+            "spool write failing",
+            refused,
+            async || (),
+        )
         .await;
-        assert!(said, "{fault:?}: /readyz says why hits are refused");
-        let before = metric(&collector, refused).await;
-        assert!(
-            eventually(LIMIT, || async {
-                metric(&collector, refused).await > before + 20
-            })
-            .await,
-            "{fault:?}: hits are refused, not acknowledged"
-        );
-        faults.set(None);
-        assert!(
-            eventually(LIMIT, || async { readiness(addr).await.0 == 200 }).await,
-            "{fault:?}: recovers by itself"
-        );
-        let acked = traffic.acknowledged();
-        assert!(
-            eventually(LIMIT, || async { traffic.acknowledged() > acked + 20 }).await,
-            "{fault:?}: hits are acknowledged again"
-        );
     }
     let acknowledged = traffic.stop().await.len() as u64;
     let failures = metric(&collector, "footfall_spool_write_failures_total").await;
@@ -138,10 +123,54 @@ async fn a_failing_disk_refuses_hits_loses_none_and_recovers_by_itself() {
     assert_eq!((lost, skipped), (0, 0), "no partial frame was ever read");
 }
 
-/// Clears the injected fault when dropped, on a panic too.
-struct Unstall<'a>(&'a DiskFaults);
+/// Injects `fault` under `traffic` and checks the collector's answer: `/readyz` 503 saying
+/// `why`, the counter `refused` growing; then `during` looks while the fault holds, the fault is
+/// cleared (on a failed assertion too, so no write stays stalled), and the collector is ready
+/// and acknowledging hits again by itself.
+async fn refuses_while_faulty<T>(
+    collector: &Collector,
+    traffic: &Traffic,
+    faults: &DiskFaults,
+    fault: Fault,
+    why: &str,
+    refused: &str,
+    during: impl AsyncFnOnce() -> T,
+) -> T {
+    let addr = collector.local_addr();
+    faults.set(Some(fault));
+    let cleared = Clear(faults);
+    let said = eventually(LIMIT, || async {
+        let (status, body) = readiness(addr).await;
+        status == 503 && body.contains(why)
+    })
+    .await;
+    assert!(said, "{fault:?}: /readyz says why hits are refused");
+    let before = metric(collector, refused).await;
+    assert!(
+        eventually(LIMIT, || async {
+            metric(collector, refused).await > before + 20
+        })
+        .await,
+        "{fault:?}: hits are refused, not acknowledged"
+    );
+    let seen = during().await;
+    drop(cleared);
+    assert!(
+        eventually(LIMIT, || async { readiness(addr).await.0 == 200 }).await,
+        "{fault:?}: recovers by itself"
+    );
+    let acked = traffic.acknowledged();
+    assert!(
+        eventually(LIMIT, || async { traffic.acknowledged() > acked + 20 }).await,
+        "{fault:?}: hits are acknowledged again"
+    );
+    seen
+}
 
-impl Drop for Unstall<'_> {
+/// Clears the injected fault when dropped.
+struct Clear<'a>(&'a DiskFaults);
+
+impl Drop for Clear<'_> {
     fn drop(&mut self) {
         self.0.set(None);
     }
@@ -166,40 +195,24 @@ async fn a_stalled_disk_holds_at_most_the_queues_bytes_and_loses_no_acknowledged
     let traffic = Traffic::start(addr, "stall", 4, Duration::from_millis(1));
     stored_eventually(&db, "stall", 50).await;
     let overloaded = "footfall_hits_rejected_total{reason=\"overloaded\"}";
-    faults.set(Some(Fault::Stall));
-    // A failed assertion must not leave the appender stalled: the collector's drop joins it.
-    let _unstall = Unstall(&faults);
-    let said = eventually(LIMIT, || async {
-        let (status, body) = readiness(addr).await;
-        status == 503 && body.contains("queue full")
-    })
+    let (bytes, depth) = refuses_while_faulty(
+        &collector,
+        &traffic,
+        &faults,
+        Fault::Stall,
+        "queue full",
+        overloaded,
+        async || {
+            (
+                metric(&collector, "footfall_queue_bytes").await,
+                metric(&collector, "footfall_queue_depth").await,
+            )
+        },
+    )
     .await;
-    assert!(said, "/readyz says the queue is full");
-    let before = metric(&collector, overloaded).await;
-    assert!(
-        eventually(LIMIT, || async {
-            metric(&collector, overloaded).await > before + 20
-        })
-        .await,
-        "hits are refused, not acknowledged"
-    );
-    let (bytes, depth) = (
-        metric(&collector, "footfall_queue_bytes").await,
-        metric(&collector, "footfall_queue_depth").await,
-    );
     assert!(bytes <= QUEUE_BYTES, "{bytes} bytes queued");
     assert!(bytes > QUEUE_BYTES - 8192, "the bytes filled it: {bytes}");
     assert!(depth < 50_000, "not the slots: {depth} rows");
-    faults.set(None);
-    assert!(
-        eventually(LIMIT, || async { readiness(addr).await.0 == 200 }).await,
-        "recovers once the disk answers"
-    );
-    let acked = traffic.acknowledged();
-    assert!(
-        eventually(LIMIT, || async { traffic.acknowledged() > acked + 20 }).await,
-        "hits are acknowledged again"
-    );
     let acknowledged = traffic.stop().await.len() as u64;
     let refused = metric(&collector, overloaded).await;
     collector.shutdown().await;
