@@ -78,6 +78,14 @@ wait_http() { # url
   log "$1 did not answer"; return 1
 }
 
+# Stops the run when something already listens on the port: `wait_http` would take its answers
+# for the server this script starts (a collector of a run just stopped may still be draining).
+port_free() { # port
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    log "something already listens on port $1: stop it, or choose other ports"; exit 1
+  fi
+}
+
 # CPU seconds the server has used so far (user + system, every thread; nginx: master and workers).
 server_cpu() { # name
   local pids=$collector_pid
@@ -115,6 +123,8 @@ fi
 
 # The collector: pinned, one runtime worker (tokio reads TOKIO_WORKER_THREADS; under taskset it
 # would pick one anyway, since it counts the CPUs it may run on).
+port_free "$COLLECTOR_PORT"
+port_free "$NGINX_PORT"
 # shellcheck disable=SC2086 # COLLECTOR_ARGS is split into options on purpose
 TOKIO_WORKER_THREADS=1 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn taskset -c "$SERVER_CPU" "$collector_bin" serve --dev \
   --listen "127.0.0.1:$COLLECTOR_PORT" --metrics-listen off --clickhouse-url "$ch_url" --clickhouse-database "$db" \
