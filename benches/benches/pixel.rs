@@ -26,7 +26,9 @@ fn pixel(c: &mut Criterion<ThreadCpuTime>) {
     // Runs for the life of the bench process, as the writer does in the server.
     std::thread::spawn(move || {
         loop {
-            while drain.pop().is_some() {}
+            while let Some(row) = drain.pop() {
+                drain.release(row.bytes().len() as u64);
+            }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     });

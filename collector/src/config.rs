@@ -169,9 +169,9 @@ pub struct ServeArgs {
     /// Most events held in memory waiting for the spool; past it hits are refused (and counted).
     #[arg(long, env = "FOOTFALL_QUEUE_CAPACITY", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub queue_capacity: u64,
-    /// Most bytes of events held in memory waiting for the spool (as their spool records, a few
-    /// hundred bytes each); past it hits are refused (and counted). Bounds the memory a stalled
-    /// disk can take: about twice this, with what the spool keeps until its next fsync.
+    /// Most bytes of events acknowledged and not yet durable (as their spool records, a few
+    /// hundred bytes each: queued, or in the spool's buffer until its next fsync); past it hits
+    /// are refused (and counted). Bounds the memory a stalled disk can take.
     #[arg(long, env = "FOOTFALL_QUEUE_MAX_BYTES", default_value_t = 8 << 20, value_parser = clap::value_parser!(u64).range((1 << 20)..=(1 << 36)))]
     pub queue_max_bytes: u64,
     /// On shutdown, how long to keep retrying ClickHouse before leaving batches in the spool, in seconds.

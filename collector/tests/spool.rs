@@ -214,6 +214,13 @@ async fn a_stalled_disk_holds_at_most_the_queues_bytes_and_loses_no_acknowledged
     assert!(bytes > QUEUE_BYTES - 8192, "the bytes filled it: {bytes}");
     assert!(depth < 50_000, "not the slots: {depth} rows");
     let acknowledged = traffic.stop().await.len() as u64;
+    assert!(
+        eventually(LIMIT, || async {
+            metric(&collector, "footfall_queue_bytes").await == 0
+        })
+        .await,
+        "every row's room is given back once it is durable"
+    );
     let refused = metric(&collector, overloaded).await;
     collector.shutdown().await;
     let (rows, distinct) = stored(&db, "stall").await;

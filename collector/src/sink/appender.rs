@@ -11,6 +11,8 @@
 //! the appender stops taking events from the queue, the collector refuses new hits
 //! (`disk_failing`), and every `IO_RETRY` it tries again, until the disk takes the writes and
 //! everything resumes by itself. The events already acknowledged wait in the queue meanwhile.
+//! Their bytes count against the queue's bound until a sync makes them durable, not just until
+//! they leave the queue: the spool holds their frames in memory until then.
 //! It also stops taking events while the spool is at its bound plus half a segment, so the disk
 //! never holds more than the bound plus one segment.
 
@@ -55,12 +57,15 @@ impl Appender {
         let mut batch_deadline = Instant::now();
         let mut next_sync = Instant::now() + self.fsync_interval;
         let mut failed_tries = 0u32;
+        // Bytes of the rows appended since the last successful sync: still held in the queue's
+        // bound, as the spool keeps their frames in memory until then.
+        let mut unsynced_bytes = 0u64;
         loop {
             let stopping = stop.load(Ordering::Acquire);
             let mut appended = false;
             if self.spool.failing() {
                 std::thread::sleep(IO_RETRY);
-                match self.spool.sync(&self.gauge) {
+                match self.sync(&mut unsynced_bytes) {
                     Ok(()) => self.disk_recovered(),
                     Err(_) if stopping && failed_tries >= SHUTDOWN_IO_TRIES => {
                         let lost = self.queue.depth() as u64 + self.spool.unsynced_rows();
@@ -82,6 +87,7 @@ impl Appender {
                         batch_deadline = Instant::now() + self.flush_interval;
                     }
                     self.spool.append_row(row.bytes(), &self.gauge);
+                    unsynced_bytes += row.bytes().len() as u64;
                     in_batch += 1;
                     if in_batch >= self.batch_rows {
                         in_batch = self.cut();
@@ -109,7 +115,7 @@ impl Appender {
                 in_batch = self.cut();
             }
             if (stopping || Instant::now() >= next_sync) && !self.spool.failing() {
-                if let Err(error) = self.spool.sync(&self.gauge) {
+                if let Err(error) = self.sync(&mut unsynced_bytes) {
                     self.disk_failed(&error);
                 }
                 next_sync = Instant::now() + self.fsync_interval;
@@ -122,6 +128,14 @@ impl Appender {
                 std::thread::sleep(IDLE_POLL);
             }
         }
+    }
+
+    /// Makes what was appended durable, and gives the `unsynced` bytes of its rows back to the
+    /// queue's bound.
+    fn sync(&mut self, unsynced: &mut u64) -> std::io::Result<()> {
+        self.spool.sync(&self.gauge)?;
+        self.queue.release(std::mem::take(unsynced));
+        Ok(())
     }
 
     /// Whether the disk may take more events: below the bound plus half a segment (the other

@@ -45,7 +45,13 @@ use crate::metrics::{Metrics, Rejection};
 use crate::sealer::Sealer;
 
 /// The request handlers' side of the writer's queue: events as their spool records
-/// ([`Row`]), bounded both in rows and in the bytes they hold. Cloning shares the queue.
+/// ([`Row`]), bounded both in rows and in bytes. Cloning shares the queue.
+///
+/// The byte bound counts every hit acknowledged and not yet durable: a row's bytes stay counted
+/// after the appender pops it, until the fsync that makes it durable ([`Queue::release`]),
+/// because until then the spool keeps its frame in memory too (to write it again should the
+/// write or the sync fail). Counted only while queued, rows of twice the bound could wait in
+/// memory behind a stalled disk: a full queue, and in the spool's buffer all it held before.
 ///
 /// Slots are reserved before rows go in, so that a beacon's events are queued all together or
 /// not at all ([`Queue::push_all`]): pushing them one by one stored the first ones of a beacon
@@ -106,12 +112,19 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes the oldest waiting row.
+    /// Takes the oldest waiting row. Its slot is free at once; its bytes stay counted until the
+    /// taker [`release`](Self::release)s them, once the row is durable.
     pub fn pop(&self) -> Option<Row> {
         let row = self.shared.rows.pop()?;
-        let taken = ((row.bytes().len() as u64) << ROW_BITS) | 1;
-        self.shared.held.fetch_sub(taken, Ordering::Release);
+        self.shared.held.fetch_sub(1, Ordering::Release);
         Some(row)
+    }
+
+    /// Gives back the room of popped rows of `bytes` in all.
+    pub fn release(&self, bytes: u64) {
+        self.shared
+            .held
+            .fetch_sub(bytes << ROW_BITS, Ordering::Release);
     }
 
     /// Rows waiting for the writer.
@@ -119,7 +132,8 @@ impl Queue {
         self.shared.rows.len()
     }
 
-    /// Bytes of the rows waiting for the writer (and of those about to be queued).
+    /// Bytes of the rows acknowledged and not yet durable: queued, about to be, or popped and
+    /// not yet released.
     pub fn bytes(&self) -> u64 {
         self.shared.held.load(Ordering::Relaxed) >> ROW_BITS
     }
@@ -407,8 +421,19 @@ mod tests {
         );
         assert!(queue.is_full());
         assert_eq!(queue.depth(), 3, "while slots are free");
-        assert_eq!(queue.pop().unwrap().bytes().len() as u64, large_len);
-        assert_eq!(queue.bytes(), 2 * small_len, "popping frees its bytes");
+        let popped = queue.pop().unwrap();
+        assert_eq!(popped.bytes().len() as u64, large_len);
+        assert_eq!(
+            queue.bytes(),
+            large_len + 2 * small_len,
+            "held until durable"
+        );
+        assert!(
+            queue.push(rows(1).pop().unwrap()).is_err(),
+            "a popped row's room is not free"
+        );
+        queue.release(large_len);
+        assert_eq!(queue.bytes(), 2 * small_len, "released");
         assert!(queue.push_all(rows(5)).is_ok(), "the long row's room");
         assert!(queue.push(Row::of(&long)).is_err());
         let roomy = Queue::bounded(1_000, 1 << 20);
@@ -441,7 +466,8 @@ mod tests {
             while producers_done.load(Ordering::Acquire) < 4 || queue.depth() > 0 {
                 assert!(queue.depth() <= 40);
                 assert!(queue.bytes() <= 40 * row_len);
-                if queue.pop().is_some() {
+                if let Some(row) = queue.pop() {
+                    queue.release(row.bytes().len() as u64);
                     popped += 1;
                 }
             }
