@@ -30,6 +30,8 @@ B_PORT=${B_PORT:-18742}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=benches/common.sh
+source benches/common.sh
 cargo build --release --quiet -p footfall-collector -p footfall-benches
 B=${B:-$root/target/release/footfall-collector}
 loadgen=$root/target/release/footfall-loadgen
@@ -54,6 +56,7 @@ if ! curl -fsS --max-time 2 "$ch_url/ping" >/dev/null 2>&1; then
 fi
 
 start() { # bin port args
+  port_free "$2"
   # shellcheck disable=SC2086
   TOKIO_WORKER_THREADS=1 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn \
     taskset -c "$SERVER_CPU" "$1" serve --dev --listen "127.0.0.1:$2" --metrics-listen off \

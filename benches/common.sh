@@ -1,4 +1,14 @@
-# Sourced by the benchmarks that put the collector beside nginx.
+# Sourced by the benchmarks that start servers on fixed ports.
+
+# Stops the benchmark when something already listens on the port: its answers would be taken
+# for those of the server the benchmark starts (a collector of a run just stopped may still be
+# draining).
+port_free() { # port
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "benches: something already listens on port $1: stop it, or choose other ports" >&2
+    exit 1
+  fi
+}
 
 # The pixel request every server is loaded with: a page with a campaign tag, a referrer, a title.
 pixel_path() { # site

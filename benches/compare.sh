@@ -78,14 +78,6 @@ wait_http() { # url
   log "$1 did not answer"; return 1
 }
 
-# Stops the run when something already listens on the port: `wait_http` would take its answers
-# for the server this script starts (a collector of a run just stopped may still be draining).
-port_free() { # port
-  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-    log "something already listens on port $1: stop it, or choose other ports"; exit 1
-  fi
-}
-
 # CPU seconds the server has used so far (user + system, every thread; nginx: master and workers).
 server_cpu() { # name
   local pids=$collector_pid

@@ -18,6 +18,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=benches/common.sh
+source benches/common.sh
 rate=${1:?RATE hits per second}
 outage=${2:-20}
 shift $(($# >= 2 ? 2 : 1))
@@ -42,6 +44,8 @@ collector_bin=${COLLECTOR:-target/release/footfall-collector}
 scripts/clickhouse start --port "$port" --data "$data/clickhouse" >/dev/null
 
 # The image's allocator settings (Dockerfile), as compare.sh runs it.
+port_free "${listen##*:}"
+port_free "${metrics##*:}"
 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn taskset -c 0 "$collector_bin" serve --dev --listen "$listen" \
   --metrics-listen "$metrics" --clickhouse-url "http://127.0.0.1:$port" --clickhouse-database footfall_drain \
   --data-dir "$data/collector" --shutdown-grace-secs 60 "$@" &

@@ -94,6 +94,8 @@ count() { # name url command...
   echo "$requests $(awk '/^totals:/ {print $2}' "$tmp/$name.out")"
 }
 
+port_free "$COLLECTOR_PORT"
+port_free "$NGINX_PORT"
 log "the collector under callgrind (warm-up ${WARMUP} s, then ${DURATION} s counted)"
 read -r c_req c_ir < <(TOKIO_WORKER_THREADS=1 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 \
   FOOTFALL_LOG=warn count collector "http://127.0.0.1:$COLLECTOR_PORT$(pixel_path instructions)" \
