@@ -73,13 +73,14 @@ struct Shared {
 /// Bits of [`Shared::held`] that count rows: room for the largest capacity the options allow.
 const ROW_BITS: u32 = 24;
 const ROW_MASK: u64 = (1 << ROW_BITS) - 1;
-/// Room under which the queue counts as full (`/readyz`): a pixel hit's row takes about 450
+/// Room under which the queue counts as full (`/readyz`): a pixel hit's row takes 300–450
 /// bytes, one with every field at its bound a few KiB.
 const FULL_SLACK: u64 = 4 << 10;
 
 impl Queue {
-    /// A queue holding up to `capacity` rows (an empty queue costs 16 bytes a slot) and up to
-    /// `max_bytes` of them. Capacities past 2^24 rows are taken as 2^24 - 1.
+    /// A queue holding up to `capacity` rows (an empty queue costs 24 bytes a slot: a row's
+    /// pointer and length, and the slot's stamp) and up to `max_bytes` of them. Capacities past
+    /// 2^24 rows are taken as 2^24 - 1.
     pub fn bounded(capacity: usize, max_bytes: u64) -> Self {
         let capacity = capacity.clamp(1, ROW_MASK as usize);
         Self {
