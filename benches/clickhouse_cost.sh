@@ -26,6 +26,8 @@ COLLECTOR_PORT=${COLLECTOR_PORT:-18761}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=benches/common.sh
+source benches/common.sh
 tmp=$(mktemp -d -t footfall-clickhouse-cost.XXXXXX)
 url=http://127.0.0.1:$CH_PORT
 collector_pid=""
@@ -48,6 +50,7 @@ cpu() { awk '{ print $14 + $15 }' "/proc/$ch_pid/stat"; }
 settled() { [ "$(q "SELECT count() FROM system.merges")" = 0 ]; }
 
 log "storing $ROWS hits of footfall-loadgen's traffic"
+port_free "$COLLECTOR_PORT"
 MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 FOOTFALL_LOG=warn target/release/footfall-collector serve --dev \
   --listen "127.0.0.1:$COLLECTOR_PORT" --metrics-listen off --clickhouse-url "$url" \
   --clickhouse-database template --data-dir "$tmp/collector" &

@@ -22,6 +22,8 @@ export FOOTFALL_IDLE_RELEASE_MS=${FOOTFALL_IDLE_RELEASE_MS:-1000}
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=benches/common.sh
+source benches/common.sh
 bin=${BIN:-target/release/footfall-collector}
 [ -x "$bin" ] || cargo build --release -p footfall-collector
 data=$(mktemp -d -t footfall-idle.XXXXXX)
@@ -34,6 +36,7 @@ trap cleanup EXIT
 
 ulimit -n $((N + 1024))
 closed=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port_free "$PORT"
 FOOTFALL_LOG=warn taskset -c "$SERVER_CPU" "$bin" serve --dev --listen "127.0.0.1:$PORT" \
   --data-dir "$data" --clickhouse-url "http://127.0.0.1:$closed" \
   --max-connections $((N + 100)) --header-read-timeout-ms 600000 &
