@@ -217,7 +217,7 @@ impl Metrics {
         );
         registry.register(
             "queue_bytes",
-            "Bytes of the events waiting in memory for the spool",
+            "Bytes of the events acknowledged and not yet durable: queued, or waiting for the spool's next fsync",
             queue_bytes.clone(),
         );
         registry.register(

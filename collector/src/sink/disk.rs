@@ -24,7 +24,8 @@ pub enum Fault {
     Io = 2,
     /// Writes store half their bytes, then fail with `ENOSPC`: the case that tears a frame.
     ShortWrite = 3,
-    /// Writes and syncs wait until the fault is cleared, then succeed: a disk that stalls.
+    /// Writes, truncations and syncs wait until the fault is cleared, then go on: a disk that
+    /// stalls.
     Stall = 4,
 }
 
