@@ -166,6 +166,13 @@ pub struct ServeArgs {
     /// takes longer is sent again with twice the time, up to 10 minutes, until it is stored.
     #[arg(long, env = "FOOTFALL_INSERT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub insert_timeout_ms: u64,
+    /// Linux nice value ClickHouse is asked to run an insert at while the spool is caught up
+    /// (the insert holds one batch and is a first attempt), so that on a host shared with
+    /// ClickHouse the pixel's requests come first; inserts of a backlog, and retries, run at
+    /// ClickHouse's own priority. 0 asks for nothing. ClickHouse applies it only with the
+    /// CAP_SYS_NICE capability (docker-compose.yml gives it).
+    #[arg(long, env = "FOOTFALL_INSERT_NICE", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub insert_nice: u8,
     /// Most events held in memory waiting for the spool; past it hits are refused (and counted).
     #[arg(long, env = "FOOTFALL_QUEUE_CAPACITY", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub queue_capacity: u64,

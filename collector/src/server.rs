@@ -166,6 +166,7 @@ pub async fn start_with_faults(
             batch_rows: args.batch_rows as usize,
             flush_interval: args.flush_interval(),
             insert_timeout: Duration::from_millis(args.insert_timeout_ms),
+            insert_nice: args.insert_nice,
             fsync_interval: Duration::from_millis(args.spool_fsync_ms),
             max_bytes: args.spool_max_bytes,
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),

@@ -381,6 +381,40 @@ async fn a_backlog_drains_while_traffic_goes_on() {
     assert!(drained, "the backlog empties while hits keep arriving");
     assert_eq!(rows, acknowledged);
     assert_eq!(distinct, rows);
+
+    // Caught up, an insert asks ClickHouse for a lower priority (the default nice value, 10);
+    // the backlog's inserts, merged or retried, ask for nothing.
+    let inserts = event_inserts(&db).await;
+    let (largest_rows, largest_nice) = inserts.iter().max().unwrap();
+    assert!(
+        inserts.iter().any(|(_, nice)| nice == "10"),
+        "no insert asked for a lower priority: {inserts:?}"
+    );
+    assert_eq!(
+        largest_nice, "",
+        "the largest insert ({largest_rows} rows, the backlog) asked for a lower priority"
+    );
+}
+
+/// Every insert into `events` ClickHouse finished for `db`: rows written, and the nice value it
+/// was asked to run at (empty if none; newer servers log the setting by its newer name).
+async fn event_inserts(db: &TestDb) -> Vec<(u64, String)> {
+    db.server()
+        .query("SYSTEM FLUSH LOGS")
+        .execute()
+        .await
+        .unwrap();
+    db.rows(&format!(
+        "SELECT toUInt32(written_rows) AS rows,
+            concat(Settings['os_thread_priority'], Settings['os_threads_nice_value_query']) AS nice
+         FROM system.query_log
+         WHERE type = 'QueryFinish' AND current_database = '{}' AND query LIKE 'INSERT INTO events %'",
+        db.name
+    ))
+    .await
+    .iter()
+    .map(|row| (row["rows"].as_u64().unwrap(), row["nice"].as_str().unwrap().to_owned()))
+    .collect()
 }
 
 /// A ClickHouse that stores every insert but answers later than the insert's deadline: each

@@ -224,6 +224,8 @@ pub struct SinkConfig {
     pub flush_interval: Duration,
     /// Time a first attempt at an insert is given (doubled after each timeout).
     pub insert_timeout: Duration,
+    /// Nice value asked of ClickHouse for an insert while the spool is caught up (0: none).
+    pub insert_nice: u8,
     pub fsync_interval: Duration,
     pub max_bytes: u64,
     /// How long shutdown may keep retrying ClickHouse before leaving batches in the spool.
@@ -276,6 +278,7 @@ impl Sink {
         };
         // The inserter first: if the appender cannot start, it is told to drain and exits.
         let inserter = Inserter {
+            caught_up_client: caught_up_client(&client, config.insert_nice),
             client,
             reader,
             gauge,
@@ -336,6 +339,19 @@ impl Sink {
 /// batch that reaches 50,000 rows: at most 100,000 at the default batch size, which needs
 /// ClickHouse to take 3,400 rows/s within the default 30 s. A cap of 200,000 drained no faster
 /// (BENCHMARKS.md, draining a backlog) and would have needed 6,700.
+/// The client for inserts while the spool is caught up: `client`, asking ClickHouse to run
+/// its threads at `nice`. `os_thread_priority` rather than its newer name
+/// (`os_threads_nice_value_query`): every server version knows it, and a setting a server
+/// does not know fails the insert.
+fn caught_up_client(client: &clickhouse::Client, nice: u8) -> clickhouse::Client {
+    match nice {
+        0 => client.clone(),
+        nice => client
+            .clone()
+            .with_setting("os_thread_priority", nice.to_string()),
+    }
+}
+
 fn merge_rows(batch_rows: usize) -> u64 {
     (batch_rows as u64 * 8).min(50_000).max(batch_rows as u64)
 }
