@@ -18,9 +18,9 @@
 //! tail is ClickHouse's share of the collector's core: an insert of a second's hits takes
 //! ClickHouse a tenth of a second of CPU. An insert of one batch at its first attempt asks
 //! ClickHouse for a lower priority (`--insert-nice`, [`Outgoing::urgent`]): open-loop p90 at
-//! 12,000 hits/s 0.73–1.71 ms against 1.57–3.55 ms (BENCHMARKS.md, The open-loop tail). A
-//! backlog's inserts keep ClickHouse's own priority: niced, a drain on a busy host slowed to
-//! 1.8× the incoming rate from 4×.
+//! 10,000 hits/s a median of 0.72 ms against 1.09 ms, p99 4.6 against 5.6 ms (BENCHMARKS.md,
+//! the open-loop tail). A backlog's inserts keep ClickHouse's own priority: with every insert
+//! niced, a drain on two shared cores went at 1.8× the incoming rate, against 3.0–3.3×.
 //!
 //! **Failures told apart** ([`super::errors`]): retryable ones are retried with jittered backoff;
 //! a missing database or table re-applies the schema; a batch ClickHouse refuses for good is
