@@ -396,6 +396,36 @@ async fn a_backlog_drains_while_traffic_goes_on() {
     );
 }
 
+/// A ClickHouse whose profile fixes the thread priority (as a hosted one may) refuses the first
+/// caught-up insert that asks for a lower one. The insert is retried at ClickHouse's own
+/// priority and stored, and the collector stops asking: one failed insert in all, however many
+/// batches follow. The test servers of `scripts/clickhouse` define the `fixed_priority` user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clickhouse_that_fixes_the_priority_takes_every_insert_at_its_own() {
+    let db = TestDb::new();
+    let collector = db.start(&["--clickhouse-user", "fixed_priority"]).await;
+    let addr = collector.local_addr();
+    let mut acknowledged = 0;
+    for _ in 0..3 {
+        acknowledged += acknowledge(addr, "fixed", 2, 200).await;
+        stored_eventually(&db, "fixed", acknowledged).await;
+    }
+    let failures = metric(&collector, "footfall_insert_failures_total").await;
+    let batches = metric(&collector, "footfall_batches_written_total").await;
+    collector.shutdown().await;
+    let (rows, distinct) = stored(&db, "fixed").await;
+    eprintln!(
+        "fixed priority: {acknowledged} acknowledged, {rows} stored, {batches} inserts, {failures} failed"
+    );
+    assert_eq!(rows, acknowledged, "every acknowledged hit is stored");
+    assert_eq!(distinct, rows, "none twice");
+    assert!(batches >= 3, "several inserts after the refusal: {batches}");
+    assert_eq!(
+        failures, 1,
+        "the lower priority was asked for again after ClickHouse refused it"
+    );
+}
+
 /// Every insert into `events` ClickHouse finished for `db`: rows written, and the nice value it
 /// was asked to run at (empty if none; newer servers log the setting by its newer name).
 async fn event_inserts(db: &TestDb) -> Vec<(u64, String)> {

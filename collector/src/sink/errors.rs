@@ -52,6 +52,20 @@ const PERMANENT: [u32; 26] = [
     1,   // UNSUPPORTED_METHOD
 ];
 
+/// `SETTING_CONSTRAINT_VIOLATION`, `UNKNOWN_SETTING`.
+const SETTING_REFUSED: [u32; 2] = [452, 115];
+
+/// Whether ClickHouse refused a setting the query asked for (a profile that fixes it, a server
+/// that does not know it), whatever its rows: asked again, it is refused again.
+pub fn setting_refused(error: &clickhouse::error::Error) -> bool {
+    match error {
+        clickhouse::error::Error::BadResponse(text) => {
+            server_code(text).is_some_and(|code| SETTING_REFUSED.contains(&code))
+        }
+        _ => false,
+    }
+}
+
 /// The ClickHouse error code in a server's error text, if any.
 pub fn server_code(text: &str) -> Option<u32> {
     let rest = &text[text.find("Code: ")? + 6..];
@@ -128,6 +142,24 @@ mod tests {
         );
         let unreadable = std::io::Error::other("the spool could not be read");
         assert_eq!(classify(&Error::Other(Box::new(unreadable))), Class::Retry);
+    }
+
+    #[test]
+    fn a_refused_setting_is_told_from_refused_rows() {
+        let constrained = server(
+            "Code: 452. DB::Exception: Setting os_thread_priority should not be changed. (SETTING_CONSTRAINT_VIOLATION)",
+        );
+        let unknown = server(
+            "Code: 115. DB::Exception: Unknown setting 'os_thread_priority'. (UNKNOWN_SETTING)",
+        );
+        assert!(setting_refused(&constrained));
+        assert!(setting_refused(&unknown));
+        assert!(!setting_refused(&server(
+            "Code: 16. DB::Exception: No such column path in table x.events. (NO_SUCH_COLUMN_IN_TABLE)"
+        )));
+        assert!(!setting_refused(&Error::TimedOut));
+        // Retried (at the full priority that asks for nothing), never quarantined.
+        assert_eq!(classify(&constrained), Class::Retry);
     }
 
     #[test]

@@ -58,7 +58,7 @@ use uuid::Uuid;
 use super::SinkStatus;
 use super::backoff::Backoff;
 use super::erasures::Erasures;
-use super::errors::{Class, classify};
+use super::errors::{Class, classify, setting_refused};
 use super::insert::insert_filtered;
 use super::quarantine::Quarantine;
 use super::spool::{Intent, SpoolGauge, SpoolReader, SpooledBatch};
@@ -382,7 +382,8 @@ impl Inserter {
             while rows > 0 || !keys.is_empty() {
                 self.show_oldest(&outgoing);
                 let started = Instant::now();
-                let client = match outgoing.urgent(attempt) {
+                let urgent = outgoing.urgent(attempt);
+                let client = match urgent {
                     true => &self.client,
                     false => &self.caught_up_client,
                 };
@@ -436,6 +437,10 @@ impl Inserter {
                 };
                 self.metrics.sink.insert_failures.inc();
                 self.status.insert_ok.store(false, Ordering::Relaxed);
+                if !urgent && setting_refused(&error) {
+                    tracing::warn!(%error, "ClickHouse will not lower an insert's priority: inserts go at its own from now on (set --insert-nice 0 to stop asking)");
+                    self.caught_up_client = self.client.clone();
+                }
                 match classify(&error) {
                     Class::SchemaGone => {
                         tracing::warn!(%error, "the database or a table is gone: applying the schema again");
