@@ -20,7 +20,7 @@
 //! ClickHouse for a lower priority (`--insert-nice`, [`Outgoing::urgent`]): open-loop p90 at
 //! 10,000 hits/s a median of 0.72 ms against 1.09 ms, p99 4.6 against 5.6 ms (BENCHMARKS.md,
 //! the open-loop tail). A backlog's inserts keep ClickHouse's own priority: with every insert
-//! niced, a drain on two shared cores went at 1.8× the incoming rate, against 3.0–3.3×.
+//! niced, a drain on two shared cores went at 1.8× the incoming rate, against 3.0–4.6×.
 //!
 //! **Failures told apart** ([`super::errors`]): retryable ones are retried with jittered backoff;
 //! a missing database or table re-applies the schema; a batch ClickHouse refuses for good is

@@ -331,18 +331,10 @@ impl Sink {
     }
 }
 
-/// Most rows merged into one insert while a backlog drains: several batches (one insert per
-/// batch was what held draining to the incoming rate). The inserter streams a merged insert
-/// from the spool, so memory does not bound this; time does. A recorded merged insert must be
-/// sent again alike until it is stored, however long ClickHouse takes (each timeout doubles its
-/// deadline), so it should fit the first deadline on a slow server too. Merging stops at the
-/// batch that reaches 50,000 rows: at most 100,000 at the default batch size, which needs
-/// ClickHouse to take 3,400 rows/s within the default 30 s. A cap of 200,000 drained no faster
-/// (BENCHMARKS.md, draining a backlog) and would have needed 6,700.
 /// The client for inserts while the spool is caught up: `client`, asking ClickHouse to run
 /// its threads at `nice`. `os_thread_priority` rather than its newer name
-/// (`os_threads_nice_value_query`): every server version knows it, and a setting a server
-/// does not know fails the insert.
+/// (`os_threads_nice_value_query`): every server version knows it (one that refuses it anyway
+/// makes the inserter stop asking, see `Inserter::store`).
 fn caught_up_client(client: &clickhouse::Client, nice: u8) -> clickhouse::Client {
     match nice {
         0 => client.clone(),
@@ -352,6 +344,14 @@ fn caught_up_client(client: &clickhouse::Client, nice: u8) -> clickhouse::Client
     }
 }
 
+/// Most rows merged into one insert while a backlog drains: several batches (one insert per
+/// batch was what held draining to the incoming rate). The inserter streams a merged insert
+/// from the spool, so memory does not bound this; time does. A recorded merged insert must be
+/// sent again alike until it is stored, however long ClickHouse takes (each timeout doubles its
+/// deadline), so it should fit the first deadline on a slow server too. Merging stops at the
+/// batch that reaches 50,000 rows: at most 100,000 at the default batch size, which needs
+/// ClickHouse to take 3,400 rows/s within the default 30 s. A cap of 200,000 drained no faster
+/// (BENCHMARKS.md, draining a backlog) and would have needed 6,700.
 fn merge_rows(batch_rows: usize) -> u64 {
     (batch_rows as u64 * 8).min(50_000).max(batch_rows as u64)
 }
