@@ -410,6 +410,14 @@ async fn a_clickhouse_that_fixes_the_priority_takes_every_insert_at_its_own() {
         acknowledged += acknowledge(addr, "fixed", 2, 200).await;
         stored_eventually(&db, "fixed", acknowledged).await;
     }
+    // ClickHouse shows the rows before the collector has read its answer and counted the insert.
+    assert!(
+        eventually(LIMIT, || async {
+            metric(&collector, "footfall_rows_written_total").await >= acknowledged
+        })
+        .await,
+        "the collector counts every stored row as written"
+    );
     let failures = metric(&collector, "footfall_insert_failures_total").await;
     let batches = metric(&collector, "footfall_batches_written_total").await;
     collector.shutdown().await;
