@@ -3,6 +3,7 @@
 #
 #   benches/instructions.sh                      # this tree's release build
 #   COLLECTOR=/path/to/footfall-collector TOP=60 benches/instructions.sh
+#   KEEP=/path/to/collector.callgrind benches/instructions.sh   # keep the collector's dump
 #
 # Each server in turn runs under callgrind (valgrind) on SERVER_CPU: wrk (50 connections, on
 # CLIENT_CPU, the request of benches/common.sh) warms it up, its counters are zeroed, wrk loads
@@ -115,6 +116,7 @@ print(f"collector {c:8.0f} instructions per request ({c_req} requests)")
 print(f"nginx     {n:8.0f} instructions per request ({n_req} requests)")
 print(f"collector / nginx {c / n:.2f}")
 PY
+[ -n "${KEEP:-}" ] && cp "$tmp/collector.out" "$KEEP" && log "the collector's dump: $KEEP (callgrind_annotate)"
 echo "collector, top functions by inclusive instructions per request:"
 callgrind_annotate --inclusive=yes "$tmp/collector.out" 2>/dev/null | python3 -c '
 import re, sys
