@@ -1,6 +1,6 @@
 //! The page URL's fast path against the `url` crate: whenever `plain_url` splits a URL in
 //! place, `url` must parse it to the same serialisation (fragment dropped), host, path and
-//! query.
+//! query, and what it saw of an e-mail address on the way must be what a search finds.
 #![no_main]
 
 use footfall_collector::hit::page::plain_url;
@@ -18,4 +18,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(Some(plain.host()), url.host_str(), "host of {text:?}");
     assert_eq!(plain.path(), url.path(), "path of {text:?}");
     assert_eq!(plain.query(), url.query().unwrap_or_default(), "query of {text:?}");
+    let email = |part: &str| part.contains('@') || part.contains("%40");
+    assert_eq!(
+        plain.may_hold_email(),
+        email(plain.path()) || email(plain.query()),
+        "an address in {text:?}"
+    );
 });
