@@ -1,5 +1,6 @@
 //! The pixel's query string, page URL and referrer: any bytes parse or are refused, never panic,
-//! what is kept stays within its bounds, and a stored URL keeps only allowed parameters.
+//! what is kept stays within its bounds, a value decodes as `form_urlencoded` decodes it, and a
+//! stored URL keeps only allowed parameters.
 #![no_main]
 
 use footfall_collector::hit::page::{KeptParams, Page, Referrer, URL_MAX};
@@ -10,6 +11,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let query = PixelQuery::parse(&text);
+    if !text.contains('&') {
+        let value = format!("url={text}");
+        let (_, expected) = form_urlencoded::parse(value.as_bytes()).next().unwrap();
+        assert_eq!(PixelQuery::parse(&value).url.as_deref(), Some(expected.as_ref()), "{text:?}");
+    }
     if let Some(site) = &query.site {
         let _ = valid_site(site);
     }
