@@ -132,6 +132,7 @@ pub struct ConnectionMetrics {
     /// keep-alive connections released.
     pub parked: Gauge,
     pub released: Counter,
+    pub timed_out: Counter,
 }
 
 impl ConnectionMetrics {
@@ -151,6 +152,11 @@ impl ConnectionMetrics {
             "connections_released",
             "Times an idle keep-alive connection's HTTP buffers were freed (it stays open)",
             metrics.released.clone(),
+        );
+        registry.register(
+            "connections_timed_out",
+            "Connections closed because no request head came within FOOTFALL_HEADER_READ_TIMEOUT_MS of the last answer (or of the connection's first byte)",
+            metrics.timed_out.clone(),
         );
         metrics
     }

@@ -296,11 +296,10 @@ struct Limits {
 }
 
 /// Accepts connections until `stop`, answering each request with `handler`, then waits for
-/// in-flight requests. hyper itself answers
-/// `431` to a head over `max_header_bytes` or with over 100 headers, `400` to one it cannot
-/// parse, and closes a connection whose head takes longer than `header_read_timeout`;
-/// [`connection`] closes one that stays silent that long, and frees the buffers of one idle for
-/// `idle_release`.
+/// in-flight requests. hyper itself answers `431` to a head over `max_header_bytes` or with
+/// over 100 headers and `400` to one it cannot parse; [`connection`] closes a connection whose
+/// head takes longer than `header_read_timeout` or that stays silent that long, and frees the
+/// buffers of one idle for `idle_release`.
 async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
@@ -313,7 +312,8 @@ async fn serve<H, F>(
 {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // [`connection`] keeps the header timeout with one timer per connection, not per request.
+        .header_read_timeout(None::<Duration>)
         .max_header_size(limits.max_header_bytes)
         .keep_alive(true);
     let settings = Arc::new(connection::Settings {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Serve, TestDb, eventually, metric};
 use footfall_collector::server::Collector;
@@ -240,4 +240,50 @@ async fn the_header_timeout_still_closes_idle_and_slow_connections_after_a_relea
     );
     shut_down(collector).await;
     assert_stored_once(&db, &["idle", "slow"]).await;
+}
+
+#[tokio::test]
+async fn the_header_timeout_runs_from_the_last_answer_on_a_connection_never_released() {
+    let db = TestDb::new();
+    let timeout = Duration::from_millis(300);
+    let collector = db
+        .start(&[
+            "--idle-release-ms",
+            "60000",
+            "--header-read-timeout-ms",
+            "300",
+        ])
+        .await;
+    let addr = collector.local_addr();
+
+    // Idle after two answers: closed the timeout after the second, not after the first.
+    let mut idle = Client::connect(addr).await;
+    idle.send(&hit("idle-1")).await;
+    assert_kept_alive(&idle.answer().await, 200);
+    idle.send(&hit("idle-2")).await;
+    assert_kept_alive(&idle.answer().await, 200);
+    let last = Instant::now();
+    assert!(idle.closed_by_the_collector().await);
+    assert!(
+        last.elapsed() >= timeout,
+        "closed before the timeout ran out"
+    );
+
+    // A head begun after an answer must be finished within the timeout of that answer.
+    let mut slow = Client::connect(addr).await;
+    slow.send(&hit("slow")).await;
+    assert_kept_alive(&slow.answer().await, 200);
+    let answered = Instant::now();
+    slow.send(b"GET /p.gif?site=keep.test HTTP/1.1\r\nHost: x\r\n")
+        .await;
+    assert!(slow.closed_by_the_collector().await);
+    assert!(answered.elapsed() >= timeout);
+
+    assert_eq!(released(&collector).await, 0, "neither was released");
+    assert_eq!(
+        metric(&collector, "footfall_connections_timed_out_total").await,
+        2
+    );
+    shut_down(collector).await;
+    assert_stored_once(&db, &["idle-1", "idle-2", "slow"]).await;
 }

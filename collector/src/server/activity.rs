@@ -4,24 +4,29 @@
 //! A connection is idle (nothing owed, nothing half read) once hyper has taken the last answer's
 //! body in full, flushed everything it wrote, and then asked the socket for the next request and
 //! found nothing. [`Watched`] (the socket) and [`Counted`] (an answer's body) record those
-//! moments in an [`Activity`]. hyper 1 looks for the next request right after an answer because
-//! a header read timeout is set (it starts that timer then), which the server always does;
-//! without that look a connection would simply never be released. hyper asks the socket only
+//! moments in an [`Activity`]. hyper 1 reads the socket while it answers (to see the client
+//! close, or for the body) only when its own buffer is empty, and once a read found nothing it
+//! does not read again until the socket is readable: so a read that found nothing after the
+//! request's last bytes is a look for the next request, made early. hyper asks the socket only
 //! after parsing what it already holds, so a pipelined request read together with the previous
 //! one is taken (a new request: busy) before that ask; what it holds of a request not yet
-//! complete comes back from `Connection::into_parts` to be replayed. Atomics only because hyper
-//! wants its socket and service `Send`: one task uses them, so relaxed loads and stores do.
+//! complete comes back from `Connection::into_parts` to be replayed. The activity also keeps
+//! when the last answer was taken, from which the header timeout runs ([`super::connection`]).
+//! Atomics only because hyper wants its socket and service `Send`: one task uses them, so
+//! relaxed loads and stores do.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// A request is being answered.
 const BUSY: u8 = 0;
@@ -40,23 +45,31 @@ pub(super) struct Activity {
     unflushed: AtomicBool,
     /// Requests handed to the service so far.
     requests: AtomicU32,
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Self {
-            // A fresh connection owes nothing.
-            phase: AtomicU8::new(ANSWERED),
-            unflushed: AtomicBool::new(false),
-            requests: AtomicU32::new(0),
-        }
-    }
+    /// While answering: hyper's last read found the socket empty (so it holds nothing of it).
+    looked: AtomicBool,
+    /// When hyper took over the connection.
+    born: Instant,
+    /// When the last answer was taken, in nanoseconds after `born` (0: none yet).
+    answered_at: AtomicU64,
 }
 
 impl Activity {
+    /// A fresh hyper connection, which owes nothing.
+    pub(super) fn new() -> Self {
+        Self {
+            phase: AtomicU8::new(ANSWERED),
+            unflushed: AtomicBool::new(false),
+            requests: AtomicU32::new(0),
+            looked: AtomicBool::new(false),
+            born: Instant::now(),
+            answered_at: AtomicU64::new(0),
+        }
+    }
+
     /// hyper handed a request to the service.
     pub(super) fn request(&self) {
         self.phase.store(BUSY, Relaxed);
+        self.looked.store(false, Relaxed);
         self.requests
             .store(self.requests.load(Relaxed).wrapping_add(1), Relaxed);
     }
@@ -71,13 +84,29 @@ impl Activity {
         self.phase.load(Relaxed) == WAITING && !self.unflushed.load(Relaxed)
     }
 
+    /// A request is being answered: no request head is outstanding.
+    pub(super) fn answering(&self) -> bool {
+        self.phase.load(Relaxed) == BUSY
+    }
+
+    /// When the connection last owed nothing: its last answer was taken, or hyper took it over.
+    pub(super) fn owed_nothing_since(&self) -> Instant {
+        self.born + Duration::from_nanos(self.answered_at.load(Relaxed))
+    }
+
     fn answered(&self) {
-        self.phase.store(ANSWERED, Relaxed);
+        let looked = self.looked.load(Relaxed);
+        self.phase
+            .store(if looked { WAITING } else { ANSWERED }, Relaxed);
+        let after = self.born.elapsed().as_nanos();
+        self.answered_at
+            .store(u64::try_from(after).unwrap_or(u64::MAX), Relaxed);
     }
 
     fn read(&self, found: bool) {
         let phase = self.phase.load(Relaxed);
         match (phase, found) {
+            (BUSY, _) => self.looked.store(!found, Relaxed),
             (ANSWERED, false) => self.phase.store(WAITING, Relaxed),
             (ANSWERED | WAITING, true) => self.phase.store(READ, Relaxed),
             _ => {}
@@ -223,14 +252,18 @@ mod tests {
     }
 
     #[test]
-    fn idle_only_once_hyper_looked_for_more_after_the_answer_and_flushed() {
-        let activity = Arc::new(Activity::default());
+    fn idle_only_once_hyper_looked_for_more_after_the_last_bytes_and_flushed() {
+        let activity = Arc::new(Activity::new());
         activity.read(true);
         activity.request();
         activity.read(false);
         assert!(!activity.idle(), "waiting for the body while answering");
+        activity.read(true);
         drop(Counted::new((), activity.clone()));
-        assert!(!activity.idle(), "answered, but hyper has not looked since");
+        assert!(
+            !activity.idle(),
+            "answered, but hyper has not looked since the body"
+        );
         activity.read(false);
         assert!(activity.idle());
         activity.unflushed.store(true, Relaxed);
@@ -238,8 +271,30 @@ mod tests {
     }
 
     #[test]
+    fn a_look_that_found_nothing_while_answering_counts() {
+        let activity = Arc::new(Activity::new());
+        activity.read(true);
+        activity.request();
+        activity.read(false);
+        let before = activity.owed_nothing_since();
+        drop(Counted::new((), activity.clone()));
+        assert!(
+            activity.idle(),
+            "hyper reads again only once the socket is readable"
+        );
+        assert!(
+            activity.owed_nothing_since() > before,
+            "the answer's time is kept"
+        );
+        activity.request();
+        assert!(!activity.idle(), "a new request forgets the look");
+        drop(Counted::new((), activity.clone()));
+        assert!(!activity.idle());
+    }
+
+    #[test]
     fn bytes_after_the_answer_keep_the_connection_busy() {
-        let activity = Arc::new(Activity::default());
+        let activity = Arc::new(Activity::new());
         answer(&activity);
         activity.read(true);
         activity.read(false);
@@ -255,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_pipelined_request_makes_it_busy_before_hyper_reads_again() {
-        let activity = Arc::new(Activity::default());
+        let activity = Arc::new(Activity::new());
         answer(&activity);
         activity.request();
         activity.read(false);
