@@ -287,3 +287,33 @@ async fn the_header_timeout_runs_from_the_last_answer_on_a_connection_never_rele
     shut_down(collector).await;
     assert_stored_once(&db, &["idle-1", "idle-2", "slow"]).await;
 }
+
+/// A beacon refused before its body came in full: the rest of the body, whatever it holds, is
+/// never read as a request (the connection is closed, not released in the middle of a body).
+#[tokio::test]
+async fn the_rest_of_a_refused_beacons_body_is_never_read_as_a_request() {
+    let db = TestDb::new();
+    let collector = db
+        .start(&["--idle-release-ms", "0", "--header-read-timeout-ms", "1000"])
+        .await;
+    let mut client = Client::connect(collector.local_addr()).await;
+    let smuggled = hit("smuggled");
+    let head = format!(
+        "POST /e HTTP/1.1\r\nHost: collector.test\r\nOrigin: https://keep.test\r\n\
+         Content-Type: text/html\r\nContent-Length: {}\r\n\r\n0123456789",
+        10 + smuggled.len()
+    );
+    client.send(head.as_bytes()).await;
+    assert_eq!(client.answer().await.status, 400);
+    // The collector may have closed the connection already.
+    let _ = client.0.get_mut().write_all(&smuggled).await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), client.0.read_to_end(&mut rest)).await;
+    assert!(
+        rest.is_empty(),
+        "the body was answered as a request: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    shut_down(collector).await;
+    assert_stored_once(&db, &[]).await;
+}
