@@ -36,6 +36,9 @@ const ANSWERED: u8 = 1;
 const WAITING: u8 = 2;
 /// After the last answer, bytes (or the end, or an error) came: hyper is busy with them.
 const READ: u8 = 3;
+/// A request is being answered, and hyper's last read found the socket empty (so it holds
+/// nothing of it): a look for the next request, made early.
+const BUSY_LOOKED: u8 = 4;
 
 /// One hyper connection's progress, shared by its socket, its service and its answers.
 #[derive(Debug)]
@@ -45,8 +48,6 @@ pub(super) struct Activity {
     unflushed: AtomicBool,
     /// Requests handed to the service so far.
     requests: AtomicU32,
-    /// While answering: hyper's last read found the socket empty (so it holds nothing of it).
-    looked: AtomicBool,
     /// When hyper took over the connection.
     born: Instant,
     /// When the last answer was taken, in nanoseconds after `born` (0: none yet).
@@ -60,7 +61,6 @@ impl Activity {
             phase: AtomicU8::new(ANSWERED),
             unflushed: AtomicBool::new(false),
             requests: AtomicU32::new(0),
-            looked: AtomicBool::new(false),
             born: Instant::now(),
             answered_at: AtomicU64::new(0),
         }
@@ -69,7 +69,6 @@ impl Activity {
     /// hyper handed a request to the service.
     pub(super) fn request(&self) {
         self.phase.store(BUSY, Relaxed);
-        self.looked.store(false, Relaxed);
         self.requests
             .store(self.requests.load(Relaxed).wrapping_add(1), Relaxed);
     }
@@ -86,7 +85,7 @@ impl Activity {
 
     /// A request is being answered: no request head is outstanding.
     pub(super) fn answering(&self) -> bool {
-        self.phase.load(Relaxed) == BUSY
+        matches!(self.phase.load(Relaxed), BUSY | BUSY_LOOKED)
     }
 
     /// When the connection last owed nothing: its last answer was taken, or hyper took it over.
@@ -95,9 +94,9 @@ impl Activity {
     }
 
     fn answered(&self) {
-        let looked = self.looked.load(Relaxed);
-        self.phase
-            .store(if looked { WAITING } else { ANSWERED }, Relaxed);
+        let looked = self.phase.load(Relaxed) == BUSY_LOOKED;
+        let next = if looked { WAITING } else { ANSWERED };
+        self.phase.store(next, Relaxed);
         let after = self.born.elapsed().as_nanos();
         self.answered_at
             .store(u64::try_from(after).unwrap_or(u64::MAX), Relaxed);
@@ -106,7 +105,8 @@ impl Activity {
     fn read(&self, found: bool) {
         let phase = self.phase.load(Relaxed);
         match (phase, found) {
-            (BUSY, _) => self.looked.store(!found, Relaxed),
+            (BUSY, false) => self.phase.store(BUSY_LOOKED, Relaxed),
+            (BUSY_LOOKED, true) => self.phase.store(BUSY, Relaxed),
             (ANSWERED, false) => self.phase.store(WAITING, Relaxed),
             (ANSWERED | WAITING, true) => self.phase.store(READ, Relaxed),
             _ => {}
